@@ -1,0 +1,281 @@
+// Package file is the backend that keeps the root CA key in a local file: a
+// PKCS#8 PEM file, mode 0600, optionally encrypted with a passphrase (PBES2,
+// scrypt and AES-256-CBC, which OpenSSL reads with `openssl pkey`).
+//
+// It only loads, generates, imports and writes keys: certificates come from
+// signer.NewLocalIssuer, as for every backend that holds a key.
+package file
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/youmark/pkcs8"
+
+	"github.com/chancery-pki/chancery/signer"
+)
+
+// Name is the backend's type name, as stored in the cluster's settings.
+const Name = "file"
+
+// Errors that callers may match with errors.Is.
+var (
+	// ErrPassphraseNeeded means the key file is encrypted and no passphrase
+	// was given.
+	ErrPassphraseNeeded = errors.New("file: the key is encrypted and no passphrase was given")
+	// ErrWrongPassphrase means the passphrase does not decrypt the key.
+	ErrWrongPassphrase = errors.New("file: wrong passphrase, or the encrypted key is corrupt")
+	// ErrKeyExists means a key file is already at the path to write.
+	ErrKeyExists = errors.New("file: a key file already exists")
+	// ErrBadKey means the key PEM could not be read as a private key.
+	ErrBadKey = errors.New("file: unreadable private key")
+)
+
+// Algorithm is the key algorithm of a new root.
+type Algorithm string
+
+// The algorithms a new root key may use.
+const (
+	P256    Algorithm = "P-256"
+	P384    Algorithm = "P-384"
+	RSA3072 Algorithm = "RSA-3072"
+)
+
+// DefaultAlgorithm is the algorithm of a new root unless another is asked
+// for: ECDSA P-256, as swarm's.
+const DefaultAlgorithm = P256
+
+// ParseAlgorithm reads an algorithm name, case-insensitively and with or
+// without its dash ("p256", "P-384", "rsa3072").
+func ParseAlgorithm(s string) (Algorithm, error) {
+	norm := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", ""))
+	switch norm {
+	case "", "P256", "ECDSAP256":
+		return P256, nil
+	case "P384", "ECDSAP384":
+		return P384, nil
+	case "RSA3072", "RSA":
+		return RSA3072, nil
+	}
+	return "", fmt.Errorf("file: unknown key algorithm %q (want P-256, P-384 or RSA-3072)", s)
+}
+
+// GenerateKey makes a new private key of algorithm alg from r (crypto/rand
+// when nil).
+func GenerateKey(alg Algorithm, r io.Reader) (crypto.Signer, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	switch alg {
+	case P256, "":
+		return ecdsa.GenerateKey(elliptic.P256(), r)
+	case P384:
+		return ecdsa.GenerateKey(elliptic.P384(), r)
+	case RSA3072:
+		return rsa.GenerateKey(r, 3072)
+	}
+	return nil, fmt.Errorf("file: unknown key algorithm %q (want P-256, P-384 or RSA-3072)", alg)
+}
+
+// scryptOpts are the key derivation parameters of an encrypted key file:
+// N=2^15, r=8, p=1 (about 32 MiB and 100 ms to open).
+var scryptOpts = &pkcs8.Opts{
+	Cipher: pkcs8.AES256CBC,
+	KDFOpts: pkcs8.ScryptOpts{
+		SaltSize:                 16,
+		CostParameter:            1 << 15,
+		BlockSize:                8,
+		ParallelizationParameter: 1,
+	},
+}
+
+// MarshalKey encodes key as PKCS#8 PEM, encrypted when passphrase is not
+// empty ("ENCRYPTED PRIVATE KEY"), plain otherwise ("PRIVATE KEY").
+func MarshalKey(key crypto.Signer, passphrase []byte) ([]byte, error) {
+	if len(passphrase) == 0 {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, fmt.Errorf("file: failed to encode the key: %w", err)
+		}
+		return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+	}
+	der, err := pkcs8.MarshalPrivateKey(key, passphrase, scryptOpts)
+	if err != nil {
+		return nil, fmt.Errorf("file: failed to encrypt the key: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der}), nil
+}
+
+// ParseKey reads a private key from PEM: PKCS#8 ("PRIVATE KEY"), encrypted
+// PKCS#8 ("ENCRYPTED PRIVATE KEY", which needs passphrase), SEC 1 ("EC
+// PRIVATE KEY") or PKCS#1 ("RSA PRIVATE KEY"). Errors never contain key
+// material or the passphrase.
+func ParseKey(data, passphrase []byte) (crypto.Signer, error) {
+	block, rest := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("%w: no PEM block found", ErrBadKey)
+	}
+	if len(strings.TrimSpace(string(rest))) != 0 {
+		return nil, fmt.Errorf("%w: more than one PEM block", ErrBadKey)
+	}
+	if _, ok := block.Headers["Proc-Type"]; ok {
+		return nil, fmt.Errorf("%w: legacy PEM encryption is not supported; convert the key with `openssl pkcs8 -topk8 -v2 aes256`", ErrBadKey)
+	}
+	var (
+		key any
+		err error
+	)
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "ENCRYPTED PRIVATE KEY":
+		if len(passphrase) == 0 {
+			return nil, ErrPassphraseNeeded
+		}
+		key, _, err = pkcs8.ParsePrivateKey(block.Bytes, passphrase)
+		if err != nil {
+			return nil, ErrWrongPassphrase
+		}
+	case "EC PRIVATE KEY":
+		key, err = x509.ParseECPrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return nil, fmt.Errorf("%w: PEM block is %q, want a private key", ErrBadKey, block.Type)
+	}
+	if err != nil {
+		// The x509 parse errors name the structure, not its contents.
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	s, ok := key.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%w: unsupported key type %T", ErrBadKey, key)
+	}
+	if err := signer.CheckPublicKey(s.Public()); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	return s, nil
+}
+
+// LoadKey reads the key file at path.
+func LoadKey(path string, passphrase []byte) (crypto.Signer, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("file: failed to read the CA key: %w", err)
+	}
+	key, err := ParseKey(data, passphrase)
+	if err != nil {
+		return nil, fmt.Errorf("%w (key file %s)", err, path)
+	}
+	return key, nil
+}
+
+// WriteKey writes key to a new file at path, mode 0600, encrypted when
+// passphrase is not empty. It never replaces an existing file (ErrKeyExists)
+// and never leaves a partial file: the key is written to a temporary file in
+// the same directory, synced, then linked into place.
+func WriteKey(path string, key crypto.Signer, passphrase []byte) error {
+	data, err := MarshalKey(key, passphrase)
+	if err != nil {
+		return err
+	}
+	return writeNewFile(path, data, 0o600)
+}
+
+func writeNewFile(path string, data []byte, mode fs.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("file: failed to create %s: %w", dir, err)
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("file: failed to create a temporary file in %s: %w", dir, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("file: failed to set the mode of %s: %w", tmp.Name(), err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("file: failed to write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("file: failed to sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("file: failed to write %s: %w", path, err)
+	}
+	// A hard link fails if path exists, unlike a rename.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrKeyExists, path)
+		}
+		return fmt.Errorf("file: failed to create %s: %w", path, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Config opens a key file.
+type Config struct {
+	// KeyPath is the key file.
+	KeyPath string
+	// Passphrase decrypts an encrypted key file.
+	Passphrase []byte
+	// Chain is the CA certificate of the key, then any intermediates up to
+	// the root.
+	Chain []*x509.Certificate
+	// Rand is the source of serials and signature randomness; nil means
+	// crypto/rand.
+	Rand io.Reader
+}
+
+// Open loads the key file and returns the Signer that issues under
+// cfg.Chain with it.
+func Open(ctx context.Context, cfg Config) (*signer.LocalIssuer, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	key, err := LoadKey(cfg.KeyPath, cfg.Passphrase)
+	if err != nil {
+		return nil, err
+	}
+	return New(key, cfg.KeyPath, len(cfg.Passphrase) > 0, cfg.Chain, cfg.Rand)
+}
+
+// New returns the Signer for a key already in memory, kept at path.
+func New(key crypto.Signer, path string, encrypted bool, chain []*x509.Certificate, r io.Reader) (*signer.LocalIssuer, error) {
+	enc := "no"
+	if encrypted {
+		enc = "yes"
+	}
+	iss, err := signer.NewLocalIssuer(signer.LocalConfig{
+		Key:          key,
+		Chain:        chain,
+		Capabilities: signer.Capabilities{GeneratesKeys: true},
+		Description:  signer.Description{Backend: Name, Details: [][2]string{{"key", path}, {"encrypted", enc}}},
+		Rand:         r,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("file: %w", err)
+	}
+	return iss, nil
+}

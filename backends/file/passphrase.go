@@ -1,0 +1,52 @@
+package file
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+)
+
+// PassphraseEnv is the environment variable that holds a key file's
+// passphrase when no passphrase file is given.
+const PassphraseEnv = "CHANCERY_CA_PASSPHRASE"
+
+// MaxPassphraseBytes bounds a passphrase file's size.
+const MaxPassphraseBytes = 4096
+
+// ReadPassphrase returns the passphrase from the file at path when path is
+// not empty, else from the environment variable env when it is set, else
+// nil. A passphrase file's trailing newline is dropped; an empty or
+// oversized one is an error. Errors name the file or variable, never the
+// passphrase.
+func ReadPassphrase(path, env string) ([]byte, error) {
+	if path != "" {
+		st, err := os.Stat(path)
+		if err != nil {
+			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
+		}
+		if st.Size() > MaxPassphraseBytes {
+			return nil, fmt.Errorf("file: the passphrase file %s is larger than %d bytes", path, MaxPassphraseBytes)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
+		}
+		data = bytes.TrimRight(data, "\r\n")
+		if len(data) == 0 {
+			return nil, fmt.Errorf("file: the passphrase file %s is empty", path)
+		}
+		return data, nil
+	}
+	if env == "" {
+		return nil, nil
+	}
+	v, ok := os.LookupEnv(env)
+	if !ok {
+		return nil, nil
+	}
+	if v == "" {
+		return nil, errors.New("file: the environment variable " + env + " is set but empty")
+	}
+	return []byte(v), nil
+}

@@ -1,0 +1,180 @@
+package ca
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chancery-pki/chancery/signer"
+)
+
+// ErrInvalidCSR is matched, with errors.Is, by every error about a node's
+// certificate signing request.
+var ErrInvalidCSR = errors.New("ca: invalid certificate request")
+
+// NodeRequest asks for a node certificate.
+type NodeRequest struct {
+	// ClusterID becomes the subject's O.
+	ClusterID string
+	// NodeID becomes the subject's CN and a DNS name.
+	NodeID string
+	// Role becomes the subject's OU and a DNS name.
+	Role Role
+	// CSR is the node's certificate request, PEM or DER. Only its public key
+	// is used, once its signature is checked: its subject and extensions are
+	// ignored.
+	CSR []byte
+	// Expiry is the certificate's lifetime from Now. Zero means
+	// DefaultCertExpiry; below MinCertExpiry is refused.
+	Expiry time.Duration
+	// Now is the issuance time. NotBefore is Now backdated by CertBackdate.
+	Now time.Time
+}
+
+// ParseCSR parses a PEM ("CERTIFICATE REQUEST") or DER CSR, checks its
+// signature and its key type. Errors match ErrInvalidCSR.
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+	der := data
+	if block, rest := pem.Decode(data); block != nil {
+		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
+			return nil, fmt.Errorf("%w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, block.Type)
+		}
+		if len(trimSpace(rest)) != 0 {
+			return nil, fmt.Errorf("%w: trailing data after the PEM block", ErrInvalidCSR)
+		}
+		der = block.Bytes
+	}
+	if len(der) == 0 {
+		return nil, fmt.Errorf("%w: empty", ErrInvalidCSR)
+	}
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("%w: bad signature: %v", ErrInvalidCSR, err)
+	}
+	if err := signer.CheckPublicKey(csr.PublicKey); err != nil {
+		return nil, fmt.Errorf("%w: public key: %v", ErrInvalidCSR, err)
+	}
+	return csr, nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\n' || b[0] == '\r' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// NodeDNSNames returns a node certificate's DNS names: the role and the node
+// ID, and for managers also CADNSName.
+func NodeDNSNames(nodeID string, role Role) []string {
+	names := []string{string(role), nodeID}
+	if role == RoleManager {
+		names = append(names, CADNSName)
+	}
+	return names
+}
+
+// NodeSubject returns a node certificate's subject: O=cluster ID,
+// OU=role, CN=node ID.
+func NodeSubject(clusterID, nodeID string, role Role) pkix.Name {
+	return pkix.Name{
+		Organization:       []string{clusterID},
+		OrganizationalUnit: []string{string(role)},
+		CommonName:         nodeID,
+	}
+}
+
+// NodeCertificateRequest turns nr into the request a signer.Signer signs
+// under issuer, following the node certificate contract: subject
+// O=cluster, OU=role, CN=node; DNS names from NodeDNSNames; digital signature
+// and key encipherment; server and client authentication; CA:FALSE;
+// NotBefore backdated by CertBackdate and NotAfter at Now+Expiry, both
+// clamped to the issuer's validity, since a node certificate cannot outlive
+// its chain.
+func NodeCertificateRequest(nr NodeRequest, issuer *x509.Certificate) (*signer.Request, error) {
+	if !ValidID(nr.ClusterID) {
+		return nil, fmt.Errorf("ca: invalid cluster ID %q", nr.ClusterID)
+	}
+	if !ValidID(nr.NodeID) {
+		return nil, fmt.Errorf("ca: invalid node ID %q", nr.NodeID)
+	}
+	if !nr.Role.Valid() {
+		return nil, fmt.Errorf("ca: invalid role %q", nr.Role)
+	}
+	if issuer == nil {
+		return nil, errors.New("ca: no issuer certificate")
+	}
+	expiry := nr.Expiry
+	if expiry == 0 {
+		expiry = DefaultCertExpiry
+	}
+	if expiry < MinCertExpiry {
+		return nil, fmt.Errorf("ca: cert-expiry %s is below the minimum of %s", expiry, MinCertExpiry)
+	}
+	if nr.Now.IsZero() {
+		return nil, errors.New("ca: node request has no issuance time")
+	}
+	csr, err := ParseCSR(nr.CSR)
+	if err != nil {
+		return nil, err
+	}
+	notBefore := nr.Now.Add(-CertBackdate).Truncate(time.Second)
+	notAfter := nr.Now.Add(expiry).Truncate(time.Second)
+	if notBefore.Before(issuer.NotBefore) {
+		notBefore = issuer.NotBefore
+	}
+	if notAfter.After(issuer.NotAfter) {
+		notAfter = issuer.NotAfter
+	}
+	if !notAfter.After(nr.Now) {
+		return nil, fmt.Errorf("ca: the CA certificate %q expired at %s: no node certificate can be issued under it", issuer.Subject, issuer.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return &signer.Request{
+		PublicKey: csr.PublicKey,
+		CSR:       csr,
+		Profile:   signer.ProfileNode,
+		Template: &x509.Certificate{
+			Subject:               NodeSubject(nr.ClusterID, nr.NodeID, nr.Role),
+			DNSNames:              NodeDNSNames(nr.NodeID, nr.Role),
+			NotBefore:             notBefore,
+			NotAfter:              notAfter,
+			KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+			ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+			BasicConstraintsValid: true,
+		},
+	}, nil
+}
+
+// NodeIdentity is who a node certificate says its holder is.
+type NodeIdentity struct {
+	ClusterID string
+	NodeID    string
+	Role      Role
+}
+
+// IdentityOf reads the identity a node certificate carries and checks it
+// against the contract: exactly one O, equal to clusterID; exactly one OU,
+// a known role; a CN that is a valid node ID. It does not check the chain;
+// see VerifyChain.
+func IdentityOf(cert *x509.Certificate, clusterID string) (NodeIdentity, error) {
+	s := cert.Subject
+	if len(s.Organization) != 1 || s.Organization[0] != clusterID {
+		return NodeIdentity{}, fmt.Errorf("ca: certificate %q is not for cluster %s", s, clusterID)
+	}
+	if len(s.OrganizationalUnit) != 1 || !Role(s.OrganizationalUnit[0]).Valid() {
+		return NodeIdentity{}, fmt.Errorf("ca: certificate %q carries no known role", s)
+	}
+	if !ValidID(s.CommonName) {
+		return NodeIdentity{}, fmt.Errorf("ca: certificate %q carries no valid node ID", s)
+	}
+	if cert.IsCA {
+		return NodeIdentity{}, fmt.Errorf("ca: certificate %q is a CA, not a node certificate", s)
+	}
+	return NodeIdentity{ClusterID: clusterID, NodeID: s.CommonName, Role: Role(s.OrganizationalUnit[0])}, nil
+}

@@ -1,0 +1,13 @@
+module github.com/chancery-pki/chancery
+
+go 1.26.0
+
+require (
+	github.com/youmark/pkcs8 v0.0.0-20240726163527-a2c0da244d78
+	go.etcd.io/bbolt v1.5.0
+)
+
+require (
+	golang.org/x/crypto v0.58.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

@@ -1,0 +1,145 @@
+package signer
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrInvalidRequest is matched, with errors.Is, by every error that says a
+// Request was refused before signing.
+var ErrInvalidRequest = errors.New("signer: invalid request")
+
+// MinRSABits is the smallest RSA modulus accepted for any key.
+const MinRSABits = 2048
+
+// RequestError says which part of a Request was refused and why.
+type RequestError struct {
+	// Field names the refused part: "public key", "csr", "subject",
+	// "validity", "basic constraints", "profile" or "template".
+	Field string
+	// Reason says what is wrong with it.
+	Reason string
+}
+
+func (e *RequestError) Error() string {
+	return fmt.Sprintf("signer: invalid request: %s: %s", e.Field, e.Reason)
+}
+
+// Is reports whether target is ErrInvalidRequest.
+func (e *RequestError) Is(target error) bool { return target == ErrInvalidRequest }
+
+func refuse(field, format string, args ...any) error {
+	return &RequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// CheckRequest applies the checks every backend runs before it signs req
+// under the CA certificate issuer:
+//
+//   - the profile is ProfileNode or ProfileCA, and CA:TRUE is asked for
+//     exactly when the profile is ProfileCA;
+//   - the subject is not empty;
+//   - the public key is ECDSA P-256, P-384 or P-521, or RSA of at least
+//     MinRSABits bits;
+//   - a CSR, when present, has a valid signature and the same public key;
+//   - NotBefore is before NotAfter, and both lie within the issuer's validity.
+func CheckRequest(req *Request, issuer *x509.Certificate) error {
+	if req == nil || req.Template == nil {
+		return refuse("template", "missing")
+	}
+	if issuer == nil {
+		return errors.New("signer: no issuer certificate")
+	}
+	t := req.Template
+	switch req.Profile {
+	case ProfileNode:
+		if t.IsCA {
+			return refuse("basic constraints", "CA:TRUE is only allowed with the %q profile", ProfileCA)
+		}
+	case ProfileCA:
+		if !t.IsCA || !t.BasicConstraintsValid {
+			return refuse("basic constraints", "the %q profile needs CA:TRUE", ProfileCA)
+		}
+	default:
+		return refuse("profile", "unknown profile %q (want %q or %q)", req.Profile, ProfileNode, ProfileCA)
+	}
+	if subjectEmpty(t) {
+		return refuse("subject", "empty")
+	}
+	if err := CheckPublicKey(req.PublicKey); err != nil {
+		return &RequestError{Field: "public key", Reason: err.Error()}
+	}
+	if req.CSR != nil {
+		if err := req.CSR.CheckSignature(); err != nil {
+			return refuse("csr", "bad signature: %v", err)
+		}
+		if !samePublicKey(req.CSR.PublicKey, req.PublicKey) {
+			return refuse("csr", "its public key differs from the request's")
+		}
+	}
+	if !t.NotBefore.Before(t.NotAfter) {
+		return refuse("validity", "not before (%s) is not before not after (%s)", stamp(t.NotBefore), stamp(t.NotAfter))
+	}
+	if t.NotBefore.Before(issuer.NotBefore) {
+		return refuse("validity", "not before (%s) precedes the CA's not before (%s)", stamp(t.NotBefore), stamp(issuer.NotBefore))
+	}
+	if t.NotAfter.After(issuer.NotAfter) {
+		return refuse("validity", "not after (%s) is past the CA's not after (%s)", stamp(t.NotAfter), stamp(issuer.NotAfter))
+	}
+	return nil
+}
+
+// CheckPublicKey reports whether pub is a supported key type: ECDSA P-256,
+// P-384 or P-521, or RSA of at least MinRSABits bits.
+func CheckPublicKey(pub crypto.PublicKey) error {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P256(), elliptic.P384(), elliptic.P521():
+			return nil
+		}
+		return fmt.Errorf("unsupported ECDSA curve %s (want P-256, P-384 or P-521)", k.Curve.Params().Name)
+	case *rsa.PublicKey:
+		if k.N.BitLen() < MinRSABits {
+			return fmt.Errorf("RSA key of %d bits is too small (want at least %d)", k.N.BitLen(), MinRSABits)
+		}
+		return nil
+	case nil:
+		return errors.New("missing")
+	default:
+		return fmt.Errorf("unsupported key type %T (want ECDSA or RSA)", pub)
+	}
+}
+
+// subjectEmpty reports whether the template names no subject: RawSubject,
+// when set, is what gets signed, so it is the one that counts.
+func subjectEmpty(t *x509.Certificate) bool {
+	if len(t.RawSubject) == 0 {
+		return len(t.Subject.ToRDNSequence()) == 0
+	}
+	var rdns pkix.RDNSequence
+	rest, err := asn1.Unmarshal(t.RawSubject, &rdns)
+	return err != nil || len(rest) != 0 || len(rdns) == 0
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	ka, err := x509.MarshalPKIXPublicKey(a)
+	if err != nil {
+		return false
+	}
+	kb, err := x509.MarshalPKIXPublicKey(b)
+	if err != nil {
+		return false
+	}
+	return bytes.Equal(ka, kb)
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
