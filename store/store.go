@@ -1,0 +1,182 @@
+// Package store defines the state a chancery manager keeps: the cluster
+// record, the nodes, and every certificate issued, behind the small Store
+// interface.
+//
+// The embedded implementation is store/boltstore; an etcd-backed store shared
+// by several managers can replace it later. Both must pass the conformance
+// suite in store/storetest. The JSON field names on the types below are the
+// stored encoding shared by implementations, so records can be copied from
+// one store to another.
+//
+// The cluster record holds the join tokens, which are secrets: a store keeps
+// them readable only by its owner, and no error a store returns includes
+// them. Callers must not log or serve a Cluster as a whole.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// ErrNotFound is wrapped by errors for records that do not exist, as in
+// "store: node \"abc\": store: not found". Test for it with errors.Is.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrExists is wrapped by errors for records that may be created only once,
+// such as the cluster record or an issued certificate's serial. Test for it
+// with errors.Is.
+var ErrExists = errors.New("store: already exists")
+
+// Cluster is the cluster's record. There is at most one per store.
+type Cluster struct {
+	// ID is the cluster ID, the O of every node certificate. It never changes.
+	ID string `json:"id"`
+	// CreatedAt is when the cluster was created; set by the store if zero.
+	CreatedAt time.Time `json:"created_at"`
+	// RootCAPEM is the PEM of the root CA certificate bundle nodes trust.
+	RootCAPEM []byte `json:"root_ca_pem"`
+	// Backend says how to reach the root key. It never holds secrets.
+	Backend BackendConfig `json:"backend"`
+	// WorkerToken is the join token for workers. It is a secret.
+	WorkerToken string `json:"worker_token"`
+	// ManagerToken is the join token for managers. It is a secret.
+	ManagerToken string `json:"manager_token"`
+	// CertExpiry is the lifetime of node certificates issued from now on.
+	CertExpiry time.Duration `json:"cert_expiry"`
+	// ListenAddr is the address the manager's API listens on.
+	ListenAddr string `json:"listen_addr"`
+	// AdvertiseAddr is the address other nodes reach the manager on.
+	AdvertiseAddr string `json:"advertise_addr"`
+	// Version is set by the store: 1 when created, incremented by each update.
+	Version uint64 `json:"version"`
+}
+
+// BackendConfig says which signer backend holds the root key and how to reach
+// it, for example {Type: "file", Settings: {"key_path": "/var/lib/chancery/root.key"}}.
+// It never holds secrets such as PINs or Vault tokens.
+type BackendConfig struct {
+	// Type names the backend: "file", "pkcs11", "vault" or "cfssl".
+	Type string `json:"type"`
+	// Settings are the backend's non-secret settings.
+	Settings map[string]string `json:"settings,omitempty"`
+}
+
+// NodeState is the lifecycle state of a node.
+type NodeState string
+
+const (
+	// StateReady is a node that may renew its certificate.
+	StateReady NodeState = "ready"
+	// StateDown is a node that is known but not currently reachable.
+	StateDown NodeState = "down"
+	// StateRemoved is a node removed from the cluster; it is refused
+	// certificates.
+	StateRemoved NodeState = "removed"
+)
+
+// Node is a member of the cluster.
+type Node struct {
+	// ID is the node ID, the CN of its certificates. It never changes.
+	ID string `json:"id"`
+	// Hostname is the node's host name, for display.
+	Hostname string `json:"hostname"`
+	// Role is "swarm-manager" or "swarm-worker", the OU of its certificates.
+	Role string `json:"role"`
+	// State is the node's lifecycle state.
+	State NodeState `json:"state"`
+	// CertSerial is the serial of the node's current certificate, in lower
+	// case hex.
+	CertSerial string `json:"cert_serial"`
+	// CertNotAfter is when the node's current certificate expires.
+	CertNotAfter time.Time `json:"cert_not_after"`
+	// CreatedAt is when the node was first recorded; kept by the store.
+	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when the node was last changed; set by the store.
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// IssuedCertificate is the record of one issued node certificate.
+type IssuedCertificate struct {
+	// Serial is the certificate's serial number in lower case hex; it is the
+	// record's key and is unique.
+	Serial string `json:"serial"`
+	// NodeID is the node the certificate was issued to.
+	NodeID string `json:"node_id"`
+	// Role is the role (OU) the certificate grants.
+	Role string `json:"role"`
+	// NotBefore is the start of the certificate's validity.
+	NotBefore time.Time `json:"not_before"`
+	// NotAfter is the end of the certificate's validity.
+	NotAfter time.Time `json:"not_after"`
+	// IssuerKeyID is the hex subject key ID of the CA that issued it.
+	IssuerKeyID string `json:"issuer_key_id"`
+	// IssuedAt is when the certificate was issued; set by the store if zero.
+	IssuedAt time.Time `json:"issued_at"`
+}
+
+// Store keeps the cluster record, the nodes and the issued certificates.
+//
+// Every method first returns ctx.Err() if ctx is done. Implementations are
+// safe for concurrent use, and each method is atomic.
+type Store interface {
+	// CreateCluster stores the cluster record with Version 1. It fails with
+	// ErrExists if a cluster record exists.
+	CreateCluster(ctx context.Context, c Cluster) error
+	// Cluster returns the cluster record, or an error wrapping ErrNotFound.
+	Cluster(ctx context.Context) (Cluster, error)
+	// UpdateCluster atomically reads the cluster record, passes it to fn and
+	// stores the result with Version incremented. If fn returns an error, or
+	// changes ID, nothing is written and that error is returned.
+	UpdateCluster(ctx context.Context, fn func(*Cluster) error) (Cluster, error)
+
+	// Node returns the node with the given ID, or an error wrapping
+	// ErrNotFound.
+	Node(ctx context.Context, id string) (Node, error)
+	// Nodes returns every node, sorted by ID.
+	Nodes(ctx context.Context) ([]Node, error)
+	// UpdateNode atomically reads a node, passes it to fn and stores the
+	// result with UpdatedAt set. It fails with ErrNotFound if the node does
+	// not exist; if fn returns an error, or changes ID, nothing is written.
+	UpdateNode(ctx context.Context, id string, fn func(*Node) error) (Node, error)
+
+	// RecordIssuance atomically stores cert and creates or updates the node
+	// it was issued to. The caller sets n.CertSerial and n.CertNotAfter from
+	// cert; arguments ValidateIssuance refuses change nothing. An
+	// existing node keeps its CreatedAt, and its State and Hostname where n
+	// leaves them empty, so a renewal need not read the node first; a new
+	// node with no State is StateReady. A serial already recorded fails with
+	// ErrExists.
+	RecordIssuance(ctx context.Context, n Node, cert IssuedCertificate) error
+	// IssuedCertificate returns the certificate with the given serial, or an
+	// error wrapping ErrNotFound.
+	IssuedCertificate(ctx context.Context, serial string) (IssuedCertificate, error)
+	// IssuedCertificates returns the certificates issued to nodeID, or all of
+	// them if nodeID is "", ordered by IssuedAt then Serial.
+	IssuedCertificates(ctx context.Context, nodeID string) ([]IssuedCertificate, error)
+
+	// Close releases the store. Methods called after Close fail.
+	Close() error
+}
+
+// ValidateIssuance checks the arguments of RecordIssuance, so every Store
+// refuses the same bad input: n.ID and cert.Serial are required, the serial
+// is lower case hex, and n names the certificate it was issued
+// (n.ID == cert.NodeID, n.CertSerial == cert.Serial).
+func ValidateIssuance(n Node, cert IssuedCertificate) error {
+	switch {
+	case n.ID == "":
+		return errors.New("store: record issuance: the node has no ID")
+	case cert.Serial == "":
+		return errors.New("store: record issuance: the certificate has no serial")
+	case strings.Trim(cert.Serial, "0123456789abcdef") != "":
+		return fmt.Errorf("store: record issuance: serial %q is not lower case hex", cert.Serial)
+	case cert.NodeID != n.ID:
+		return fmt.Errorf("store: record issuance: certificate %s was issued to node %q, not %q", cert.Serial, cert.NodeID, n.ID)
+	case n.CertSerial != cert.Serial:
+		return fmt.Errorf("store: record issuance: node %q has CertSerial %q; set it to the certificate's serial %s", n.ID, n.CertSerial, cert.Serial)
+	}
+	return nil
+}
