@@ -323,4 +323,3 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
-

@@ -1,0 +1,130 @@
+// Package backends is the registry of signer backends: each backend package
+// registers itself under its type name ("file", later "pkcs11", "vault",
+// "cfssl"), and the cluster code creates and opens roots through it without
+// knowing which backend holds the key.
+//
+// Settings are the backend's non-secret parameters, kept in the cluster
+// record (a key path, a token label, a Vault mount); secrets (passphrases,
+// PINs, tokens) are read by the backend from files or environment variables
+// named in the settings, and are never stored or logged.
+package backends
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chancery-pki/chancery/signer"
+)
+
+// Settings are a backend's non-secret parameters.
+type Settings map[string]string
+
+// Clone returns a copy of s.
+func (s Settings) Clone() Settings {
+	c := make(Settings, len(s))
+	for k, v := range s {
+		c[k] = v
+	}
+	return c
+}
+
+// CreateRootRequest asks a backend for a new cluster root.
+type CreateRootRequest struct {
+	// DataDir is chancery's data directory; relative paths in settings are
+	// under it.
+	DataDir string
+	// Settings are the backend's parameters from the command line.
+	Settings Settings
+	// CommonName is the new root's subject CN.
+	CommonName string
+	// KeyAlgorithm names the new key's algorithm ("P-256", "P-384",
+	// "RSA-3072"); empty means the backend's default.
+	KeyAlgorithm string
+	// ImportCertPEM and ImportKeyPEM, when set, are an existing root to use
+	// instead of a new one (`--ca-cert`, `--ca-key`), checked as swarm
+	// checks them. ImportKeyPassphrase decrypts an encrypted key.
+	ImportCertPEM, ImportKeyPEM []byte
+	ImportKeyPassphrase         []byte
+	// Now is the creation time.
+	Now time.Time
+	// Rand is the randomness source; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// OpenRequest asks a backend for the Signer of an existing root.
+type OpenRequest struct {
+	// DataDir is chancery's data directory.
+	DataDir string
+	// Settings are those CreateRoot returned, as the cluster record keeps
+	// them, with any command-line overrides applied.
+	Settings Settings
+	// Chain is the CA chain to issue under, from the cluster record.
+	Chain []*x509.Certificate
+	// Rand is the randomness source; nil means crypto/rand.
+	Rand io.Reader
+}
+
+// Backend creates and opens roots.
+type Backend interface {
+	// CreateRoot makes (or imports) a root and returns its Signer and the
+	// settings that open it again. It leaves nothing behind on error.
+	CreateRoot(ctx context.Context, req CreateRootRequest) (signer.Signer, Settings, error)
+	// Open returns the Signer of a root made by CreateRoot.
+	Open(ctx context.Context, req OpenRequest) (signer.Signer, error)
+}
+
+var (
+	mu       sync.RWMutex
+	registry = map[string]Backend{}
+)
+
+// Register makes a backend available under name. It panics if name is
+// taken, as registering twice is a programming error.
+func Register(name string, b Backend) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := registry[name]; dup {
+		panic("backends: " + name + " registered twice")
+	}
+	registry[name] = b
+}
+
+// Get returns the backend registered under name.
+func Get(name string) (Backend, error) {
+	mu.RLock()
+	defer mu.RUnlock()
+	b, ok := registry[name]
+	if !ok {
+		return nil, fmt.Errorf("backends: unknown backend %q (available: %s)", name, strings.Join(namesLocked(), ", "))
+	}
+	return b, nil
+}
+
+// Names lists the registered backends, sorted.
+func Names() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	return namesLocked()
+}
+
+func namesLocked() []string {
+	n := make([]string, 0, len(registry))
+	for k := range registry {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+// RootDeleter is implemented by backends that can undo CreateRoot, so that a
+// failed `chancery init` leaves no key behind.
+type RootDeleter interface {
+	// DeleteRoot removes the root key that CreateRoot made with settings.
+	DeleteRoot(ctx context.Context, dataDir string, settings Settings) error
+}

@@ -1,0 +1,147 @@
+// Package certdir reads and writes a node's own certificate files, laid out
+// as swarm lays them out in its data directory, so that swarm habits such as
+// `openssl x509 -in D/certificates/swarm-node.crt -text` carry over:
+//
+//	D/certificates/swarm-root-ca.crt   the root CA bundle the node trusts (0644)
+//	D/certificates/swarm-node.crt      the node certificate and its chain (0644)
+//	D/certificates/swarm-node.key      the node's private key, PKCS#8 PEM (0600)
+//
+// Every file is replaced atomically (a synced temporary file renamed over
+// it), so a crash leaves either the old file or the new one.
+package certdir
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/chancery-pki/chancery/ca"
+)
+
+// File names inside the certificates directory.
+const (
+	Subdir       = "certificates"
+	RootCAFile   = "swarm-root-ca.crt"
+	NodeCertFile = "swarm-node.crt"
+	NodeKeyFile  = "swarm-node.key"
+)
+
+// Dir is a node's certificates directory.
+type Dir string
+
+// In returns the certificates directory of the data directory dataDir.
+func In(dataDir string) Dir { return Dir(filepath.Join(dataDir, Subdir)) }
+
+// Path returns the path of the file name in d.
+func (d Dir) Path(name string) string { return filepath.Join(string(d), name) }
+
+// WriteRoot replaces the root CA bundle.
+func (d Dir) WriteRoot(rootPEM []byte) error {
+	if _, err := ca.ParseCertificatesPEM(rootPEM); err != nil {
+		return fmt.Errorf("certdir: refusing to write an invalid root bundle: %w", err)
+	}
+	return d.write(RootCAFile, rootPEM, 0o644)
+}
+
+// WriteNode writes the node's key (0600) and then its certificate chain,
+// leaf first. The key is written first so that a certificate on disk never
+// names a key that is not there yet.
+func (d Dir) WriteNode(key crypto.Signer, chain []*x509.Certificate) error {
+	if len(chain) == 0 {
+		return errors.New("certdir: no certificate to write")
+	}
+	if pk, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(chain[0].PublicKey) {
+		return errors.New("certdir: the node key does not match the certificate")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return fmt.Errorf("certdir: failed to encode the node key: %w", err)
+	}
+	if err := d.write(NodeKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return d.write(NodeCertFile, ca.EncodeCertificatesPEM(chain...), 0o644)
+}
+
+// Root reads the root CA bundle.
+func (d Dir) Root() ([]*x509.Certificate, []byte, error) {
+	data, err := os.ReadFile(d.Path(RootCAFile))
+	if err != nil {
+		return nil, nil, fmt.Errorf("certdir: %w", err)
+	}
+	certs, err := ca.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("certdir: %s: %w", d.Path(RootCAFile), err)
+	}
+	return certs, data, nil
+}
+
+// NodeChain reads the node certificate and its chain, leaf first.
+func (d Dir) NodeChain() ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(d.Path(NodeCertFile))
+	if err != nil {
+		return nil, fmt.Errorf("certdir: %w", err)
+	}
+	certs, err := ca.ParseCertificatesPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("certdir: %s: %w", d.Path(NodeCertFile), err)
+	}
+	return certs, nil
+}
+
+// NodeKey reads the node's private key.
+func (d Dir) NodeKey() (crypto.Signer, error) {
+	data, err := os.ReadFile(d.Path(NodeKeyFile))
+	if err != nil {
+		return nil, fmt.Errorf("certdir: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("certdir: %s holds no PKCS#8 private key", d.Path(NodeKeyFile))
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("certdir: %s: %w", d.Path(NodeKeyFile), err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("certdir: %s: unsupported key type %T", d.Path(NodeKeyFile), k)
+	}
+	return s, nil
+}
+
+func (d Dir) write(name string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(string(d), 0o755); err != nil {
+		return fmt.Errorf("certdir: %w", err)
+	}
+	tmp, err := os.CreateTemp(string(d), ".tmp-"+name+"-*")
+	if err != nil {
+		return fmt.Errorf("certdir: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.Write(data)
+	if werr == nil {
+		werr = tmp.Chmod(mode)
+	}
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return fmt.Errorf("certdir: failed to write %s: %w", d.Path(name), werr)
+	}
+	if err := os.Rename(tmp.Name(), d.Path(name)); err != nil {
+		return fmt.Errorf("certdir: failed to replace %s: %w", d.Path(name), err)
+	}
+	if f, err := os.Open(string(d)); err == nil {
+		f.Sync()
+		f.Close()
+	}
+	return nil
+}

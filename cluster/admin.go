@@ -1,0 +1,125 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// JoinToken returns the current join token for role.
+func JoinToken(ctx context.Context, st store.Store, role ca.Role) (string, error) {
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		return "", fmt.Errorf("cluster: %w", err)
+	}
+	return tokenFor(c, role)
+}
+
+func tokenFor(c store.Cluster, role ca.Role) (string, error) {
+	switch role {
+	case ca.RoleWorker:
+		return c.WorkerToken, nil
+	case ca.RoleManager:
+		return c.ManagerToken, nil
+	}
+	return "", fmt.Errorf("cluster: unknown role %q (want worker or manager)", role)
+}
+
+// RotateJoinToken replaces the secret of role's join token, keeping its root
+// digest, and returns the new token. The old token stops working at once;
+// nodes already joined are not affected.
+func RotateJoinToken(ctx context.Context, st store.Store, role ca.Role, r io.Reader) (string, error) {
+	if r == nil {
+		r = rand.Reader
+	}
+	if !role.Valid() {
+		return "", fmt.Errorf("cluster: unknown role %q (want worker or manager)", role)
+	}
+	var token string
+	_, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
+		old, err := tokenFor(*c, role)
+		if err != nil {
+			return err
+		}
+		if token, err = ca.RotateJoinToken(old, r); err != nil {
+			return fmt.Errorf("cluster: the stored %s join token: %w", role.Short(), err)
+		}
+		if role == ca.RoleWorker {
+			c.WorkerToken = token
+		} else {
+			c.ManagerToken = token
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// SetCertExpiry sets the lifetime of every node certificate issued from now
+// on. It refuses anything below ca.MinCertExpiry.
+func SetCertExpiry(ctx context.Context, st store.Store, d time.Duration) error {
+	if d < ca.MinCertExpiry {
+		return fmt.Errorf("cluster: cert-expiry %s is below the minimum of %s", d, ca.MinCertExpiry)
+	}
+	_, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
+		c.CertExpiry = d
+		return nil
+	})
+	return err
+}
+
+// Info is what `chancery info` shows of a cluster.
+type Info struct {
+	ClusterID     string
+	Managers      int
+	Nodes         int
+	CertExpiry    time.Duration
+	Backend       string
+	AdvertiseAddr string
+	// Root is the CA certificate nodes trust.
+	RootSubject     string
+	RootFingerprint string
+	RootNotAfter    time.Time
+}
+
+// ReadInfo gathers Info from the store. Removed nodes are not counted.
+func ReadInfo(ctx context.Context, st store.Store) (Info, error) {
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("cluster: %w", err)
+	}
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("cluster: %w", err)
+	}
+	roots, err := Roots(c)
+	if err != nil {
+		return Info{}, err
+	}
+	info := Info{
+		ClusterID:       c.ID,
+		CertExpiry:      c.CertExpiry,
+		Backend:         c.Backend.Type,
+		AdvertiseAddr:   c.AdvertiseAddr,
+		RootSubject:     roots[0].Subject.String(),
+		RootFingerprint: Fingerprint(roots[0]),
+		RootNotAfter:    roots[0].NotAfter,
+	}
+	for _, n := range nodes {
+		if n.State == store.StateRemoved {
+			continue
+		}
+		info.Nodes++
+		if n.Role == string(ca.RoleManager) {
+			info.Managers++
+		}
+	}
+	return info, nil
+}

@@ -1,0 +1,138 @@
+package cluster
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/signer"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// ErrNodeRemoved means a certificate was asked for a node that was removed
+// from the cluster; it must join again with a token.
+var ErrNodeRemoved = errors.New("cluster: the node was removed from the cluster and must join again with a join token")
+
+// Authority issues node certificates: it applies the node certificate policy,
+// has the root's Signer sign, checks the result, and records it in the store.
+type Authority struct {
+	store  store.Store
+	signer signer.Signer
+	now    func() time.Time
+}
+
+// NewAuthority returns an Authority over st and s. now nil means time.Now.
+func NewAuthority(st store.Store, s signer.Signer, now func() time.Time) *Authority {
+	if now == nil {
+		now = timeNow
+	}
+	return &Authority{store: st, signer: s, now: now}
+}
+
+// Signer returns the root's Signer.
+func (a *Authority) Signer() signer.Signer { return a.signer }
+
+// IssueRequest asks for a node certificate.
+type IssueRequest struct {
+	// NodeID is the node's ID: a new one for a joining node, its own for a
+	// renewal.
+	NodeID string
+	// Role is the role to certify: from the join token for a join, from the
+	// store for a renewal.
+	Role ca.Role
+	// Hostname is recorded in the node registry when not empty.
+	Hostname string
+	// CSR is the node's certificate request, PEM or DER.
+	CSR []byte
+}
+
+// Issued is an issued node certificate with the chain a node presents.
+type Issued struct {
+	// Certificate is the node certificate.
+	Certificate *x509.Certificate
+	// Chain is Certificate followed by any intermediates, without the root:
+	// what the node writes to swarm-node.crt and presents in TLS.
+	Chain []*x509.Certificate
+	// Node is the node's record after issuance.
+	Node store.Node
+}
+
+// IssueNodeCertificate issues a node certificate under the cluster's current
+// settings (its ID and cert-expiry are read from the store at each call, so
+// a change applies to every certificate issued after it), checks the result
+// against the cluster's roots and the node contract, and records it and the
+// node in the store. A removed node is refused with ErrNodeRemoved.
+func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) (*Issued, error) {
+	c, err := a.store.Cluster(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	node, err := a.store.Node(ctx, req.NodeID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		node = store.Node{ID: req.NodeID, State: store.StateReady}
+	case err != nil:
+		return nil, fmt.Errorf("cluster: %w", err)
+	case node.State == store.StateRemoved:
+		return nil, ErrNodeRemoved
+	}
+	now := a.now()
+	chain := a.signer.Chain()
+	sreq, err := ca.NodeCertificateRequest(ca.NodeRequest{
+		ClusterID: c.ID, NodeID: req.NodeID, Role: req.Role, CSR: req.CSR, Expiry: c.CertExpiry, Now: now,
+	}, chain[0])
+	if err != nil {
+		return nil, err
+	}
+	cert, err := a.signer.Sign(ctx, sreq)
+	if err != nil {
+		return nil, err
+	}
+	issued := append([]*x509.Certificate{cert}, chain[:len(chain)-1]...)
+	if err := a.check(c, issued, req, now); err != nil {
+		return nil, err
+	}
+	node.Role = string(req.Role)
+	if req.Hostname != "" {
+		node.Hostname = req.Hostname
+	}
+	node.CertSerial = hex.EncodeToString(cert.SerialNumber.Bytes())
+	node.CertNotAfter = cert.NotAfter
+	rec := store.IssuedCertificate{
+		Serial:      node.CertSerial,
+		NodeID:      req.NodeID,
+		Role:        string(req.Role),
+		NotBefore:   cert.NotBefore,
+		NotAfter:    cert.NotAfter,
+		IssuerKeyID: hex.EncodeToString(cert.AuthorityKeyId),
+		IssuedAt:    now,
+	}
+	if err := a.store.RecordIssuance(ctx, node, rec); err != nil {
+		return nil, fmt.Errorf("cluster: the certificate was signed but not recorded, so it is withheld: %w", err)
+	}
+	return &Issued{Certificate: cert, Chain: issued, Node: node}, nil
+}
+
+// check re-reads what the Signer returned before it leaves the manager:
+// the identity it carries and its chain to the cluster's roots.
+func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, req IssueRequest, now time.Time) error {
+	id, err := ca.IdentityOf(chain[0], c.ID)
+	if err != nil {
+		return fmt.Errorf("cluster: the signer returned a certificate that breaks the node contract: %w", err)
+	}
+	if id.NodeID != req.NodeID || id.Role != req.Role {
+		return fmt.Errorf("cluster: the signer returned a certificate for %s/%s, not %s/%s", id.NodeID, id.Role, req.NodeID, req.Role)
+	}
+	roots, err := Roots(c)
+	if err != nil {
+		return err
+	}
+	if err := ca.VerifyChain(chain, roots, now); err != nil {
+		return fmt.Errorf("cluster: the issued certificate does not chain to the cluster root: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+// Package cluster ties the CA rules (package ca), a root's Signer (package
+// signer, through the backends registry) and the state store (package store)
+// into the operations of a cluster's manager: creating the cluster, issuing
+// node certificates, rotating join tokens, changing the certificate
+// lifetime, and reporting what the cluster is.
+//
+// It does no networking and prints nothing: the manager's API and the CLI
+// call it.
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/signer"
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/boltstore"
+)
+
+// StoreFile is the embedded store's file in the data directory.
+const StoreFile = "chancery.db"
+
+// ErrNoCluster means the data directory holds no cluster.
+var ErrNoCluster = errors.New("cluster: this data directory holds no cluster: run `chancery init` first")
+
+// ErrClusterExists means init was asked to create a cluster where one is.
+var ErrClusterExists = errors.New("cluster: a cluster already exists in this data directory")
+
+// StorePath returns the store file's path in dataDir.
+func StorePath(dataDir string) string { return filepath.Join(dataDir, StoreFile) }
+
+// OpenStore opens the embedded store of an existing cluster in dataDir.
+func OpenStore(dataDir string) (store.Store, error) {
+	p := StorePath(dataDir)
+	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w (%s)", ErrNoCluster, dataDir)
+	}
+	st, err := boltstore.Open(p, boltstore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return st, nil
+}
+
+// Roots parses the cluster record's root bundle.
+func Roots(c store.Cluster) ([]*x509.Certificate, error) {
+	roots, err := ca.ParseCertificatesPEM(c.RootCAPEM)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the stored root CA bundle is unreadable: %w", err)
+	}
+	return roots, nil
+}
+
+// OpenSigner opens the root's Signer from the backend the cluster record
+// names. overrides replace stored settings (for example a passphrase file
+// given on the command line).
+func OpenSigner(ctx context.Context, dataDir string, c store.Cluster, overrides backends.Settings, r io.Reader) (signer.Signer, error) {
+	b, err := backends.Get(c.Backend.Type)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	roots, err := Roots(c)
+	if err != nil {
+		return nil, err
+	}
+	settings := backends.Settings(c.Backend.Settings).Clone()
+	for k, v := range overrides {
+		settings[k] = v
+	}
+	s, err := b.Open(ctx, backends.OpenRequest{DataDir: dataDir, Settings: settings, Chain: roots[:1], Rand: r})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Fingerprint is the SHA-256 fingerprint of a certificate's DER, as
+// "sha256:" and lower case hex.
+func Fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// timeNow is the default clock.
+func timeNow() time.Time { return time.Now() }

@@ -1,0 +1,282 @@
+package cluster
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/boltstore"
+)
+
+// DefaultPort is the manager API's default port, next to swarm's 2377 so
+// that both can run on one host.
+const DefaultPort = 2378
+
+// DefaultListenAddr is where the manager listens unless told otherwise.
+var DefaultListenAddr = net.JoinHostPort("0.0.0.0", strconv.Itoa(DefaultPort))
+
+// InitRequest creates a cluster.
+type InitRequest struct {
+	// DataDir is the data directory; created 0700 if missing. It must not
+	// hold a cluster or a node's certificates already.
+	DataDir string
+	// Backend names the backend that holds the root key; empty means
+	// "file". BackendSettings are its settings.
+	Backend         string
+	BackendSettings backends.Settings
+	// RootCN is a new root's common name; empty means ca.DefaultRootCN.
+	RootCN string
+	// KeyAlgorithm is a new root key's algorithm; empty means the backend's
+	// default (P-256).
+	KeyAlgorithm string
+	// ImportCertPEM and ImportKeyPEM are an existing root to use instead of
+	// a new one; ImportKeyPassphrase decrypts the key if it is encrypted.
+	ImportCertPEM, ImportKeyPEM []byte
+	ImportKeyPassphrase         []byte
+	// CertExpiry is the node certificate lifetime; zero means
+	// ca.DefaultCertExpiry.
+	CertExpiry time.Duration
+	// ListenAddr is the manager API's address; empty means
+	// DefaultListenAddr. AdvertiseAddr is the address given to joining
+	// nodes; empty means ListenAddr, or this host's first non-loopback
+	// address when ListenAddr's host is unspecified.
+	ListenAddr, AdvertiseAddr string
+	// Hostname is this node's host name; empty means os.Hostname.
+	Hostname string
+	// Now and Rand default to time.Now and crypto/rand.
+	Now  func() time.Time
+	Rand io.Reader
+}
+
+// InitResult is what init prints.
+type InitResult struct {
+	ClusterID       string
+	NodeID          string
+	WorkerToken     string
+	ManagerToken    string
+	AdvertiseAddr   string
+	RootFingerprint string
+}
+
+// Init creates a cluster in req.DataDir: the root (made or imported by the
+// backend), the store with the cluster record and both join tokens, and
+// this node as the first manager, with its key and certificate in
+// D/certificates/ as swarm writes them. On any error nothing is left
+// behind: what Init created is removed.
+func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
+	if req.Now == nil {
+		req.Now = timeNow
+	}
+	if req.Rand == nil {
+		req.Rand = rand.Reader
+	}
+	if req.Backend == "" {
+		req.Backend = "file"
+	}
+	if req.CertExpiry == 0 {
+		req.CertExpiry = ca.DefaultCertExpiry
+	}
+	if req.CertExpiry < ca.MinCertExpiry {
+		return nil, fmt.Errorf("cluster: cert-expiry %s is below the minimum of %s", req.CertExpiry, ca.MinCertExpiry)
+	}
+	if req.DataDir == "" {
+		return nil, errors.New("cluster: no data directory given")
+	}
+	if req.ListenAddr == "" {
+		req.ListenAddr = DefaultListenAddr
+	}
+	if err := checkHostPort("listen address", req.ListenAddr); err != nil {
+		return nil, err
+	}
+	if req.AdvertiseAddr == "" {
+		req.AdvertiseAddr = advertiseFor(req.ListenAddr)
+	}
+	if err := checkHostPort("advertise address", req.AdvertiseAddr); err != nil {
+		return nil, err
+	}
+	if req.Hostname == "" {
+		if req.Hostname, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("cluster: failed to read the host name: %w", err)
+		}
+	}
+	backend, err := backends.Get(req.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	dir := certdir.In(req.DataDir)
+	for _, p := range []string{StorePath(req.DataDir), dir.Path(certdir.NodeCertFile), dir.Path(certdir.NodeKeyFile)} {
+		if _, err := os.Stat(p); err == nil {
+			return nil, fmt.Errorf("%w: %s exists; use another --data-dir, or remove the old cluster's directory first", ErrClusterExists, p)
+		}
+	}
+
+	// Undo on failure: everything below is created by Init.
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	if _, statErr := os.Stat(req.DataDir); errors.Is(statErr, os.ErrNotExist) {
+		if err := os.MkdirAll(req.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("cluster: failed to create the data directory: %w", err)
+		}
+		undo = append(undo, func() { os.RemoveAll(req.DataDir) })
+	}
+	st, err := boltstore.Open(StorePath(req.DataDir), boltstore.Options{Now: req.Now})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	defer st.Close()
+	undo = append(undo, func() { st.Close(); os.Remove(StorePath(req.DataDir)) })
+
+	clusterID, err := ca.NewID(req.Rand)
+	if err != nil {
+		return nil, err
+	}
+	nodeID, err := ca.NewID(req.Rand)
+	if err != nil {
+		return nil, err
+	}
+	nodeKey, err := ecdsa.GenerateKey(elliptic.P256(), req.Rand)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: failed to generate the node key: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(req.Rand, &x509.CertificateRequest{}, nodeKey)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: failed to create the node's CSR: %w", err)
+	}
+
+	sg, settings, err := backend.CreateRoot(ctx, backends.CreateRootRequest{
+		DataDir:             req.DataDir,
+		Settings:            req.BackendSettings,
+		CommonName:          req.RootCN,
+		KeyAlgorithm:        req.KeyAlgorithm,
+		ImportCertPEM:       req.ImportCertPEM,
+		ImportKeyPEM:        req.ImportKeyPEM,
+		ImportKeyPassphrase: req.ImportKeyPassphrase,
+		Now:                 req.Now(),
+		Rand:                req.Rand,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := backend.(backends.RootDeleter); ok {
+		undo = append(undo, func() { d.DeleteRoot(context.Background(), req.DataDir, settings) })
+	}
+	chain := sg.Chain()
+	root := chain[len(chain)-1]
+	rootPEM := ca.EncodeCertificatesPEM(root)
+	workerToken, err := ca.GenerateJoinToken(rootPEM, req.Rand)
+	if err != nil {
+		return nil, err
+	}
+	managerToken, err := ca.GenerateJoinToken(rootPEM, req.Rand)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.CreateCluster(ctx, store.Cluster{
+		ID:            clusterID,
+		CreatedAt:     req.Now(),
+		RootCAPEM:     rootPEM,
+		Backend:       store.BackendConfig{Type: req.Backend, Settings: settings},
+		WorkerToken:   workerToken,
+		ManagerToken:  managerToken,
+		CertExpiry:    req.CertExpiry,
+		ListenAddr:    req.ListenAddr,
+		AdvertiseAddr: req.AdvertiseAddr,
+	}); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	issued, err := NewAuthority(st, sg, req.Now).IssueNodeCertificate(ctx, IssueRequest{
+		NodeID: nodeID, Role: ca.RoleManager, Hostname: req.Hostname, CSR: csr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() {
+		for _, f := range []string{certdir.RootCAFile, certdir.NodeCertFile, certdir.NodeKeyFile} {
+			os.Remove(dir.Path(f))
+		}
+		os.Remove(string(dir))
+	})
+	if err := dir.WriteRoot(rootPEM); err != nil {
+		return nil, err
+	}
+	if err := dir.WriteNode(nodeKey, issued.Chain); err != nil {
+		return nil, err
+	}
+	return &InitResult{
+		ClusterID:       clusterID,
+		NodeID:          nodeID,
+		WorkerToken:     workerToken,
+		ManagerToken:    managerToken,
+		AdvertiseAddr:   req.AdvertiseAddr,
+		RootFingerprint: Fingerprint(root),
+	}, nil
+}
+
+func checkHostPort(what, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("cluster: invalid %s %q: want HOST:PORT", what, addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("cluster: invalid %s %q: port must be 1-65535", what, addr)
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if _, err := checkHostName(host); err != nil {
+			return fmt.Errorf("cluster: invalid %s %q: %v", what, addr, err)
+		}
+	}
+	return nil
+}
+
+// checkHostName accepts DNS host names of letters, digits, dots and dashes.
+func checkHostName(host string) (string, error) {
+	if len(host) > 253 {
+		return "", errors.New("host name too long")
+	}
+	for _, r := range host {
+		if !(r == '.' || r == '-' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return "", fmt.Errorf("host name has the character %q", r)
+		}
+	}
+	return host, nil
+}
+
+// advertiseFor picks the address joining nodes are told to use for a
+// manager listening on listen.
+func advertiseFor(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return listen
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err == nil {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+				return net.JoinHostPort(n.IP.String(), port)
+			}
+		}
+	}
+	return net.JoinHostPort("127.0.0.1", port)
+}
