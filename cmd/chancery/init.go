@@ -1,0 +1,91 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/file"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+)
+
+func newInitCmd(a *app) *cobra.Command {
+	var (
+		certExpiry, caCert, caKey, caKeyPassFile string
+		passFile, keyAlg, listen, advertise      string
+		backend, rootCN                          string
+	)
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a cluster: a root CA, two join tokens, and this node as its first manager",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			expiry, err := ca.ParseCertExpiry(certExpiry)
+			if err != nil {
+				return err
+			}
+			if (caCert == "") != (caKey == "") {
+				return withHint(errors.New("--ca-cert and --ca-key go together"), "give both to import an existing root, or neither to create one")
+			}
+			req := cluster.InitRequest{
+				DataDir:         a.dataDir,
+				Backend:         backend,
+				BackendSettings: backends.Settings{},
+				RootCN:          rootCN,
+				KeyAlgorithm:    keyAlg,
+				CertExpiry:      expiry,
+				ListenAddr:      listen,
+				AdvertiseAddr:   advertise,
+			}
+			if passFile != "" {
+				req.BackendSettings[file.SettingPassphraseFile] = passFile
+			}
+			if caCert != "" {
+				if req.ImportCertPEM, err = os.ReadFile(caCert); err != nil {
+					return fmt.Errorf("failed to read --ca-cert: %w", err)
+				}
+				if req.ImportKeyPEM, err = os.ReadFile(caKey); err != nil {
+					return fmt.Errorf("failed to read --ca-key: %w", err)
+				}
+				if req.ImportKeyPassphrase, err = file.ReadPassphrase(caKeyPassFile, ""); err != nil {
+					return err
+				}
+			}
+			res, err := cluster.Init(cmd.Context(), req)
+			switch {
+			case errors.Is(err, cluster.ErrClusterExists):
+				return withHint(err, "'chancery info --data-dir "+a.dataDir+"' shows the existing cluster")
+			case errors.Is(err, file.ErrPassphraseNeeded):
+				return withHint(err, "give the imported key's passphrase with --ca-key-passphrase-file FILE")
+			case err != nil:
+				return err
+			}
+			fmt.Fprintf(a.stdout, "Cluster initialized: current node (%s) is now a manager.\n\n", res.NodeID)
+			printJoinCommand(a, ca.RoleWorker, res.WorkerToken, res.AdvertiseAddr)
+			fmt.Fprintf(a.stdout, "To add a manager to this cluster, run 'chancery join-token manager' and follow the instructions.\n\n")
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&certExpiry, "cert-expiry", "2160h0m0s", "validity period for node certificates (ns|us|ms|s|m|h), at least 1h")
+	f.StringVar(&caCert, "ca-cert", "", "import this root CA certificate (PEM) instead of creating one; needs --ca-key")
+	f.StringVar(&caKey, "ca-key", "", "the private key (PEM) of the --ca-cert root")
+	f.StringVar(&caKeyPassFile, "ca-key-passphrase-file", "", "file holding the passphrase of an encrypted --ca-key")
+	f.StringVar(&passFile, "ca-passphrase-file", "", "encrypt the root key file with the passphrase in this file (else $"+file.PassphraseEnv+" when set)")
+	f.StringVar(&keyAlg, "ca-key-algorithm", string(file.DefaultAlgorithm), "key algorithm of a new root: P-256, P-384 or RSA-3072")
+	f.StringVar(&rootCN, "ca-common-name", ca.DefaultRootCN, "common name of a new root")
+	f.StringVar(&listen, "listen-addr", cluster.DefaultListenAddr, "manager API listen address (HOST:PORT)")
+	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager (default: the listen address, or this host's first address)")
+	f.StringVar(&backend, "backend", "file", "where the root key lives: "+fmt.Sprint(backends.Names()))
+	return cmd
+}
+
+// printJoinCommand prints the command that joins a node with token.
+func printJoinCommand(a *app, role ca.Role, token, addr string) {
+	fmt.Fprintf(a.stdout, "To add a %s to this cluster, run the following command:\n\n", role.Short())
+	fmt.Fprintf(a.stdout, "    chancery join --token %s %s\n\n", token, addr)
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+)
+
+func newJoinTokenCmd(a *app) *cobra.Command {
+	var rotate, quiet bool
+	cmd := &cobra.Command{
+		Use:   "join-token [--rotate] [-q] worker|manager",
+		Short: "Print or rotate the join token of a role",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			role, err := ca.ParseRole(args[0])
+			if err != nil {
+				return withHint(err, "use 'chancery join-token worker' or 'chancery join-token manager'")
+			}
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			var token string
+			if rotate {
+				token, err = cluster.RotateJoinToken(cmd.Context(), st, role, nil)
+			} else {
+				token, err = cluster.JoinToken(cmd.Context(), st, role)
+			}
+			if err != nil {
+				return err
+			}
+			if quiet {
+				fmt.Fprintln(a.stdout, token)
+				return nil
+			}
+			if rotate {
+				fmt.Fprintf(a.stdout, "Successfully rotated %s join token.\n\n", role.Short())
+			}
+			c, err := st.Cluster(cmd.Context())
+			if err != nil {
+				return err
+			}
+			printJoinCommand(a, role, token, c.AdvertiseAddr)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&rotate, "rotate", false, "rotate the join token: the old one stops working, joined nodes are not affected")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print the token")
+	return cmd
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+)
+
+func newUpdateCmd(a *app) *cobra.Command {
+	var certExpiry string
+	cmd := &cobra.Command{
+		Use:   "update --cert-expiry DURATION",
+		Short: "Change the cluster's settings",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !cmd.Flags().Changed("cert-expiry") {
+				return withHint(errors.New("nothing to update"), "give --cert-expiry DURATION, for example --cert-expiry 168h")
+			}
+			d, err := ca.ParseCertExpiry(certExpiry)
+			if err != nil {
+				return err
+			}
+			st, err := a.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			if err := cluster.SetCertExpiry(cmd.Context(), st, d); err != nil {
+				return err
+			}
+			fmt.Fprintln(a.stdout, "Cluster updated.")
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&certExpiry, "cert-expiry", "", "validity period for node certificates issued from now on (ns|us|ms|s|m|h), at least 1h")
+	return cmd
+}
