@@ -25,7 +25,7 @@ func ImportRoot(certPEM, keyPEM, passphrase []byte, now time.Time) (*x509.Certif
 	}
 	key, err := ParseKey(keyPEM, passphrase)
 	if err != nil {
-		return nil, nil, fmt.Errorf("CA key: %w", err)
+		return nil, nil, err
 	}
 	if err := ca.CheckRootCA(certs[0], key.Public(), now); err != nil {
 		return nil, nil, fmt.Errorf("file: refusing to import the root CA: %w", err)
