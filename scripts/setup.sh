@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs and checks everything chancery's build and tests need, on a fresh
+# Debian machine or an already prepared one. Idempotent: when everything is
+# there it only checks, in a second or two.
+#
+# Used by scripts/run.sh, scripts/test.sh (and so by .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Debian packages the tests need. The backends' real peers are added here as
+# their issues land (softhsm2 and opensc for PKCS#11, golang-cfssl for CFSSL).
+PACKAGES=(openssl ca-certificates)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Go: the version go.mod names, or newer.
+export PATH="$PATH:/usr/local/go/bin"
+if ! command -v go >/dev/null 2>&1; then
+  log "Go is not installed: install Go $(sed -n 's/^go //p' go.mod) or newer from the Go project's downloads"
+  exit 1
+fi
+want=$(sed -n 's/^go \([0-9.]*\).*/\1/p' go.mod)
+have=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$want" "$have" | sort -V | head -n1)" != "$want" ]; then
+  log "Go $have is older than the $want that go.mod needs"
+  exit 1
+fi
+
+# Modules, once.
+go mod download
+log "ready (Go $have)"
