@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -133,10 +134,11 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		}
 	}()
 	if _, statErr := os.Stat(req.DataDir); errors.Is(statErr, os.ErrNotExist) {
+		created := firstMissing(req.DataDir)
 		if err := os.MkdirAll(req.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("cluster: failed to create the data directory: %w", err)
 		}
-		undo = append(undo, func() { os.RemoveAll(req.DataDir) })
+		undo = append(undo, func() { os.RemoveAll(created) })
 	}
 	st, err := boltstore.Open(StorePath(req.DataDir), boltstore.Options{Now: req.Now})
 	if err != nil {
@@ -229,6 +231,22 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		AdvertiseAddr:   req.AdvertiseAddr,
 		RootFingerprint: Fingerprint(root),
 	}, nil
+}
+
+// firstMissing returns the outermost directory of path that does not exist,
+// the one MkdirAll(path) creates first.
+func firstMissing(path string) string {
+	path = filepath.Clean(path)
+	for {
+		parent := filepath.Dir(path)
+		if parent == path {
+			return path
+		}
+		if _, err := os.Stat(parent); err == nil || !errors.Is(err, os.ErrNotExist) {
+			return path
+		}
+		path = parent
+	}
 }
 
 func checkHostPort(what, addr string) error {

@@ -128,10 +128,13 @@ func (Backend) Open(ctx context.Context, req backends.OpenRequest) (signer.Signe
 
 var _ backends.RootDeleter = Backend{}
 
-// DeleteRoot removes the key file CreateRoot wrote.
+// DeleteRoot removes the key file CreateRoot wrote, and its directory if
+// that is left empty.
 func (Backend) DeleteRoot(ctx context.Context, dataDir string, settings backends.Settings) error {
-	if err := os.Remove(keyPath(dataDir, settings)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	p := keyPath(dataDir, settings)
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("file: failed to remove the key file: %w", err)
 	}
+	os.Remove(filepath.Dir(p)) // fails, harmlessly, when the directory holds other files
 	return nil
 }
