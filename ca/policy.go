@@ -12,8 +12,9 @@ import (
 )
 
 // ErrInvalidCSR is matched, with errors.Is, by every error about a node's
-// certificate signing request.
-var ErrInvalidCSR = errors.New("ca: invalid certificate request")
+// certificate signing request, whether ParseCSR or the signer's request
+// checks refused it. It is signer.ErrInvalidCSR.
+var ErrInvalidCSR = signer.ErrInvalidCSR
 
 // NodeRequest asks for a node certificate.
 type NodeRequest struct {
@@ -24,8 +25,9 @@ type NodeRequest struct {
 	// Role becomes the subject's OU and a DNS name.
 	Role Role
 	// CSR is the node's certificate request, PEM or DER. Only its public key
-	// is used, once its signature is checked: its subject and extensions are
-	// ignored.
+	// is used: its subject and extensions are ignored. Its signature is
+	// checked by the signer (signer.CheckRequest), so NodeCertificateRequest
+	// refuses only what cannot be parsed or has an unsupported key.
 	CSR []byte
 	// Expiry is the certificate's lifetime from Now. Zero means
 	// DefaultCertExpiry; below MinCertExpiry is refused.
@@ -37,28 +39,38 @@ type NodeRequest struct {
 // ParseCSR parses a PEM ("CERTIFICATE REQUEST") or DER CSR, checks its
 // signature and its key type. Errors match ErrInvalidCSR.
 func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
+	csr, err := parseCSR(data)
+	if err != nil {
+		return nil, err
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("ca: %w: bad signature: %v", ErrInvalidCSR, err)
+	}
+	return csr, nil
+}
+
+// parseCSR is ParseCSR without the signature check, for requests whose
+// signature signer.CheckRequest checks: once per issuance is enough.
+func parseCSR(data []byte) (*x509.CertificateRequest, error) {
 	der := data
 	if block, rest := pem.Decode(data); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-			return nil, fmt.Errorf("%w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, block.Type)
+			return nil, fmt.Errorf("ca: %w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, block.Type)
 		}
 		if len(trimSpace(rest)) != 0 {
-			return nil, fmt.Errorf("%w: trailing data after the PEM block", ErrInvalidCSR)
+			return nil, fmt.Errorf("ca: %w: trailing data after the PEM block", ErrInvalidCSR)
 		}
 		der = block.Bytes
 	}
 	if len(der) == 0 {
-		return nil, fmt.Errorf("%w: empty", ErrInvalidCSR)
+		return nil, fmt.Errorf("ca: %w: empty", ErrInvalidCSR)
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidCSR, err)
-	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("%w: bad signature: %v", ErrInvalidCSR, err)
+		return nil, fmt.Errorf("ca: %w: %v", ErrInvalidCSR, err)
 	}
 	if err := signer.CheckPublicKey(csr.PublicKey); err != nil {
-		return nil, fmt.Errorf("%w: public key: %v", ErrInvalidCSR, err)
+		return nil, fmt.Errorf("ca: %w: public key: %v", ErrInvalidCSR, err)
 	}
 	return csr, nil
 }
@@ -120,7 +132,7 @@ func NodeCertificateRequest(nr NodeRequest, issuer *x509.Certificate) (*signer.R
 	if nr.Now.IsZero() {
 		return nil, errors.New("ca: node request has no issuance time")
 	}
-	csr, err := ParseCSR(nr.CSR)
+	csr, err := parseCSR(nr.CSR)
 	if err != nil {
 		return nil, err
 	}

@@ -138,8 +138,6 @@ func TestNodeCertificateRequestRefusals(t *testing.T) {
 	now := time.Now()
 	root := testRoot(t, now.Add(-time.Hour))
 	good := mustCSR(t, mustKey(t, elliptic.P256()), nil)
-	badSig := append([]byte(nil), good...)
-	badSig[len(badSig)-3] ^= 0xff
 	rsaSmall, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +160,6 @@ func TestNodeCertificateRequestRefusals(t *testing.T) {
 		{name: "NoTime", mod: func(r *NodeRequest) { r.Now = time.Time{} }, want: "no issuance time"},
 		{name: "EmptyCSR", mod: func(r *NodeRequest) { r.CSR = nil }, wantCSR: true, want: "empty"},
 		{name: "GarbageCSR", mod: func(r *NodeRequest) { r.CSR = []byte("garbage") }, wantCSR: true},
-		{name: "BadSignature", mod: func(r *NodeRequest) { r.CSR = badSig }, wantCSR: true},
 		{name: "WrongPEMType", mod: func(r *NodeRequest) {
 			r.CSR = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good})
 		}, wantCSR: true, want: "CERTIFICATE REQUEST"},
@@ -188,6 +185,25 @@ func TestNodeCertificateRequestRefusals(t *testing.T) {
 				t.Errorf("error %q, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A CSR with a bad signature is refused once per issuance, by the signer's
+// request checks, and by ParseCSR; both errors match ErrInvalidCSR.
+func TestBadCSRSignature(t *testing.T) {
+	now := time.Now()
+	root := testRoot(t, now.Add(-time.Hour))
+	badSig := mustCSR(t, mustKey(t, elliptic.P256()), nil)
+	badSig[len(badSig)-3] ^= 0xff
+	if _, err := ParseCSR(badSig); !errors.Is(err, ErrInvalidCSR) || !strings.Contains(err.Error(), "bad signature") {
+		t.Errorf("ParseCSR: error %v, want a bad signature matching ErrInvalidCSR", err)
+	}
+	req, err := NodeCertificateRequest(NodeRequest{ClusterID: testCluster, NodeID: testNode, Role: RoleWorker, CSR: badSig, Now: now}, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := signer.CheckRequest(req, root); !errors.Is(err, ErrInvalidCSR) || !errors.Is(err, signer.ErrInvalidRequest) {
+		t.Errorf("CheckRequest: error %v, want one matching ErrInvalidCSR and signer.ErrInvalidRequest", err)
 	}
 }
 

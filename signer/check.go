@@ -18,6 +18,11 @@ import (
 // Request was refused before signing.
 var ErrInvalidRequest = errors.New("signer: invalid request")
 
+// ErrInvalidCSR is matched, with errors.Is, by every error that refuses a
+// certificate signing request: a bad signature, a key that differs from the
+// request's, or (in package ca) one that cannot be parsed.
+var ErrInvalidCSR = errors.New("invalid CSR")
+
 // MinRSABits is the smallest RSA modulus accepted for any key.
 const MinRSABits = 2048
 
@@ -34,8 +39,11 @@ func (e *RequestError) Error() string {
 	return fmt.Sprintf("signer: invalid request: %s: %s", e.Field, e.Reason)
 }
 
-// Is reports whether target is ErrInvalidRequest.
-func (e *RequestError) Is(target error) bool { return target == ErrInvalidRequest }
+// Is reports whether target is ErrInvalidRequest, or ErrInvalidCSR for an
+// error about the CSR.
+func (e *RequestError) Is(target error) bool {
+	return target == ErrInvalidRequest || (target == ErrInvalidCSR && e.Field == "csr")
+}
 
 func refuse(field, format string, args ...any) error {
 	return &RequestError{Field: field, Reason: fmt.Sprintf(format, args...)}
