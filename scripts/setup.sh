@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages the tests need. The backends' real peers are added here as
-# their issues land (softhsm2 and opensc for PKCS#11, golang-cfssl for CFSSL).
-PACKAGES=(openssl ca-certificates)
+# Debian packages the tests need: the backends' real peers (softhsm2 and
+# opensc's pkcs11-tool for PKCS#11, golang-cfssl for CFSSL) and openssl.
+PACKAGES=(openssl ca-certificates softhsm2 opensc golang-cfssl)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
