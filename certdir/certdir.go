@@ -47,24 +47,78 @@ func (d Dir) WriteRoot(rootPEM []byte) error {
 	return d.write(RootCAFile, rootPEM, 0o644)
 }
 
-// WriteNode writes the node's key (0600) and then its certificate chain,
-// leaf first. The key is written first so that a certificate on disk never
-// names a key that is not there yet.
+// pendingCert is where WriteNode stages a certificate whose key is being
+// put in place; LoadNode finishes an interrupted swap from it.
+const pendingCert = NodeCertFile + ".next"
+
+// WriteNode replaces the node's key (0600) and certificate chain, leaf
+// first. The new certificate is staged and synced first, then the key is
+// renamed into place, then the certificate: a crash between the two renames
+// leaves the staged certificate, which LoadNode puts in place, so the pair
+// on disk always matches.
 func (d Dir) WriteNode(key crypto.Signer, chain []*x509.Certificate) error {
 	if len(chain) == 0 {
 		return errors.New("certdir: no certificate to write")
 	}
-	if pk, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(chain[0].PublicKey) {
+	if !matches(key, chain[0]) {
 		return errors.New("certdir: the node key does not match the certificate")
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return fmt.Errorf("certdir: failed to encode the node key: %w", err)
 	}
-	if err := d.write(NodeKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := d.write(pendingCert, ca.EncodeCertificatesPEM(chain...), 0o644); err != nil {
 		return err
 	}
-	return d.write(NodeCertFile, ca.EncodeCertificatesPEM(chain...), 0o644)
+	if err := d.write(NodeKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		os.Remove(d.Path(pendingCert))
+		return err
+	}
+	if err := os.Rename(d.Path(pendingCert), d.Path(NodeCertFile)); err != nil {
+		return fmt.Errorf("certdir: failed to replace %s: %w", d.Path(NodeCertFile), err)
+	}
+	syncDir(string(d))
+	return nil
+}
+
+// LoadNode reads the node's key and certificate chain and checks that they
+// match. If a WriteNode was interrupted between its renames, it finishes it.
+func (d Dir) LoadNode() (crypto.Signer, []*x509.Certificate, error) {
+	key, err := d.NodeKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, err := d.NodeChain()
+	if err != nil {
+		return nil, nil, err
+	}
+	if matches(key, chain[0]) {
+		os.Remove(d.Path(pendingCert))
+		return key, chain, nil
+	}
+	data, err := os.ReadFile(d.Path(pendingCert))
+	if err == nil {
+		if next, err := ca.ParseCertificatesPEM(data); err == nil && matches(key, next[0]) {
+			if err := os.Rename(d.Path(pendingCert), d.Path(NodeCertFile)); err != nil {
+				return nil, nil, fmt.Errorf("certdir: failed to finish replacing %s: %w", d.Path(NodeCertFile), err)
+			}
+			syncDir(string(d))
+			return key, next, nil
+		}
+	}
+	return nil, nil, fmt.Errorf("certdir: %s does not match the key in %s", d.Path(NodeCertFile), d.Path(NodeKeyFile))
+}
+
+func matches(key crypto.Signer, cert *x509.Certificate) bool {
+	pk, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pk.Equal(cert.PublicKey)
+}
+
+func syncDir(dir string) {
+	if f, err := os.Open(dir); err == nil {
+		f.Sync()
+		f.Close()
+	}
 }
 
 // Root reads the root CA bundle.
@@ -139,9 +193,6 @@ func (d Dir) write(name string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), d.Path(name)); err != nil {
 		return fmt.Errorf("certdir: failed to replace %s: %w", d.Path(name), err)
 	}
-	if f, err := os.Open(string(d)); err == nil {
-		f.Sync()
-		f.Close()
-	}
+	syncDir(string(d))
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,5 +101,61 @@ func TestReadMissing(t *testing.T) {
 	}
 	if _, err := d.NodeKey(); err == nil {
 		t.Error("NodeKey() of an empty directory succeeded")
+	}
+}
+
+// A crash between WriteNode's key and certificate renames leaves a new key
+// beside the old certificate and the staged new one; LoadNode finishes the
+// swap, so the pair always matches.
+func TestLoadNodeFinishesInterruptedSwap(t *testing.T) {
+	now := time.Now()
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, _ := signer.SelfSign(rand.Reader, rootKey, ca.NewRootTemplate("", now))
+	iss, _ := signer.NewLocalIssuer(signer.LocalConfig{Key: rootKey, Chain: []*x509.Certificate{root}})
+	issue := func() (*ecdsa.PrivateKey, *x509.Certificate) {
+		k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, k)
+		req, err := ca.NodeCertificateRequest(ca.NodeRequest{ClusterID: "ohgi9ctpbev24dl6daf7insou", NodeID: "kgwuvt1oqhqjsht0qcsq67rvu",
+			Role: ca.RoleWorker, CSR: csr, Now: now}, root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := iss.Sign(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k, c
+	}
+	d := In(t.TempDir())
+	oldKey, oldCert := issue()
+	if err := d.WriteNode(oldKey, []*x509.Certificate{oldCert}); err != nil {
+		t.Fatal(err)
+	}
+	newKey, newCert := issue()
+	// Simulate the crash: the staged certificate and the new key are in
+	// place, the old certificate is still swarm-node.crt.
+	if err := d.write(pendingCert, ca.EncodeCertificatesPEM(newCert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	der, _ := x509.MarshalPKCS8PrivateKey(newKey)
+	if err := d.write(NodeKeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	k, chain, err := d.LoadNode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !k.Public().(*ecdsa.PublicKey).Equal(newKey.Public()) || !chain[0].Equal(newCert) {
+		t.Error("LoadNode did not finish the swap to the new pair")
+	}
+	if _, err := os.Stat(d.Path(pendingCert)); !os.IsNotExist(err) {
+		t.Error("the staged certificate is still there")
+	}
+	// A mismatch with nothing staged is an error, not a guess.
+	if err := d.write(NodeCertFile, ca.EncodeCertificatesPEM(oldCert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.LoadNode(); err == nil {
+		t.Error("LoadNode accepted a key and certificate that do not match")
 	}
 }

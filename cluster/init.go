@@ -202,6 +202,7 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		CertExpiry:    req.CertExpiry,
 		ListenAddr:    req.ListenAddr,
 		AdvertiseAddr: req.AdvertiseAddr,
+		LeaderID:      nodeID,
 	}); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -50,6 +50,9 @@ type Cluster struct {
 	ListenAddr string `json:"listen_addr"`
 	// AdvertiseAddr is the address other nodes reach the manager on.
 	AdvertiseAddr string `json:"advertise_addr"`
+	// LeaderID is the node ID of the manager that holds the store and signs:
+	// the first manager, until several managers share a store.
+	LeaderID string `json:"leader_id,omitempty"`
 	// Version is set by the store: 1 when created, incremented by each update.
 	Version uint64 `json:"version"`
 }

@@ -2,15 +2,12 @@ package main
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
-	"github.com/chancery-pki/chancery/cluster"
 )
 
 func newInfoCmd(a *app) *cobra.Command {
@@ -19,18 +16,14 @@ func newInfoCmd(a *app) *cobra.Command {
 		Short: "Show the cluster and this node, as docker info's Swarm section does",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := a.openStore()
+			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			info, err := cluster.ReadInfo(cmd.Context(), st)
+			defer done()
+			info, err := c.Info(cmd.Context())
 			if err != nil {
-				return err
-			}
-			c, err := st.Cluster(cmd.Context())
-			if err != nil {
-				return err
+				return apiError(err)
 			}
 			nodeID, isManager := "", false
 			if chain, err := certdir.In(a.dataDir).NodeChain(); err == nil {
@@ -49,13 +42,8 @@ func newInfoCmd(a *app) *cobra.Command {
 			fmt.Fprintln(w, " CA Configuration:")
 			fmt.Fprintf(w, "  Expiry Duration: %s\n", ca.HumanDuration(info.CertExpiry))
 			fmt.Fprintf(w, "  Backend: %s\n", info.Backend)
-			keys := make([]string, 0, len(c.Backend.Settings))
-			for k := range c.Backend.Settings {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				fmt.Fprintf(w, "   %s: %s\n", strings.ReplaceAll(k, "_", " "), c.Backend.Settings[k])
+			for _, kv := range info.BackendDetails {
+				fmt.Fprintf(w, "   %s: %s\n", kv[0], kv[1])
 			}
 			fmt.Fprintf(w, "  Root CA: %s\n", info.RootSubject)
 			fmt.Fprintf(w, "  Root CA Fingerprint: %s\n", info.RootFingerprint)

@@ -17,11 +17,12 @@ func newInitCmd(a *app) *cobra.Command {
 	var (
 		certExpiry, caCert, caKey, caKeyPassFile string
 		passFile, keyAlg, listen, advertise      string
-		backend, rootCN                          string
+		backend, rootCN, metricsAddr             string
+		noRun                                    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
-		Short: "Create a cluster: a root CA, two join tokens, and this node as its first manager",
+		Short: "Create a cluster (a root CA, two join tokens, this node as its first manager) and run the manager",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			expiry, err := ca.ParseCertExpiry(certExpiry)
@@ -67,7 +68,10 @@ func newInitCmd(a *app) *cobra.Command {
 			fmt.Fprintf(a.stdout, "Cluster initialized: current node (%s) is now a manager.\n\n", res.NodeID)
 			printJoinCommand(a, ca.RoleWorker, res.WorkerToken, res.AdvertiseAddr)
 			fmt.Fprintf(a.stdout, "To add a manager to this cluster, run 'chancery join-token manager' and follow the instructions.\n\n")
-			return nil
+			if noRun {
+				return nil
+			}
+			return a.runManager(cmd.Context(), "", metricsAddr, req.BackendSettings)
 		},
 	}
 	f := cmd.Flags()
@@ -80,6 +84,8 @@ func newInitCmd(a *app) *cobra.Command {
 	f.StringVar(&rootCN, "ca-common-name", ca.DefaultRootCN, "common name of a new root")
 	f.StringVar(&listen, "listen-addr", cluster.DefaultListenAddr, "manager API listen address (HOST:PORT)")
 	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager (default: the listen address, or this host's first address)")
+	f.BoolVar(&noRun, "no-run", false, "create the cluster and exit, without running the manager (start it later with 'chancery run')")
+	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address (they are always on the data directory's socket)")
 	f.StringVar(&backend, "backend", "file", "where the root key lives: "+fmt.Sprint(backends.Names()))
 	return cmd
 }

@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cluster"
 )
 
 func newJoinTokenCmd(a *app) *cobra.Command {
@@ -20,32 +19,23 @@ func newJoinTokenCmd(a *app) *cobra.Command {
 			if err != nil {
 				return withHint(err, "use 'chancery join-token worker' or 'chancery join-token manager'")
 			}
-			st, err := a.openStore()
+			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			var token string
-			if rotate {
-				token, err = cluster.RotateJoinToken(cmd.Context(), st, role, nil)
-			} else {
-				token, err = cluster.JoinToken(cmd.Context(), st, role)
-			}
+			defer done()
+			t, err := c.JoinToken(cmd.Context(), role, rotate)
 			if err != nil {
-				return err
+				return apiError(err)
 			}
 			if quiet {
-				fmt.Fprintln(a.stdout, token)
+				fmt.Fprintln(a.stdout, t.Token)
 				return nil
 			}
 			if rotate {
 				fmt.Fprintf(a.stdout, "Successfully rotated %s join token.\n\n", role.Short())
 			}
-			c, err := st.Cluster(cmd.Context())
-			if err != nil {
-				return err
-			}
-			printJoinCommand(a, role, token, c.AdvertiseAddr)
+			printJoinCommand(a, role, t.Token, t.AdvertiseAddr)
 			return nil
 		},
 	}

@@ -6,8 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cluster"
 )
 
 func newUpdateCmd(a *app) *cobra.Command {
@@ -24,13 +24,13 @@ func newUpdateCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			st, err := a.openStore()
+			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
-			defer st.Close()
-			if err := cluster.SetCertExpiry(cmd.Context(), st, d); err != nil {
-				return err
+			defer done()
+			if err := c.Update(cmd.Context(), api.Update{CertExpiry: d}); err != nil {
+				return apiError(err)
 			}
 			fmt.Fprintln(a.stdout, "Cluster updated.")
 			return nil

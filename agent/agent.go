@@ -1,0 +1,293 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/clock"
+)
+
+// Manager is what the agent needs from its manager. *client.Client is one,
+// over the network; a manager's own agent uses the manager in-process.
+type Manager interface {
+	Renew(ctx context.Context, req api.RenewRequest) (*api.Certificate, error)
+	Status(ctx context.Context, req api.StatusRequest) (*api.Status, error)
+}
+
+// ErrExpired means the node's certificate has expired: no manager will
+// accept it, and the node must join again.
+var ErrExpired = errors.New("agent: this node's certificate has expired")
+
+// Backoff bounds for failed renewals.
+const (
+	MinBackoff = time.Second
+	MaxBackoff = 5 * time.Minute
+)
+
+// Config configures an Agent.
+type Config struct {
+	// DataDir holds the node's certificates and state.
+	DataDir string
+	// Manager is the manager to talk to; nil means a client of the first
+	// manager in D/node.json, authenticated with the node certificate.
+	Manager Manager
+	// Clock and Rand (for the renewal point and backoff jitter) default to
+	// the wall clock and crypto/rand.
+	Clock clock.Clock
+	Rand  io.Reader
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Hostname is reported with each heartbeat.
+	Hostname string
+	// HeartbeatPeriod is how often the node reports until the manager says
+	// otherwise; default 5s.
+	HeartbeatPeriod time.Duration
+	// OnCertificate, when set, is called with each new certificate, such as
+	// a manager swapping its server certificate.
+	OnCertificate func(*tls.Certificate)
+}
+
+// Agent keeps one node's certificate fresh.
+type Agent struct {
+	cfg   Config
+	dir   certdir.Dir
+	log   *slog.Logger
+	cert  atomic.Pointer[tls.Certificate]
+	leaf  *x509.Certificate
+	roots []byte
+	// renewals counts successful renewals, for tests.
+	renewals atomic.Int64
+	mgr      Manager
+	// addr is the manager's address when the agent made its own client.
+	addr string
+}
+
+// New loads the node's key, certificate and root from DataDir. An expired
+// certificate is ErrExpired, with what to do about it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Reader
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatPeriod <= 0 {
+		cfg.HeartbeatPeriod = 5 * time.Second
+	}
+	a := &Agent{cfg: cfg, dir: certdir.In(cfg.DataDir), log: cfg.Logger}
+	key, chain, err := a.dir.LoadNode()
+	if err != nil {
+		return nil, err
+	}
+	_, rootPEM, err := a.dir.Root()
+	if err != nil {
+		return nil, err
+	}
+	a.roots = rootPEM
+	if now := cfg.Clock.Now(); now.After(chain[0].NotAfter) {
+		return nil, fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token TOKEN MANAGER'",
+			ErrExpired, chain[0].NotAfter.UTC().Format(time.RFC3339), a.dir)
+	}
+	a.setCert(key, chain)
+	a.mgr = cfg.Manager
+	if a.mgr == nil {
+		st, err := ReadState(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		roots, err := ca.ParseCertificatesPEM(rootPEM)
+		if err != nil {
+			return nil, err
+		}
+		a.addr = st.Managers[0]
+		a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+	}
+	return a, nil
+}
+
+// Certificate returns the node's current certificate.
+func (a *Agent) Certificate() *tls.Certificate { return a.cert.Load() }
+
+// Leaf returns the node's current certificate, parsed.
+func (a *Agent) Leaf() *x509.Certificate { return a.cert.Load().Leaf }
+
+// Renewals returns how many renewals have succeeded.
+func (a *Agent) Renewals() int64 { return a.renewals.Load() }
+
+func (a *Agent) setCert(key crypto.Signer, chain []*x509.Certificate) {
+	c := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	a.cert.Store(c)
+	if a.cfg.OnCertificate != nil {
+		a.cfg.OnCertificate(c)
+	}
+}
+
+// NextRenewal returns when a certificate should be renewed: at a uniformly
+// random point between 50% and 80% of its lifetime (NotBefore to NotAfter),
+// drawn from r.
+func NextRenewal(cert *x509.Certificate, r io.Reader) time.Time {
+	life := cert.NotAfter.Sub(cert.NotBefore)
+	frac := 0.5 + 0.3*uniform(r)
+	return cert.NotBefore.Add(time.Duration(float64(life) * frac))
+}
+
+// uniform draws a float in [0, 1) from r; on a read failure it returns 0.5.
+func uniform(r io.Reader) float64 {
+	var b [8]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return 0.5
+	}
+	return float64(binary.BigEndian.Uint64(b[:])>>11) / (1 << 53)
+}
+
+// Run keeps the certificate fresh and reports to the manager until ctx is
+// done. Failures are retried with exponential backoff; Run returns only
+// when ctx is done, or with ErrExpired once the certificate has expired
+// without a successful renewal.
+func (a *Agent) Run(ctx context.Context) error {
+	clk := a.cfg.Clock
+	renewAt := NextRenewal(a.Leaf(), a.cfg.Rand)
+	beatAt := clk.Now()
+	period := a.cfg.HeartbeatPeriod
+	backoff := time.Duration(0)
+	a.log.Info("node agent running", "node_id", a.Leaf().Subject.CommonName, "renew_at", renewAt.UTC())
+	for {
+		now := clk.Now()
+		if now.After(a.Leaf().NotAfter) {
+			return fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token TOKEN MANAGER'",
+				ErrExpired, a.Leaf().NotAfter.UTC().Format(time.RFC3339), a.dir)
+		}
+		next := renewAt
+		if beatAt.Before(next) {
+			next = beatAt
+		}
+		if wait := next.Sub(now); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-clk.After(wait):
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !now.Before(renewAt) {
+			if err := a.renew(ctx); err != nil {
+				backoff = nextBackoff(backoff, a.cfg.Rand)
+				renewAt = now.Add(backoff)
+				a.log.Warn("renewal failed; retrying", "err", err, "retry_in", backoff)
+				continue
+			}
+			backoff = 0
+			renewAt = NextRenewal(a.Leaf(), a.cfg.Rand)
+			a.log.Info("certificate renewed", "serial", fmt.Sprintf("%x", a.Leaf().SerialNumber), "not_after", a.Leaf().NotAfter.UTC(), "next_renewal", renewAt.UTC())
+			continue
+		}
+		beatAt = now.Add(period)
+		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname})
+		if err != nil {
+			a.log.Warn("heartbeat failed", "err", err)
+			continue
+		}
+		if st.HeartbeatPeriod > 0 {
+			period = st.HeartbeatPeriod
+		}
+		if st.RootCAPEM != "" && !bytes.Equal([]byte(st.RootCAPEM), a.roots) {
+			if err := a.takeRoot([]byte(st.RootCAPEM)); err != nil {
+				a.log.Error("failed to take the manager's new root CA", "err", err)
+			}
+		}
+		if role := a.Leaf().Subject.OrganizationalUnit; len(role) == 1 && st.Role != "" && st.Role != role[0] {
+			a.log.Info("role changed; renewing now", "from", role[0], "to", st.Role)
+			renewAt = now
+		}
+	}
+}
+
+func nextBackoff(prev time.Duration, r io.Reader) time.Duration {
+	d := 2 * prev
+	if d < MinBackoff {
+		d = MinBackoff
+	}
+	if d > MaxBackoff {
+		d = MaxBackoff
+	}
+	// Up to 20% jitter, so that nodes that failed together do not retry
+	// together.
+	return d - time.Duration(0.2*uniform(r)*float64(d))
+}
+
+// renew gets a certificate for a new key and writes it.
+func (a *Agent) renew(ctx context.Context) error {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return fmt.Errorf("agent: failed to generate a key: %w", err)
+	}
+	csr, err := newCSR(key)
+	if err != nil {
+		return err
+	}
+	resp, err := a.mgr.Renew(ctx, api.RenewRequest{CSR: string(csr)})
+	if err != nil {
+		return err
+	}
+	roots, err := ca.ParseCertificatesPEM(a.roots)
+	if err != nil {
+		return err
+	}
+	chain, id, err := checkIssued(resp, roots, key, a.cfg.Clock.Now())
+	if err != nil {
+		return err
+	}
+	if id.NodeID != a.Leaf().Subject.CommonName {
+		return fmt.Errorf("agent: the manager renewed the certificate of node %s, not this node's", id.NodeID)
+	}
+	if err := a.dir.WriteNode(key, chain); err != nil {
+		return err
+	}
+	a.setCert(key, chain)
+	a.renewals.Add(1)
+	return nil
+}
+
+// takeRoot trusts the root bundle the manager announced. It came over a
+// connection authenticated by the current root.
+func (a *Agent) takeRoot(rootPEM []byte) error {
+	if _, err := ca.ParseCertificatesPEM(rootPEM); err != nil {
+		return err
+	}
+	if err := a.dir.WriteRoot(rootPEM); err != nil {
+		return err
+	}
+	a.roots = rootPEM
+	if a.addr != "" {
+		roots, _ := ca.ParseCertificatesPEM(rootPEM)
+		a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+	}
+	a.log.Info("took the manager's root CA bundle")
+	return nil
+}

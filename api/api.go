@@ -1,0 +1,142 @@
+// Package api defines the manager's HTTPS API: its paths and the JSON
+// bodies that the manager (package server) and its clients (package client,
+// the node agent, the CLI) exchange. It holds no logic.
+//
+// Every body is JSON. Errors are an Error body with a 4xx or 5xx status.
+// Certificates and CSRs travel as PEM strings.
+package api
+
+import "time"
+
+// Paths of the API. Root and Join need no client certificate; the others
+// need a node certificate of this cluster (mutual TLS), and the Admin paths
+// a manager's.
+const (
+	PathRoot   = "/v1/ca"
+	PathJoin   = "/v1/join"
+	PathRenew  = "/v1/renew"
+	PathStatus = "/v1/status"
+
+	PathAdminInfo      = "/v1/admin/info"
+	PathAdminNodes     = "/v1/admin/nodes"          // GET: list
+	PathAdminNode      = "/v1/admin/nodes/"         // + ID: GET inspect, DELETE remove (?force=true)
+	PathAdminPromote   = "/v1/admin/nodes/promote/" // + ID: POST
+	PathAdminDemote    = "/v1/admin/nodes/demote/"  // + ID: POST
+	PathAdminJoinToken = "/v1/admin/join-token/"    // + role: GET, POST ?rotate=true
+	PathAdminUpdate    = "/v1/admin/update"         // POST Update
+)
+
+// MaxBodyBytes bounds every request body.
+const MaxBodyBytes = 64 << 10
+
+// SocketFile is the manager's administration socket in the data directory.
+const SocketFile = "chancery.sock"
+
+// Error is the body of every error answer.
+type Error struct {
+	// Message says what went wrong and what to do.
+	Message string `json:"message"`
+	// Code is a stable machine-readable reason, such as "invalid_token".
+	Code string `json:"code"`
+}
+
+// Error codes.
+const (
+	CodeInvalidToken  = "invalid_token"
+	CodeInvalidCSR    = "invalid_csr"
+	CodeBadRequest    = "bad_request"
+	CodeTooLarge      = "too_large"
+	CodeUnauthorized  = "unauthorized"
+	CodeForbidden     = "forbidden"
+	CodeNodeRemoved   = "node_removed"
+	CodeNotFound      = "not_found"
+	CodeConflict      = "conflict"
+	CodeInternal      = "internal"
+	CodeSignerFailure = "signer_failure"
+)
+
+// Root is the answer of PathRoot: the root CA bundle nodes trust. A joining
+// node fetches it without trusting the connection and accepts it only if
+// its digest matches the join token's.
+type Root struct {
+	RootCAPEM string `json:"root_ca_pem"`
+}
+
+// JoinRequest asks to join with a token.
+type JoinRequest struct {
+	Token    string `json:"token"`
+	CSR      string `json:"csr"`
+	Hostname string `json:"hostname"`
+}
+
+// RenewRequest asks for a new certificate for the calling node.
+type RenewRequest struct {
+	CSR string `json:"csr"`
+}
+
+// Certificate is the answer of PathJoin and PathRenew.
+type Certificate struct {
+	NodeID string `json:"node_id"`
+	Role   string `json:"role"`
+	// CertificatePEM is the node certificate followed by any intermediates.
+	CertificatePEM string `json:"certificate_pem"`
+	// RootCAPEM is the root bundle to trust.
+	RootCAPEM string `json:"root_ca_pem"`
+}
+
+// StatusRequest is a node's heartbeat.
+type StatusRequest struct {
+	Hostname string `json:"hostname"`
+}
+
+// Status is the manager's answer to a heartbeat: what the node should be.
+type Status struct {
+	// Role is the node's role as the store holds it now; a node whose
+	// certificate says otherwise renews at once.
+	Role string `json:"role"`
+	// RootCAPEM is the root bundle to trust; a node whose bundle differs
+	// takes this one.
+	RootCAPEM string `json:"root_ca_pem"`
+	// HeartbeatPeriod is how often the node should report.
+	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
+}
+
+// Info is the answer of PathAdminInfo.
+type Info struct {
+	ClusterID       string        `json:"cluster_id"`
+	LeaderID        string        `json:"leader_id"`
+	Managers        int           `json:"managers"`
+	Nodes           int           `json:"nodes"`
+	CertExpiry      time.Duration `json:"cert_expiry"`
+	Backend         string        `json:"backend"`
+	BackendDetails  [][2]string   `json:"backend_details,omitempty"`
+	AdvertiseAddr   string        `json:"advertise_addr"`
+	RootSubject     string        `json:"root_subject"`
+	RootFingerprint string        `json:"root_fingerprint"`
+	RootNotAfter    time.Time     `json:"root_not_after"`
+}
+
+// Node is a node as PathAdminNodes lists it.
+type Node struct {
+	ID            string    `json:"id"`
+	Hostname      string    `json:"hostname"`
+	Role          string    `json:"role"`
+	Status        string    `json:"status"`         // "Ready", "Down", "Unknown"
+	Availability  string    `json:"availability"`   // "Active"
+	ManagerStatus string    `json:"manager_status"` // "Leader", "Reachable", "Unreachable", "" for workers
+	CertSerial    string    `json:"cert_serial"`
+	CertNotAfter  time.Time `json:"cert_not_after"`
+	LastSeen      time.Time `json:"last_seen,omitzero"`
+}
+
+// JoinToken is the answer of PathAdminJoinToken.
+type JoinToken struct {
+	Role          string `json:"role"`
+	Token         string `json:"token"`
+	AdvertiseAddr string `json:"advertise_addr"`
+}
+
+// Update changes cluster settings; zero fields are left alone.
+type Update struct {
+	CertExpiry time.Duration `json:"cert_expiry,omitempty"`
+}

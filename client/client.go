@@ -1,0 +1,280 @@
+// Package client calls the manager's API (package api): the root fetch and
+// join that a new node makes, the renewals and heartbeats of a member, and
+// the administration calls of the CLI, over HTTPS or the manager's unix
+// socket.
+package client
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"time"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+)
+
+// ServerName is the name a node checks the manager's certificate against:
+// every manager certificate carries it as a DNS name.
+const ServerName = string(ca.RoleManager)
+
+// MaxResponseBytes bounds every answer read from a manager.
+const MaxResponseBytes = 1 << 20
+
+// DefaultTimeout bounds each call.
+const DefaultTimeout = 30 * time.Second
+
+// APIError is an error answer from the manager.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Client calls one manager.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// New returns a client of the manager at addr (HOST:PORT) that trusts the
+// roots and, when cert is not nil, authenticates with the certificate it
+// returns at each handshake (so that a renewed certificate is used at
+// once). With roots nil the manager is not authenticated: use that only for
+// FetchRoot, whose answer the caller checks against a join token's digest.
+func New(addr string, roots *x509.CertPool, cert func() *tls.Certificate) *Client {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ServerName, RootCAs: roots}
+	if roots == nil {
+		cfg.InsecureSkipVerify = true // the answer is pinned by the token's digest
+	}
+	if cert != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			if c := cert(); c != nil {
+				return c, nil
+			}
+			return &tls.Certificate{}, nil
+		}
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 64,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
+}
+
+// NewSocket returns a client of the administration API on the manager's
+// unix socket at path.
+func NewSocket(path string) *Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Client{base: "http://chancery", hc: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
+}
+
+// NewHandler returns a client that calls h in-process, as the CLI calls the
+// administration API over a data directory when no manager is running.
+func NewHandler(h http.Handler) *Client {
+	return &Client{base: "http://local", hc: &http.Client{Transport: handlerTransport{h}, Timeout: DefaultTimeout}}
+}
+
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("client: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return fmt.Errorf("client: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return explainTransport(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("client: failed to read the manager's answer: %w", err)
+	}
+	if len(data) > MaxResponseBytes {
+		return fmt.Errorf("client: the manager's answer is larger than %d bytes", MaxResponseBytes)
+	}
+	if resp.StatusCode >= 300 {
+		var e api.Error
+		if json.Unmarshal(data, &e) != nil || e.Message == "" {
+			e.Message = fmt.Sprintf("the manager answered %s", resp.Status)
+		}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("client: the manager's answer is not valid JSON: %w", err)
+	}
+	return nil
+}
+
+// explainTransport turns TLS failures into messages that say what to check.
+func explainTransport(err error) error {
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	var verr *tls.CertificateVerificationError
+	switch {
+	case errors.As(err, &verr):
+		return fmt.Errorf("client: the manager's certificate does not chain to this node's root CA: %w", err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("client: the manager did not answer in time: %w", err)
+	}
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return fmt.Errorf("client: the manager refused this node's certificate during the TLS handshake (expired, or from another cluster's CA?): %w", err)
+	}
+	return fmt.Errorf("client: %w", err)
+}
+
+// FetchRoot returns the manager's root bundle. The connection is not
+// authenticated: check the answer against the join token's digest.
+func (c *Client) FetchRoot(ctx context.Context) ([]byte, error) {
+	var out api.Root
+	if err := c.do(ctx, http.MethodGet, api.PathRoot, nil, &out); err != nil {
+		return nil, err
+	}
+	return []byte(out.RootCAPEM), nil
+}
+
+// Join asks to join with a token.
+func (c *Client) Join(ctx context.Context, req api.JoinRequest) (*api.Certificate, error) {
+	var out api.Certificate
+	if err := c.do(ctx, http.MethodPost, api.PathJoin, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Renew asks for a new certificate for the calling node.
+func (c *Client) Renew(ctx context.Context, req api.RenewRequest) (*api.Certificate, error) {
+	var out api.Certificate
+	if err := c.do(ctx, http.MethodPost, api.PathRenew, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Status sends a heartbeat.
+func (c *Client) Status(ctx context.Context, req api.StatusRequest) (*api.Status, error) {
+	var out api.Status
+	if err := c.do(ctx, http.MethodPost, api.PathStatus, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Info returns the cluster's information.
+func (c *Client) Info(ctx context.Context) (*api.Info, error) {
+	var out api.Info
+	if err := c.do(ctx, http.MethodGet, api.PathAdminInfo, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Nodes lists the cluster's nodes.
+func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
+	var out []api.Node
+	if err := c.do(ctx, http.MethodGet, api.PathAdminNodes, nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Node inspects one node, by ID, unique ID prefix or host name.
+func (c *Client) Node(ctx context.Context, id string) (*api.Node, error) {
+	var out api.Node
+	if err := c.do(ctx, http.MethodGet, api.PathAdminNode+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Promote makes a node a manager.
+func (c *Client) Promote(ctx context.Context, id string) (*api.Node, error) {
+	var out api.Node
+	if err := c.do(ctx, http.MethodPost, api.PathAdminPromote+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Demote makes a node a worker.
+func (c *Client) Demote(ctx context.Context, id string) (*api.Node, error) {
+	var out api.Node
+	if err := c.do(ctx, http.MethodPost, api.PathAdminDemote+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Remove removes a node from the cluster.
+func (c *Client) Remove(ctx context.Context, id string, force bool) (*api.Node, error) {
+	var out api.Node
+	path := api.PathAdminNode + url.PathEscape(id)
+	if force {
+		path += "?force=true"
+	}
+	if err := c.do(ctx, http.MethodDelete, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// JoinToken returns, or with rotate replaces and returns, a role's token.
+func (c *Client) JoinToken(ctx context.Context, role ca.Role, rotate bool) (*api.JoinToken, error) {
+	var out api.JoinToken
+	method, path := http.MethodGet, api.PathAdminJoinToken+role.Short()
+	if rotate {
+		method, path = http.MethodPost, path+"?rotate=true"
+	}
+	if err := c.do(ctx, method, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Update changes cluster settings.
+func (c *Client) Update(ctx context.Context, u api.Update) error {
+	return c.do(ctx, http.MethodPost, api.PathAdminUpdate, u, nil)
+}

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/file"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/manager"
+)
+
+func newRunCmd(a *app) *cobra.Command {
+	var listen, metricsAddr, passFile string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the manager or node of a data directory in the foreground (after a restart)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := os.Stat(cluster.StorePath(a.dataDir)); err == nil {
+				overrides := backends.Settings{}
+				if passFile != "" {
+					overrides[file.SettingPassphraseFile] = passFile
+				}
+				return a.runManager(cmd.Context(), listen, metricsAddr, overrides)
+			}
+			if _, err := agent.ReadState(a.dataDir); err == nil {
+				return a.runNode(cmd.Context())
+			}
+			return withHint(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
+				"create a cluster with 'chancery init', or join one with 'chancery join --token TOKEN MANAGER'")
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen-addr", "", "override the manager's stored listen address")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address")
+	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
+	return cmd
+}
+
+// runManager runs the manager of the data directory until interrupted.
+func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overrides backends.Settings) error {
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	err = manager.Run(ctx, manager.Config{
+		DataDir: a.dataDir, ListenAddr: listen, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
+	})
+	switch {
+	case errors.Is(err, file.ErrPassphraseNeeded):
+		return withHint(err, "give the root key's passphrase with --ca-passphrase-file FILE or $"+file.PassphraseEnv)
+	case errors.Is(err, agent.ErrExpired):
+		return withHint(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
+	}
+	return err
+}
+
+// runNode runs the node agent of the data directory until interrupted.
+func (a *app) runNode(ctx context.Context) error {
+	log, err := a.logger()
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	if st, err := agent.ReadState(a.dataDir); err == nil && st.Hostname != "" {
+		hostname = st.Hostname
+	}
+	ag, err := agent.New(agent.Config{DataDir: a.dataDir, Logger: log, Hostname: hostname})
+	if err != nil {
+		if errors.Is(err, agent.ErrExpired) {
+			return withHint(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
+		}
+		return err
+	}
+	return ag.Run(ctx)
+}

@@ -1,0 +1,135 @@
+// Package manager runs a cluster's manager from its data directory: it
+// opens the store and the root's Signer, serves the API (package server),
+// and keeps the manager's own node certificate fresh with an in-process
+// node agent (package agent) whose certificate is the one the API
+// presents.
+package manager
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/server"
+)
+
+// Config configures Run.
+type Config struct {
+	// DataDir is the manager's data directory, made by `chancery init`.
+	DataDir string
+	// ListenAddr overrides the stored listen address when not empty.
+	ListenAddr string
+	// Listener, when set, is used instead of listening on ListenAddr.
+	Listener net.Listener
+	// MetricsAddr, when set, serves Prometheus metrics over plain HTTP
+	// there (they are always on the administration socket at /metrics).
+	MetricsAddr string
+	// BackendOverrides replace stored backend settings (for example a
+	// passphrase file).
+	BackendOverrides backends.Settings
+	// Clock defaults to the wall clock; Logger to slog.Default().
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// HeartbeatPeriod is told to nodes; default server.DefaultHeartbeatPeriod.
+	HeartbeatPeriod time.Duration
+	// Ready, when set, is called with the API's address once it listens.
+	Ready func(addr string)
+}
+
+// Run runs the manager until ctx is done.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	st, err := cluster.OpenStore(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	chain, err := certdir.In(cfg.DataDir).NodeChain()
+	if err != nil {
+		return fmt.Errorf("manager: this manager's certificate: %w", err)
+	}
+	nodeID := chain[0].Subject.CommonName
+	if nodeID != c.LeaderID {
+		return fmt.Errorf("manager: this data directory's node %s is not the cluster's leader %s", nodeID, c.LeaderID)
+	}
+	sg, err := cluster.OpenSigner(ctx, cfg.DataDir, c, cfg.BackendOverrides, nil)
+	if err != nil {
+		return err
+	}
+	auth := cluster.NewAuthority(st, sg, cfg.Clock.Now)
+	srv, err := server.New(server.Config{
+		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
+		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
+	})
+	if err != nil {
+		return err
+	}
+	hostname, _ := os.Hostname()
+	ag, err := agent.New(agent.Config{
+		DataDir: cfg.DataDir, Manager: srv.Self(nodeID), Clock: cfg.Clock, Logger: cfg.Logger,
+		Hostname: hostname, HeartbeatPeriod: cfg.HeartbeatPeriod, OnCertificate: srv.SetCertificate,
+	})
+	if err != nil {
+		return err
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		addr := cfg.ListenAddr
+		if addr == "" {
+			addr = c.ListenAddr
+		}
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("manager: failed to listen on %s: %w", addr, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- srv.Serve(ctx, ln) }()
+	go func() { errc <- ag.Run(ctx) }()
+	if cfg.MetricsAddr != "" {
+		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			<-ctx.Done()
+			ms.Close()
+		}()
+		go func() {
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("manager: metrics: %w", err)
+			}
+		}()
+	}
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr().String())
+	}
+	cfg.Logger.Info("manager running", "cluster_id", c.ID, "node_id", nodeID, "backend", c.Backend.Type)
+	select {
+	case <-ctx.Done():
+		// Let the server shut down cleanly.
+		cancel()
+		<-errc
+		return nil
+	case err := <-errc:
+		cancel()
+		return err
+	}
+}

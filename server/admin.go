@@ -1,0 +1,225 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/signer"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// adminRoutes mounts the administration API, each route wrapped by guard.
+func (s *Server) adminRoutes(mux *http.ServeMux, guard func(http.Handler) http.Handler) {
+	h := func(pattern string, f http.HandlerFunc) { mux.Handle(pattern, guard(f)) }
+	h("GET "+api.PathAdminInfo, s.handleInfo)
+	h("GET "+api.PathAdminNodes, s.handleNodes)
+	h("GET "+api.PathAdminNode+"{id}", s.handleNode)
+	h("DELETE "+api.PathAdminNode+"{id}", s.handleRemove)
+	h("POST "+api.PathAdminPromote+"{id}", s.handleSetRole(ca.RoleManager))
+	h("POST "+api.PathAdminDemote+"{id}", s.handleSetRole(ca.RoleWorker))
+	h("GET "+api.PathAdminJoinToken+"{role}", s.handleJoinToken)
+	h("POST "+api.PathAdminJoinToken+"{role}", s.handleJoinToken)
+	h("POST "+api.PathAdminUpdate, s.handleUpdate)
+}
+
+func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
+	info, err := cluster.ReadInfo(r.Context(), s.cfg.Store)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := api.Info{
+		ClusterID: info.ClusterID, LeaderID: c.LeaderID, Managers: info.Managers, Nodes: info.Nodes,
+		CertExpiry: info.CertExpiry, Backend: info.Backend, AdvertiseAddr: info.AdvertiseAddr,
+		RootSubject: info.RootSubject, RootFingerprint: info.RootFingerprint, RootNotAfter: info.RootNotAfter,
+	}
+	if s.cfg.Authority != nil {
+		if d, ok := s.cfg.Authority.Signer().(signer.Describer); ok {
+			out.BackendDetails = d.Describe().Details
+		}
+	}
+	if out.BackendDetails == nil {
+		for _, k := range sortedKeys(c.Backend.Settings) {
+			out.BackendDetails = append(out.BackendDetails, [2]string{k, c.Backend.Settings[k]})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) apiNode(n store.Node, leader string) api.Node {
+	now := s.clock.Now()
+	out := api.Node{
+		ID: n.ID, Hostname: n.Hostname, Role: n.Role, Availability: "Active",
+		CertSerial: n.CertSerial, CertNotAfter: n.CertNotAfter, LastSeen: s.live.lastSeen(n.ID),
+	}
+	ready := s.live.ready(n.ID, now)
+	switch {
+	case n.State == store.StateRemoved:
+		out.Status = "Removed"
+	case ready:
+		out.Status = "Ready"
+	default:
+		out.Status = "Down"
+	}
+	if n.Role == string(ca.RoleManager) {
+		switch {
+		case n.ID == leader:
+			out.ManagerStatus = "Leader"
+		case ready:
+			out.ManagerStatus = "Reachable"
+		default:
+			out.ManagerStatus = "Unreachable"
+		}
+	}
+	return out
+}
+
+func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	nodes, err := s.cfg.Store.Nodes(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	out := make([]api.Node, 0, len(nodes))
+	for _, n := range nodes {
+		if n.State == store.StateRemoved {
+			continue
+		}
+		out = append(out, s.apiNode(n, c.LeaderID))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	n, err := cluster.FindNode(r.Context(), s.cfg.Store, r.PathValue("id"))
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.apiNode(n, c.LeaderID))
+}
+
+func (s *Server) handleSetRole(role ca.Role) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := cluster.SetRole(r.Context(), s.cfg.Store, r.PathValue("id"), role)
+		if err != nil {
+			s.adminError(w, r, err)
+			return
+		}
+		s.log.Info("node role changed", "node_id", n.ID, "role", n.Role)
+		c, err := s.cfg.Store.Cluster(r.Context())
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, s.apiNode(n, c.LeaderID))
+	}
+}
+
+func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	n, err := cluster.FindNode(r.Context(), s.cfg.Store, id)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	down := !s.live.ready(n.ID, s.clock.Now())
+	n, err = cluster.RemoveNode(r.Context(), s.cfg.Store, n.ID, r.URL.Query().Get("force") == "true", down)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.log.Info("node removed", "node_id", n.ID)
+	writeJSON(w, http.StatusOK, api.Node{ID: n.ID, Hostname: n.Hostname, Role: n.Role, Status: "Removed"})
+}
+
+func (s *Server) handleJoinToken(w http.ResponseWriter, r *http.Request) {
+	role, err := ca.ParseRole(r.PathValue("role"))
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_role", err.Error())
+		return
+	}
+	var token string
+	if r.Method == http.MethodPost {
+		if r.URL.Query().Get("rotate") != "true" {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", "POST needs ?rotate=true")
+			return
+		}
+		token, err = cluster.RotateJoinToken(r.Context(), s.cfg.Store, role, s.cfg.Rand)
+		if err == nil {
+			s.log.Info("join token rotated", "role", role.Short())
+		}
+	} else {
+		token, err = cluster.JoinToken(r.Context(), s.cfg.Store, role)
+	}
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.JoinToken{Role: string(role), Token: token, AdvertiseAddr: c.AdvertiseAddr})
+}
+
+func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
+	var u api.Update
+	if !s.decode(w, r, &u) {
+		return
+	}
+	if u.CertExpiry != 0 {
+		if err := cluster.SetCertExpiry(r.Context(), s.cfg.Store, u.CertExpiry); err != nil {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_update", err.Error())
+			return
+		}
+		s.log.Info("cert-expiry changed", "cert_expiry", u.CertExpiry.String())
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// adminError maps the cluster package's refusals to HTTP answers.
+func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
+	msg := strings.TrimPrefix(err.Error(), "cluster: ")
+	switch {
+	case errors.Is(err, cluster.ErrNodeNotFound):
+		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no_such_node", msg)
+	case errors.Is(err, cluster.ErrIsLeader), errors.Is(err, cluster.ErrNodeIsManager),
+		errors.Is(err, cluster.ErrNodeNotDown), errors.Is(err, cluster.ErrNodeRemoved):
+		s.fail(w, r, http.StatusConflict, api.CodeConflict, "conflict", msg)
+	case errors.Is(err, cluster.ErrAmbiguousNode):
+		s.fail(w, r, http.StatusConflict, api.CodeConflict, "ambiguous", msg)
+	default:
+		s.internal(w, r, err)
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

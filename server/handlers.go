@@ -1,0 +1,206 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"unicode"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/signer"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// handleRoot serves the root bundle. The caller does not trust this
+// connection: it checks the bundle against its join token's digest.
+func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Root{RootCAPEM: string(c.RootCAPEM)})
+}
+
+// handleJoin admits a node with a join token: the token's role, a new node
+// ID, and a certificate for the CSR's key.
+func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
+	var req api.JoinRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := checkHostname(req.Hostname); err != nil {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_hostname", err.Error())
+		return
+	}
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	role, err := ca.TokenRole(req.Token, c.WorkerToken, c.ManagerToken)
+	if err != nil {
+		msg := "A valid join token is necessary to join this cluster"
+		if _, perr := ca.ParseJoinToken(req.Token); perr != nil {
+			msg = perr.Error() + ": " + msg
+		}
+		s.fail(w, r, http.StatusUnauthorized, api.CodeInvalidToken, "invalid_token", msg)
+		return
+	}
+	nodeID, err := ca.NewID(s.cfg.Rand)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.issue(w, r, "join", cluster.IssueRequest{NodeID: nodeID, Role: role, Hostname: req.Hostname, CSR: []byte(req.CSR)}, c.RootCAPEM)
+}
+
+// handleRenew issues a new certificate to the calling node, with the role
+// the store holds now, not the one its current certificate says.
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
+	var req api.RenewRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	p := peerOf(r)
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	s.issue(w, r, "renew", cluster.IssueRequest{NodeID: p.node.ID, Role: ca.Role(p.node.Role), CSR: []byte(req.CSR)}, c.RootCAPEM)
+}
+
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req cluster.IssueRequest, rootPEM []byte) {
+	out, err := s.issueCert(r.Context(), kind, req, rootPEM, r.RemoteAddr)
+	switch {
+	case errors.Is(err, signer.ErrInvalidCSR), errors.Is(err, ca.ErrInvalidCSR):
+		s.fail(w, r, http.StatusBadRequest, api.CodeInvalidCSR, "invalid_csr", err.Error())
+	case errors.Is(err, signer.ErrInvalidRequest):
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "invalid_request", err.Error())
+	case errors.Is(err, cluster.ErrNodeRemoved):
+		s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed", err.Error())
+	case err != nil:
+		writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeSignerFailure, Message: "the CA failed to issue the certificate; see the manager's log"})
+	default:
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// issueCert issues a node certificate, counts and logs it. Refusals of the
+// request are returned for the caller to map; a signer failure is counted
+// and logged here.
+func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRequest, rootPEM []byte, remote string) (*api.Certificate, error) {
+	start := s.clock.Now()
+	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
+	if err != nil {
+		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, cluster.ErrNodeRemoved) {
+			s.metrics.failures.WithLabelValues("signer").Inc()
+			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err)
+		}
+		return nil, err
+	}
+	s.metrics.signing.WithLabelValues(s.cfg.Backend).Observe(s.clock.Now().Sub(start).Seconds())
+	s.metrics.issued.WithLabelValues(req.Role.Short(), kind).Inc()
+	s.live.report(req.NodeID, s.clock.Now())
+	s.log.Info("certificate issued", "kind", kind, "node_id", req.NodeID, "role", string(req.Role),
+		"serial", issued.Node.CertSerial, "not_after", issued.Certificate.NotAfter, "remote", remote)
+	return &api.Certificate{
+		NodeID:         req.NodeID,
+		Role:           string(req.Role),
+		CertificatePEM: string(ca.EncodeCertificatesPEM(issued.Chain...)),
+		RootCAPEM:      string(rootPEM),
+	}, nil
+}
+
+// handleStatus records a node's heartbeat and tells it its role and root.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	var req api.StatusRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	p := peerOf(r)
+	s.live.report(p.node.ID, s.clock.Now())
+	if req.Hostname != "" && req.Hostname != p.node.Hostname && checkHostname(req.Hostname) == nil {
+		if _, err := s.cfg.Store.UpdateNode(r.Context(), p.node.ID, func(n *store.Node) error {
+			n.Hostname = req.Hostname
+			return nil
+		}); err != nil {
+			s.log.Warn("failed to record a node's host name", "node_id", p.node.ID, "err", err)
+		}
+	}
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Status{Role: p.node.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: s.cfg.HeartbeatPeriod})
+}
+
+// checkHostname accepts empty or printable host names of at most 253 bytes.
+func checkHostname(h string) error {
+	if len(h) > 253 {
+		return errors.New("the host name is longer than 253 bytes")
+	}
+	for _, r := range h {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return fmt.Errorf("the host name has the character %q", r)
+		}
+	}
+	return nil
+}
+
+// decode reads a JSON body into v, answering 413 or 400 on failure.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			s.fail(w, r, http.StatusRequestEntityTooLarge, api.CodeTooLarge, "too_large",
+				fmt.Sprintf("the request body is larger than %d bytes", api.MaxBodyBytes))
+			return false
+		}
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_json", "the request body is not valid JSON for this call: "+sanitize(err.Error()))
+		return false
+	}
+	if dec.More() {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_json", "the request body holds more than one JSON value")
+		return false
+	}
+	return true
+}
+
+// sanitize keeps JSON decoder messages short; they name types and offsets,
+// not values.
+func sanitize(s string) string {
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// fail answers with an error body, counts the refusal and logs it without
+// request contents.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, reason, msg string) {
+	s.metrics.failures.WithLabelValues(reason).Inc()
+	s.log.Warn("request refused", "path", r.URL.Path, "reason", reason, "remote", r.RemoteAddr, "status", status)
+	writeJSON(w, status, api.Error{Code: code, Message: msg})
+}
+
+func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	s.metrics.failures.WithLabelValues("internal").Inc()
+	s.log.Error("internal error", "path", r.URL.Path, "err", err)
+	writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error; see the manager's log"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// Self is the manager's own node agent talking to its manager in-process:
+// the same renewal and heartbeat as a remote node, without the network.
+type Self struct {
+	s      *Server
+	nodeID string
+}
+
+// Self returns the in-process manager for the node nodeID, this manager.
+func (s *Server) Self(nodeID string) *Self { return &Self{s: s, nodeID: nodeID} }
+
+func (m *Self) node(ctx context.Context) (store.Node, store.Cluster, error) {
+	c, err := m.s.cfg.Store.Cluster(ctx)
+	if err != nil {
+		return store.Node{}, c, fmt.Errorf("server: %w", err)
+	}
+	n, err := m.s.cfg.Store.Node(ctx, m.nodeID)
+	if err != nil {
+		return n, c, fmt.Errorf("server: %w", err)
+	}
+	if n.State == store.StateRemoved {
+		return n, c, cluster.ErrNodeRemoved
+	}
+	return n, c, nil
+}
+
+// Renew issues this manager a new certificate with its stored role.
+func (m *Self) Renew(ctx context.Context, req api.RenewRequest) (*api.Certificate, error) {
+	n, c, err := m.node(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return m.s.issueCert(ctx, "renew", cluster.IssueRequest{NodeID: n.ID, Role: ca.Role(n.Role), CSR: []byte(req.CSR)}, c.RootCAPEM, "local")
+}
+
+// Status reports this manager's role and the root.
+func (m *Self) Status(ctx context.Context, req api.StatusRequest) (*api.Status, error) {
+	n, c, err := m.node(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m.s.live.report(n.ID, m.s.clock.Now())
+	return &api.Status{Role: n.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: m.s.cfg.HeartbeatPeriod}, nil
+}

@@ -1,0 +1,288 @@
+// Package server is the manager's API: HTTPS with TLS 1.2 at least, JSON
+// bodies from package api. Nodes fetch the root and join with a token
+// (no client certificate), then renew and report over mutual TLS with their
+// node certificate; managers administer the cluster over mutual TLS, and the
+// CLI on the manager's host over a unix socket in the data directory that
+// only its owner can reach.
+//
+// The server does no CA work itself: it authenticates and authorizes, then
+// calls package cluster.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// DefaultHeartbeatPeriod is how often nodes report, as swarm's dispatcher.
+const DefaultHeartbeatPeriod = 5 * time.Second
+
+// Config configures a Server.
+type Config struct {
+	// DataDir holds the administration socket.
+	DataDir string
+	// Store is the cluster's store; Authority issues with the root's Signer.
+	// Authority may be nil for a server used only for AdminHandler, as the
+	// CLI does when no manager is running.
+	Store     store.Store
+	Authority *cluster.Authority
+	// NodeID is this manager's node ID.
+	NodeID string
+	// Clock and Rand default to the wall clock and crypto/rand.
+	Clock clock.Clock
+	Rand  io.Reader
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registry receives the metrics; nil means a new registry.
+	Registry *prometheus.Registry
+	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.
+	HeartbeatPeriod time.Duration
+	// Backend names the signer backend, for the signing latency metric.
+	Backend string
+}
+
+// Server is the manager's API.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	clock    clock.Clock
+	live     *liveness
+	metrics  *metrics
+	registry *prometheus.Registry
+	cert     atomic.Pointer[tls.Certificate]
+	roots    atomic.Pointer[x509.CertPool]
+}
+
+// New returns a Server. Call SetCertificate before serving TLS.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: a store is needed")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatPeriod <= 0 {
+		cfg.HeartbeatPeriod = DefaultHeartbeatPeriod
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry}
+	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
+	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock)
+	if err := s.ReloadRoots(context.Background()); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SetCertificate sets the certificate the server presents: the manager's
+// own node certificate, replaced at each renewal.
+func (s *Server) SetCertificate(c *tls.Certificate) { s.cert.Store(c) }
+
+// ReloadRoots reads the root bundle from the store: the CAs that client
+// certificates must chain to.
+func (s *Server) ReloadRoots(ctx context.Context) error {
+	c, err := s.cfg.Store.Cluster(ctx)
+	if err != nil {
+		return fmt.Errorf("server: %w", err)
+	}
+	roots, err := cluster.Roots(c)
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	s.roots.Store(pool)
+	return nil
+}
+
+// TLSConfig is the server's TLS configuration: TLS 1.2 at least, the
+// current node certificate, and client certificates verified against the
+// current roots when given (the root fetch and join need none).
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			cert := s.cert.Load()
+			if cert == nil {
+				return nil, errors.New("server: no certificate yet")
+			}
+			return &tls.Config{
+				MinVersion:   tls.VersionTLS12,
+				Certificates: []tls.Certificate{*cert},
+				ClientAuth:   tls.VerifyClientCertIfGiven,
+				ClientCAs:    s.roots.Load(),
+			}, nil
+		},
+	}
+}
+
+// Handler returns the HTTPS API: nodes and managers authenticate with
+// their certificates.
+func (s *Server) Handler() http.Handler {
+	if s.cfg.Authority == nil {
+		panic("server: Handler needs an Authority")
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+api.PathRoot, s.handleRoot)
+	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
+	mux.Handle("POST "+api.PathRenew, s.requireNode(http.HandlerFunc(s.handleRenew)))
+	mux.Handle("POST "+api.PathStatus, s.requireNode(http.HandlerFunc(s.handleStatus)))
+	s.adminRoutes(mux, s.requireManager)
+	return s.limitBody(mux)
+}
+
+// AdminHandler returns the administration API for the unix socket: the
+// socket's permissions are the authentication. It also serves /metrics.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.adminRoutes(mux, func(h http.Handler) http.Handler { return h })
+	mux.Handle("GET /metrics", s.MetricsHandler())
+	return s.limitBody(mux)
+}
+
+// MetricsHandler serves the Prometheus metrics.
+func (s *Server) MetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
+}
+
+func (s *Server) limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// Serve serves the API on ln with TLS and the administration API on a unix
+// socket in the data directory, until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	sock := filepath.Join(s.cfg.DataDir, api.SocketFile)
+	os.Remove(sock) // a stale socket from a previous run
+	old := umask(0o177)
+	uln, err := net.Listen("unix", sock)
+	umask(old)
+	if err != nil {
+		return fmt.Errorf("server: failed to listen on the administration socket: %w", err)
+	}
+	if err := os.Chmod(sock, 0o600); err != nil {
+		uln.Close()
+		return fmt.Errorf("server: %w", err)
+	}
+	tlsSrv := &http.Server{
+		Handler:           s.Handler(),
+		TLSConfig:         s.TLSConfig(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	adminSrv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- tlsSrv.Serve(tls.NewListener(ln, tlsSrv.TLSConfig)) }()
+	go func() { errc <- adminSrv.Serve(uln) }()
+	s.log.Info("manager API listening", "addr", ln.Addr().String(), "socket", sock)
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tlsSrv.Shutdown(shut)
+	adminSrv.Shutdown(shut)
+	os.Remove(sock)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return fmt.Errorf("server: %w", serveErr)
+	}
+	return nil
+}
+
+// peer is the authenticated caller of a mutual TLS request.
+type peer struct {
+	id   ca.NodeIdentity
+	node store.Node
+}
+
+type peerKey struct{}
+
+func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
+
+// requireNode admits requests whose client certificate chains to the roots
+// (the TLS layer checked that), names this cluster and a known role, and
+// belongs to a node that has not been removed.
+func (s *Server) requireNode(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unauthenticated",
+				"this call needs the node's certificate (mutual TLS)")
+			return
+		}
+		leaf := r.TLS.VerifiedChains[0][0]
+		c, err := s.cfg.Store.Cluster(r.Context())
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		id, err := ca.IdentityOf(leaf, c.ID)
+		if err != nil {
+			s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "foreign_certificate", err.Error())
+			return
+		}
+		node, err := s.cfg.Store.Node(r.Context(), id.NodeID)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "unknown_node", "node "+id.NodeID+" is not a member of this cluster")
+			return
+		case err != nil:
+			s.internal(w, r, err)
+			return
+		case node.State == store.StateRemoved:
+			s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed",
+				"node "+id.NodeID+" was removed from the cluster; it must join again with a join token")
+			return
+		}
+		ctx := context.WithValue(r.Context(), peerKey{}, peer{id: id, node: node})
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// requireManager admits nodes whose certificate says swarm-manager and whose
+// stored role is still manager.
+func (s *Server) requireManager(next http.Handler) http.Handler {
+	return s.requireNode(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := peerOf(r)
+		if p.id.Role != ca.RoleManager || p.node.Role != string(ca.RoleManager) {
+			s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "not_manager",
+				"administration needs a manager's certificate; node "+p.id.NodeID+" is a worker")
+			return
+		}
+		next.ServeHTTP(w, r)
+	}))
+}
