@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/chancery-pki/chancery/agent"
@@ -83,7 +82,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	hostname, _ := os.Hostname()
+	// The manager keeps the host name it was registered with.
+	hostname := ""
+	if n, err := st.Node(ctx, nodeID); err == nil {
+		hostname = n.Hostname
+	}
 	ag, err := agent.New(agent.Config{
 		DataDir: cfg.DataDir, Manager: srv.Self(nodeID), Clock: cfg.Clock, Logger: cfg.Logger,
 		Hostname: hostname, HeartbeatPeriod: cfg.HeartbeatPeriod, OnCertificate: srv.SetCertificate,
@@ -101,10 +104,15 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("manager: failed to listen on %s: %w", addr, err)
 		}
 	}
+	uln, err := server.ListenSocket(cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(ctx, ln) }()
+	go func() { errc <- srv.Serve(ctx, ln, uln) }()
 	go func() { errc <- ag.Run(ctx) }()
 	if cfg.MetricsAddr != "" {
 		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}

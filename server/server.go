@@ -179,21 +179,34 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 	})
 }
 
-// Serve serves the API on ln with TLS and the administration API on a unix
-// socket in the data directory, until ctx is done.
-func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	sock := filepath.Join(s.cfg.DataDir, api.SocketFile)
+// ListenSocket creates the administration socket in dataDir, owner-only
+// (0600), replacing a stale one.
+func ListenSocket(dataDir string) (net.Listener, error) {
+	sock := filepath.Join(dataDir, api.SocketFile)
 	os.Remove(sock) // a stale socket from a previous run
 	old := umask(0o177)
 	uln, err := net.Listen("unix", sock)
 	umask(old)
 	if err != nil {
-		return fmt.Errorf("server: failed to listen on the administration socket: %w", err)
+		return nil, fmt.Errorf("server: failed to listen on the administration socket: %w", err)
 	}
 	if err := os.Chmod(sock, 0o600); err != nil {
 		uln.Close()
-		return fmt.Errorf("server: %w", err)
+		return nil, fmt.Errorf("server: %w", err)
 	}
+	return uln, nil
+}
+
+// Serve serves the API on ln with TLS, and the administration API on uln
+// (from ListenSocket; nil to create it here), until ctx is done.
+func (s *Server) Serve(ctx context.Context, ln, uln net.Listener) error {
+	if uln == nil {
+		var err error
+		if uln, err = ListenSocket(s.cfg.DataDir); err != nil {
+			return err
+		}
+	}
+	sock := uln.Addr().String()
 	tlsSrv := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         s.TLSConfig(),

@@ -17,7 +17,7 @@ func newInitCmd(a *app) *cobra.Command {
 	var (
 		certExpiry, caCert, caKey, caKeyPassFile string
 		passFile, keyAlg, listen, advertise      string
-		backend, rootCN, metricsAddr             string
+		backend, rootCN, metricsAddr, hostname   string
 		noRun                                    bool
 	)
 	cmd := &cobra.Command{
@@ -41,6 +41,7 @@ func newInitCmd(a *app) *cobra.Command {
 				CertExpiry:      expiry,
 				ListenAddr:      listen,
 				AdvertiseAddr:   advertise,
+				Hostname:        hostname,
 			}
 			if passFile != "" {
 				req.BackendSettings[file.SettingPassphraseFile] = passFile
@@ -84,6 +85,7 @@ func newInitCmd(a *app) *cobra.Command {
 	f.StringVar(&rootCN, "ca-common-name", ca.DefaultRootCN, "common name of a new root")
 	f.StringVar(&listen, "listen-addr", cluster.DefaultListenAddr, "manager API listen address (HOST:PORT)")
 	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager (default: the listen address, or this host's first address)")
+	f.StringVar(&hostname, "hostname", "", "host name to register for this node (default: this host's)")
 	f.BoolVar(&noRun, "no-run", false, "create the cluster and exit, without running the manager (start it later with 'chancery run')")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address (they are always on the data directory's socket)")
 	f.StringVar(&backend, "backend", "file", "where the root key lives: "+fmt.Sprint(backends.Names()))
