@@ -38,6 +38,9 @@ type State struct {
 	Managers []string `json:"managers"`
 	// Hostname is the host name the node joined with.
 	Hostname string `json:"hostname,omitempty"`
+	// ListenAddr is where the node serves the manager API while it is a
+	// manager.
+	ListenAddr string `json:"listen_addr,omitempty"`
 }
 
 // ReadState reads D/node.json.
@@ -86,6 +89,9 @@ type JoinRequest struct {
 	Token string
 	// Hostname is recorded by the manager; empty means os.Hostname.
 	Hostname string
+	// ListenAddr is where the node serves the manager API while it is a
+	// manager; recorded in the state file.
+	ListenAddr string
 }
 
 // Joined is the outcome of a join.
@@ -154,7 +160,7 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	if err := dir.WriteNode(key, chain); err != nil {
 		return nil, err
 	}
-	if err := WriteState(req.DataDir, State{Managers: []string{req.Addr}, Hostname: req.Hostname}); err != nil {
+	if err := WriteState(req.DataDir, State{Managers: []string{req.Addr}, Hostname: req.Hostname, ListenAddr: req.ListenAddr}); err != nil {
 		return nil, err
 	}
 	return &Joined{NodeID: id.NodeID, ClusterID: id.ClusterID, Role: id.Role, Chain: chain}, nil

@@ -22,6 +22,10 @@ import (
 	"github.com/chancery-pki/chancery/server"
 )
 
+// DefaultListenAddr is where a manager serves its API unless told
+// otherwise.
+var DefaultListenAddr = cluster.DefaultListenAddr
+
 // Config configures Run.
 type Config struct {
 	// DataDir is the manager's data directory, made by `chancery init`.

@@ -125,23 +125,7 @@ func (s *Server) ReloadRoots(ctx context.Context) error {
 // TLSConfig is the server's TLS configuration: TLS 1.2 at least, the
 // current node certificate, and client certificates verified against the
 // current roots when given (the root fetch and join need none).
-func (s *Server) TLSConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
-			cert := s.cert.Load()
-			if cert == nil {
-				return nil, errors.New("server: no certificate yet")
-			}
-			return &tls.Config{
-				MinVersion:   tls.VersionTLS12,
-				Certificates: []tls.Certificate{*cert},
-				ClientAuth:   tls.VerifyClientCertIfGiven,
-				ClientCAs:    s.roots.Load(),
-			}, nil
-		},
-	}
-}
+func (s *Server) TLSConfig() *tls.Config { return serverTLS(s.cert.Load, s.roots.Load) }
 
 // Handler returns the HTTPS API: nodes and managers authenticate with
 // their certificates.
@@ -249,7 +233,10 @@ func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
 
 // requireNode admits requests whose client certificate chains to the roots
 // (the TLS layer checked that), names this cluster and a known role, and
-// belongs to a node that has not been removed.
+// belongs to a node that has not been removed. A call that another manager
+// forwards carries the caller's verified chain in ForwardedCertHeader: it
+// is believed only from a manager, checked again, and the caller it names
+// is then authorized as if it had called directly.
 func (s *Server) requireNode(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
@@ -257,33 +244,56 @@ func (s *Server) requireNode(next http.Handler) http.Handler {
 				"this call needs the node's certificate (mutual TLS)")
 			return
 		}
-		leaf := r.TLS.VerifiedChains[0][0]
-		c, err := s.cfg.Store.Cluster(r.Context())
-		if err != nil {
-			s.internal(w, r, err)
+		p, ok := s.authenticate(w, r, r.TLS.VerifiedChains[0][0])
+		if !ok {
 			return
 		}
-		id, err := ca.IdentityOf(leaf, c.ID)
-		if err != nil {
-			s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "foreign_certificate", err.Error())
-			return
+		if h := r.Header.Get(ForwardedCertHeader); h != "" {
+			if p.id.Role != ca.RoleManager || p.node.Role != string(ca.RoleManager) {
+				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "forward_not_manager", "only managers may forward calls")
+				return
+			}
+			chain, err := forwardedChain(h, s.roots.Load(), s.clock.Now())
+			if err != nil {
+				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "bad_forwarded_certificate", err.Error())
+				return
+			}
+			if p, ok = s.authenticate(w, r, chain[0]); !ok {
+				return
+			}
 		}
-		node, err := s.cfg.Store.Node(r.Context(), id.NodeID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "unknown_node", "node "+id.NodeID+" is not a member of this cluster")
-			return
-		case err != nil:
-			s.internal(w, r, err)
-			return
-		case node.State == store.StateRemoved:
-			s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed",
-				"node "+id.NodeID+" was removed from the cluster; it must join again with a join token")
-			return
-		}
-		ctx := context.WithValue(r.Context(), peerKey{}, peer{id: id, node: node})
+		ctx := context.WithValue(r.Context(), peerKey{}, p)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// authenticate maps a verified client certificate to a member node, or
+// answers the refusal.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, leaf *x509.Certificate) (peer, bool) {
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return peer{}, false
+	}
+	id, err := ca.IdentityOf(leaf, c.ID)
+	if err != nil {
+		s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "foreign_certificate", err.Error())
+		return peer{}, false
+	}
+	node, err := s.cfg.Store.Node(r.Context(), id.NodeID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "unknown_node", "node "+id.NodeID+" is not a member of this cluster")
+		return peer{}, false
+	case err != nil:
+		s.internal(w, r, err)
+		return peer{}, false
+	case node.State == store.StateRemoved:
+		s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed",
+			"node "+id.NodeID+" was removed from the cluster; it must join again with a join token")
+		return peer{}, false
+	}
+	return peer{id: id, node: node}, true
 }
 
 // requireManager admits nodes whose certificate says swarm-manager and whose

@@ -9,12 +9,13 @@ import (
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/manager"
 )
 
 func newJoinCmd(a *app) *cobra.Command {
 	var (
-		token, hostname string
-		noRun           bool
+		token, hostname, listen string
+		noRun                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "join --token TOKEN MANAGER",
@@ -24,7 +25,7 @@ func newJoinCmd(a *app) *cobra.Command {
 			if token == "" {
 				return withHint(errors.New("a join token is needed"), "get one on a manager with 'chancery join-token worker' (or manager)")
 			}
-			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: token, Hostname: hostname})
+			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: token, Hostname: hostname, ListenAddr: listen})
 			if err != nil {
 				var e *client.APIError
 				switch {
@@ -39,11 +40,12 @@ func newJoinCmd(a *app) *cobra.Command {
 			if noRun {
 				return nil
 			}
-			return a.runNode(cmd.Context())
+			return a.runNode(cmd.Context(), "")
 		},
 	}
 	cmd.Flags().StringVar(&token, "token", "", "join token (SWMTKN-1-...); its role decides the node's")
 	cmd.Flags().StringVar(&hostname, "hostname", "", "host name to register (default: this host's)")
+	cmd.Flags().StringVar(&listen, "listen-addr", "", "where this node serves the manager API while it is a manager (default "+manager.DefaultListenAddr+")")
 	cmd.Flags().BoolVar(&noRun, "no-run", false, "join and exit, without running the node (start it later with 'chancery run')")
 	return cmd
 }

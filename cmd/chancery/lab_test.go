@@ -58,6 +58,24 @@ func (l *lab) runNode(node string) {
 	}()
 }
 
+// runFollower runs a joined manager: its agent and the manager API it
+// serves by forwarding to the leader. It returns the API's address.
+func (l *lab) runFollower(node string) string {
+	l.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := manager.RunNode(l.ctx, manager.NodeConfig{DataDir: l.dir(node), Listener: ln, Hostname: node, Logger: quietLogger()}); err != nil {
+			l.t.Errorf("%s: %v", node, err)
+		}
+	}()
+	return ln.Addr().String()
+}
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // identity reads a node's certificate from its data directory.
@@ -140,7 +158,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 	if out != "This node joined a cluster as a manager.\n" {
 		t.Errorf("join output %q", out)
 	}
-	l.runNode("node2")
+	node2Addr := l.runFollower("node2")
 
 	// Step 3: node3 joins as a worker.
 	joinCmd, _ := l.cli(false, "join-token", "worker", "--data-dir", l.dir("node1"))
@@ -216,6 +234,25 @@ func TestSwarmSecurityLab(t *testing.T) {
 			t.Errorf("node ls row %q matches no node", line)
 		}
 	}
+	// node2, a joined manager, serves the API: node5 joins through it, and
+	// its heartbeats and renewals are forwarded to the leader.
+	eventually(t, "node2's API", func() bool {
+		conn, err := net.Dial("tcp", node2Addr)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
+	l.cli(false, "join", "--no-run", "--token", newWorker, "--hostname", "node5", "--data-dir", l.dir("node5"), node2Addr)
+	l.runNode("node5")
+	eventually(t, "node5 ready through node2", func() bool {
+		ls, _ = l.cli(false, "node", "ls", "--data-dir", l.dir("node1"))
+		return regexp.MustCompile(`(?m)^[0-9a-z]{25}\s+node5\s+Ready\s+Active\s*$`).MatchString(ls)
+	})
+	s5, _ := l.identity("node5")
+	ids["node5"] = s5["CN"]
+	l.cli(false, "node", "rm", "--force", "node5", "--data-dir", l.dir("node1"))
+
 	info, _ = l.cli(false, "info", "--data-dir", l.dir("node1"))
 	for _, want := range []string{" Managers: 2", " Nodes: 4"} {
 		if !strings.Contains(info, want+"\n") {

@@ -30,7 +30,7 @@ func newRunCmd(a *app) *cobra.Command {
 				return a.runManager(cmd.Context(), listen, metricsAddr, overrides)
 			}
 			if _, err := agent.ReadState(a.dataDir); err == nil {
-				return a.runNode(cmd.Context())
+				return a.runNode(cmd.Context(), listen)
 			}
 			return withHint(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
 				"create a cluster with 'chancery init', or join one with 'chancery join --token TOKEN MANAGER'")
@@ -60,8 +60,9 @@ func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overri
 	return err
 }
 
-// runNode runs the node agent of the data directory until interrupted.
-func (a *app) runNode(ctx context.Context) error {
+// runNode runs the node of the data directory until interrupted: its
+// agent, and the forwarding manager API while it is a manager.
+func (a *app) runNode(ctx context.Context, listen string) error {
 	log, err := a.logger()
 	if err != nil {
 		return err
@@ -70,12 +71,9 @@ func (a *app) runNode(ctx context.Context) error {
 	if st, err := agent.ReadState(a.dataDir); err == nil && st.Hostname != "" {
 		hostname = st.Hostname
 	}
-	ag, err := agent.New(agent.Config{DataDir: a.dataDir, Logger: log, Hostname: hostname})
-	if err != nil {
-		if errors.Is(err, agent.ErrExpired) {
-			return withHint(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
-		}
-		return err
+	err = manager.RunNode(ctx, manager.NodeConfig{DataDir: a.dataDir, ListenAddr: listen, Hostname: hostname, Logger: log})
+	if errors.Is(err, agent.ErrExpired) {
+		return withHint(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
 	}
-	return ag.Run(ctx)
+	return err
 }
