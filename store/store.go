@@ -19,6 +19,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/chancery-pki/chancery/audit"
 )
 
 // ErrNotFound is wrapped by errors for records that do not exist, as in
@@ -124,16 +126,20 @@ type IssuedCertificate struct {
 //
 // Every method first returns ctx.Err() if ctx is done. Implementations are
 // safe for concurrent use, and each method is atomic.
+//
+// The mutating methods take audit events, which the store appends to the
+// audit log (package audit) in the same transaction as the change, so that
+// the record and the state never disagree: both are written, or neither.
 type Store interface {
 	// CreateCluster stores the cluster record with Version 1. It fails with
 	// ErrExists if a cluster record exists.
-	CreateCluster(ctx context.Context, c Cluster) error
+	CreateCluster(ctx context.Context, c Cluster, events ...audit.Event) error
 	// Cluster returns the cluster record, or an error wrapping ErrNotFound.
 	Cluster(ctx context.Context) (Cluster, error)
 	// UpdateCluster atomically reads the cluster record, passes it to fn and
 	// stores the result with Version incremented. If fn returns an error, or
 	// changes ID, nothing is written and that error is returned.
-	UpdateCluster(ctx context.Context, fn func(*Cluster) error) (Cluster, error)
+	UpdateCluster(ctx context.Context, fn func(*Cluster) error, events ...audit.Event) (Cluster, error)
 
 	// Node returns the node with the given ID, or an error wrapping
 	// ErrNotFound.
@@ -143,7 +149,7 @@ type Store interface {
 	// UpdateNode atomically reads a node, passes it to fn and stores the
 	// result with UpdatedAt set. It fails with ErrNotFound if the node does
 	// not exist; if fn returns an error, or changes ID, nothing is written.
-	UpdateNode(ctx context.Context, id string, fn func(*Node) error) (Node, error)
+	UpdateNode(ctx context.Context, id string, fn func(*Node) error, events ...audit.Event) (Node, error)
 
 	// RecordIssuance atomically stores cert and creates or updates the node
 	// it was issued to. The caller sets n.CertSerial and n.CertNotAfter from
@@ -152,13 +158,23 @@ type Store interface {
 	// leaves them empty, so a renewal need not read the node first; a new
 	// node with no State is StateReady. A serial already recorded fails with
 	// ErrExists.
-	RecordIssuance(ctx context.Context, n Node, cert IssuedCertificate) error
+	RecordIssuance(ctx context.Context, n Node, cert IssuedCertificate, events ...audit.Event) error
 	// IssuedCertificate returns the certificate with the given serial, or an
 	// error wrapping ErrNotFound.
 	IssuedCertificate(ctx context.Context, serial string) (IssuedCertificate, error)
 	// IssuedCertificates returns the certificates issued to nodeID, or all of
 	// them if nodeID is "", ordered by IssuedAt then Serial.
 	IssuedCertificates(ctx context.Context, nodeID string) ([]IssuedCertificate, error)
+
+	// AppendAudit appends events that record no state change (a refused
+	// request, a checkpoint) and returns their sealed entries.
+	AppendAudit(ctx context.Context, events ...audit.Event) ([]audit.Entry, error)
+	// AuditHead returns the audit log's last sequence number and hash
+	// (audit.Genesis for an empty log).
+	AuditHead(ctx context.Context) (audit.Head, error)
+	// AuditRecords returns the stored audit records with sequence numbers
+	// from from on, in order, as stored (for verification and export).
+	AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error)
 
 	// Close releases the store. Methods called after Close fail.
 	Close() error

@@ -2,13 +2,17 @@
 // one bbolt file, readable only by its owner and locked against a second
 // process, holding JSON records.
 //
-// The file has four buckets: "meta" (key "schema", the format version),
-// "cluster" (key "cluster"), "nodes" (by node ID) and "certs" (by serial).
+// The file has five buckets: "meta" (key "schema", the format version, and
+// "audit_head", the audit log's head), "cluster" (key "cluster"), "nodes"
+// (by node ID), "certs" (by serial) and "audit" (audit entries by sequence
+// number, 8 bytes big-endian, appended in the transaction of the change they
+// record).
 package boltstore
 
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +24,7 @@ import (
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -41,7 +46,9 @@ var (
 	bucketCluster = []byte("cluster")
 	bucketNodes   = []byte("nodes")
 	bucketCerts   = []byte("certs")
+	bucketAudit   = []byte("audit")
 	keySchema     = []byte("schema")
+	keyAuditHead  = []byte("audit_head")
 	keyCluster    = []byte("cluster")
 )
 
@@ -125,7 +132,7 @@ func initSchema(tx *bbolt.Tx) error {
 			return err
 		}
 	}
-	for _, name := range [][]byte{bucketCluster, bucketNodes, bucketCerts} {
+	for _, name := range [][]byte{bucketCluster, bucketNodes, bucketCerts, bucketAudit} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}
@@ -179,7 +186,7 @@ func corrupt(bucket, key []byte, err error) error {
 func (s *Store) timestamp() time.Time { return s.now().Round(0) }
 
 // CreateCluster implements store.Store.
-func (s *Store) CreateCluster(ctx context.Context, c store.Cluster) error {
+func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...audit.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -194,7 +201,11 @@ func (s *Store) CreateCluster(ctx context.Context, c store.Cluster) error {
 		if tx.Bucket(bucketCluster).Get(keyCluster) != nil {
 			return fmt.Errorf("store: cluster: %w", store.ErrExists)
 		}
-		return put(tx, bucketCluster, keyCluster, c)
+		if err := put(tx, bucketCluster, keyCluster, c); err != nil {
+			return err
+		}
+		_, err := s.appendAudit(tx, events)
+		return err
 	})
 }
 
@@ -220,7 +231,7 @@ func (s *Store) Cluster(ctx context.Context) (store.Cluster, error) {
 }
 
 // UpdateCluster implements store.Store.
-func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error) (store.Cluster, error) {
+func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error, events ...audit.Event) (store.Cluster, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Cluster{}, err
 	}
@@ -241,7 +252,11 @@ func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error
 			return fmt.Errorf("store: update cluster: the cluster ID cannot change (from %q to %q)", id, c.ID)
 		}
 		c.Version = version + 1
-		return put(tx, bucketCluster, keyCluster, c)
+		if err := put(tx, bucketCluster, keyCluster, c); err != nil {
+			return err
+		}
+		_, err = s.appendAudit(tx, events)
+		return err
 	})
 	if err != nil {
 		return store.Cluster{}, err
@@ -285,7 +300,7 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 }
 
 // UpdateNode implements store.Store.
-func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error) (store.Node, error) {
+func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error, events ...audit.Event) (store.Node, error) {
 	if err := ctx.Err(); err != nil {
 		return store.Node{}, err
 	}
@@ -305,7 +320,11 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 			return fmt.Errorf("store: update node %q: the node ID cannot change (to %q)", id, n.ID)
 		}
 		n.UpdatedAt = s.timestamp()
-		return put(tx, bucketNodes, []byte(id), n)
+		if err := put(tx, bucketNodes, []byte(id), n); err != nil {
+			return err
+		}
+		_, err = s.appendAudit(tx, events)
+		return err
 	})
 	if err != nil {
 		return store.Node{}, err
@@ -315,7 +334,7 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 
 // RecordIssuance implements store.Store. Concurrent calls share one
 // transaction and one fsync.
-func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.IssuedCertificate) error {
+func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.IssuedCertificate, events ...audit.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -357,7 +376,11 @@ func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.Iss
 		if err := put(tx, bucketCerts, []byte(cert.Serial), cert); err != nil {
 			return err
 		}
-		return put(tx, bucketNodes, []byte(node.ID), node)
+		if err := put(tx, bucketNodes, []byte(node.ID), node); err != nil {
+			return err
+		}
+		_, err = s.appendAudit(tx, events)
+		return err
 	})
 }
 
@@ -408,3 +431,97 @@ func (s *Store) IssuedCertificates(ctx context.Context, nodeID string) ([]store.
 
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// appendAudit seals events after the log's head and stores them, in tx.
+func (s *Store) appendAudit(tx *bbolt.Tx, events []audit.Event) ([]audit.Entry, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	head, err := auditHead(tx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.timestamp()
+	b := tx.Bucket(bucketAudit)
+	entries := make([]audit.Entry, 0, len(events))
+	for _, ev := range events {
+		e := audit.Seal(head, now, ev)
+		if err := b.Put(seqKey(e.Seq), e.Marshal()); err != nil {
+			return nil, fmt.Errorf("store: audit: %w", err)
+		}
+		head = e.Head()
+		entries = append(entries, e)
+	}
+	data, _ := json.Marshal(head)
+	if err := tx.Bucket(bucketMeta).Put(keyAuditHead, data); err != nil {
+		return nil, fmt.Errorf("store: audit: %w", err)
+	}
+	return entries, nil
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+// auditHead reads the head kept in meta. A missing head means an empty log.
+func auditHead(tx *bbolt.Tx) (audit.Head, error) {
+	data := tx.Bucket(bucketMeta).Get(keyAuditHead)
+	if data == nil {
+		return audit.Genesis, nil
+	}
+	var h audit.Head
+	if err := json.Unmarshal(data, &h); err != nil {
+		return h, corrupt(bucketMeta, keyAuditHead, err)
+	}
+	return h, nil
+}
+
+// AppendAudit implements store.Store.
+func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) ([]audit.Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var entries []audit.Entry
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		var err error
+		entries, err = s.appendAudit(tx, events)
+		return err
+	})
+	return entries, err
+}
+
+// AuditHead implements store.Store.
+func (s *Store) AuditHead(ctx context.Context) (audit.Head, error) {
+	if err := ctx.Err(); err != nil {
+		return audit.Head{}, err
+	}
+	var h audit.Head
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		h, err = auditHead(tx)
+		return err
+	})
+	return h, err
+}
+
+// AuditRecords implements store.Store.
+func (s *Store) AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var recs []audit.Record
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketAudit).Cursor()
+		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				recs = append(recs, audit.Record{Key: 0, Data: append([]byte(nil), v...)})
+				continue
+			}
+			recs = append(recs, audit.Record{Key: binary.BigEndian.Uint64(k), Data: append([]byte(nil), v...)})
+		}
+		return nil
+	})
+	return recs, err
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -31,6 +32,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordIssuanceRefuses", testRecordIssuanceRefuses},
 		{"ConcurrentRecordIssuance", testConcurrentRecordIssuance},
 		{"CanceledContext", testCanceledContext},
+		{"Audit", testAudit},
+		{"AuditConcurrent", testAuditConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -440,4 +443,89 @@ func utc[T any](v T) T {
 		}
 	}
 	return v
+}
+
+// testAudit checks that events are appended with the change they record,
+// and not at all when the change is refused.
+func testAudit(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if h, err := s.AuditHead(ctx); err != nil || h != audit.Genesis {
+		t.Fatalf("AuditHead of a new store = %v, %v; want the genesis head", h, err)
+	}
+	ev := func(a audit.Action) audit.Event { return audit.Event{Action: a, Actor: "node-1"} }
+	if err := s.CreateCluster(ctx, Cluster(), ev(audit.ActionInit)); err != nil {
+		t.Fatal(err)
+	}
+	n, c := Issuance("node-1", "0a", t0)
+	if err := s.RecordIssuance(ctx, n, c, ev(audit.ActionIssued)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateCluster(ctx, func(c *store.Cluster) error { c.CertExpiry = time.Hour; return nil }, ev(audit.ActionCertExpiry)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.UpdateNode(ctx, "node-1", func(n *store.Node) error { n.Role = "swarm-manager"; return nil }, ev(audit.ActionPromoted)); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := s.AppendAudit(ctx, ev(audit.ActionRefused), ev(audit.ActionRefused))
+	if err != nil || len(entries) != 2 || entries[1].Seq != 6 {
+		t.Fatalf("AppendAudit = %v, %v; want entries 5 and 6", entries, err)
+	}
+	// Refused changes record nothing.
+	boom := errors.New("refused")
+	s.UpdateCluster(ctx, func(*store.Cluster) error { return boom }, ev(audit.ActionTokenRotated))
+	s.UpdateNode(ctx, "node-1", func(*store.Node) error { return boom }, ev(audit.ActionDemoted))
+	s.RecordIssuance(ctx, n, c, ev(audit.ActionRenewed)) // duplicate serial
+	s.CreateCluster(ctx, Cluster(), ev(audit.ActionInit))
+	recs, err := s.AuditRecords(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []audit.Action
+	for _, r := range recs {
+		e, err := audit.Unmarshal(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, e.Action)
+	}
+	want := []audit.Action{audit.ActionInit, audit.ActionIssued, audit.ActionCertExpiry, audit.ActionPromoted, audit.ActionRefused, audit.ActionRefused}
+	if !reflect.DeepEqual(actions, want) {
+		t.Errorf("audit actions %v, want %v", actions, want)
+	}
+	rep := audit.Verify(recs, nil)
+	if !rep.OK() || rep.Head != entries[1].Head() {
+		t.Errorf("the stored log does not verify: %s", rep)
+	}
+	if h, _ := s.AuditHead(ctx); h != entries[1].Head() {
+		t.Errorf("AuditHead = %v, want %v", h, entries[1].Head())
+	}
+	if tail, _ := s.AuditRecords(ctx, 5); len(tail) != 2 || tail[0].Key != 5 {
+		t.Errorf("AuditRecords(5) = %d records, want entries 5 and 6", len(tail))
+	}
+}
+
+// testAuditConcurrent checks that concurrent issuances, which the store may
+// batch, still make one unbroken chain.
+func testAuditConcurrent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const workers, each = 8, 10
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				n, c := Issuance(fmt.Sprintf("node-%d", w), fmt.Sprintf("%02x%02x", w, i), t0)
+				if err := s.RecordIssuance(ctx, n, c, audit.Event{Action: audit.ActionIssued, Serial: c.Serial}); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	recs, err := s.AuditRecords(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := audit.Verify(recs, nil); !rep.OK() || rep.Verified != workers*each {
+		t.Errorf("after concurrent issuance: %s", rep)
+	}
 }
