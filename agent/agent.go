@@ -35,6 +35,16 @@ type Manager interface {
 // accept it, and the node must join again.
 var ErrExpired = errors.New("agent: this node's certificate has expired")
 
+// ErrRemoved means a manager removed this node from the cluster: its
+// certificate is refused, and it must join again with a token.
+var ErrRemoved = errors.New("agent: this node was removed from the cluster; it must join again with a join token")
+
+// removed reports whether err is a manager's refusal of a removed node.
+func removed(err error) bool {
+	var e *client.APIError
+	return errors.As(err, &e) && e.Code == api.CodeNodeRemoved
+}
+
 // Backoff bounds for failed renewals.
 const (
 	MinBackoff = time.Second
@@ -197,9 +207,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		if !now.Before(renewAt) {
 			if err := a.renew(ctx); err != nil {
-				backoff = nextBackoff(backoff, a.cfg.Rand)
-				renewAt = now.Add(backoff)
-				a.log.Warn("renewal failed; retrying", "err", err, "retry_in", backoff)
+				if removed(err) {
+					return ErrRemoved
+				}
+				backoff = nextBackoff(backoff)
+				wait := jitter(backoff, a.cfg.Rand)
+				renewAt = now.Add(wait)
+				a.log.Warn("renewal failed; retrying", "err", err, "retry_in", wait)
 				continue
 			}
 			backoff = 0
@@ -210,6 +224,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		beatAt = now.Add(period)
 		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname})
 		if err != nil {
+			if removed(err) {
+				return ErrRemoved
+			}
 			a.log.Warn("heartbeat failed", "err", err)
 			continue
 		}
@@ -228,7 +245,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
-func nextBackoff(prev time.Duration, r io.Reader) time.Duration {
+// nextBackoff doubles the un-jittered backoff prev, from MinBackoff up to
+// MaxBackoff. The jitter is applied to each wait, not carried into the next
+// backoff, so that it does not compound.
+func nextBackoff(prev time.Duration) time.Duration {
 	d := 2 * prev
 	if d < MinBackoff {
 		d = MinBackoff
@@ -236,8 +256,12 @@ func nextBackoff(prev time.Duration, r io.Reader) time.Duration {
 	if d > MaxBackoff {
 		d = MaxBackoff
 	}
-	// Up to 20% jitter, so that nodes that failed together do not retry
-	// together.
+	return d
+}
+
+// jitter takes up to 20% off d, so that nodes that failed together do not
+// retry together.
+func jitter(d time.Duration, r io.Reader) time.Duration {
 	return d - time.Duration(0.2*uniform(r)*float64(d))
 }
 

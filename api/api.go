@@ -140,3 +140,24 @@ type JoinToken struct {
 type Update struct {
 	CertExpiry time.Duration `json:"cert_expiry,omitempty"`
 }
+
+// PathAdminAudit serves the audit log's stored records: GET with ?from=SEQ
+// and ?limit=N (at most MaxAuditPage).
+const PathAdminAudit = "/v1/admin/audit"
+
+// MaxAuditPage bounds the records of one audit page.
+const MaxAuditPage = 1000
+
+// AuditRecord is one stored audit record, as stored, so that the reader
+// verifies it itself.
+type AuditRecord struct {
+	Key  uint64 `json:"key"`
+	Data []byte `json:"data"`
+}
+
+// AuditPage is a page of audit records; Next is the key to ask for next,
+// 0 when there is no more.
+type AuditPage struct {
+	Records []AuditRecord `json:"records"`
+	Next    uint64        `json:"next"`
+}

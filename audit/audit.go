@@ -16,6 +16,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -132,4 +133,18 @@ func Unmarshal(data []byte) (Entry, error) {
 		return e, fmt.Errorf("audit: unreadable entry: %w", err)
 	}
 	return e, nil
+}
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying the acting manager's node ID, which the
+// operations that record audit entries read with ActorFrom.
+func WithActor(ctx context.Context, nodeID string) context.Context {
+	return context.WithValue(ctx, actorKey{}, nodeID)
+}
+
+// ActorFrom returns the acting manager's node ID carried by ctx, or "".
+func ActorFrom(ctx context.Context) string {
+	s, _ := ctx.Value(actorKey{}).(string)
+	return s
 }

@@ -17,9 +17,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 )
 
@@ -159,8 +161,13 @@ func explainTransport(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("client: the manager did not answer in time: %w", err)
 	}
+	// Over TCP, crypto/tls reports an alert from the manager as a
+	// *net.OpError "remote error" around an unexported alert type, not as
+	// tls.AlertError (which only QUIC returns): match both.
 	var alert tls.AlertError
-	if errors.As(err, &alert) {
+	var op *net.OpError
+	if errors.As(err, &alert) ||
+		errors.As(err, &op) && op.Op == "remote error" && strings.Contains(op.Err.Error(), "certificate") {
 		return fmt.Errorf("client: the manager refused this node's certificate during the TLS handshake (expired, or from another cluster's CA?): %w", err)
 	}
 	return fmt.Errorf("client: %w", err)
@@ -277,4 +284,34 @@ func (c *Client) JoinToken(ctx context.Context, role ca.Role, rotate bool) (*api
 // Update changes cluster settings.
 func (c *Client) Update(ctx context.Context, u api.Update) error {
 	return c.do(ctx, http.MethodPost, api.PathAdminUpdate, u, nil)
+}
+
+// Audit returns a page of the audit log's stored records from sequence
+// number from on.
+func (c *Client) Audit(ctx context.Context, from uint64, limit int) (*api.AuditPage, error) {
+	var out api.AuditPage
+	path := fmt.Sprintf("%s?from=%d&limit=%d", api.PathAdminAudit, from, limit)
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AuditRecords reads the whole audit log from sequence number from on,
+// page by page.
+func (c *Client) AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error) {
+	var recs []audit.Record
+	for {
+		page, err := c.Audit(ctx, from, api.MaxAuditPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range page.Records {
+			recs = append(recs, audit.Record{Key: r.Key, Data: r.Data})
+		}
+		if page.Next == 0 {
+			return recs, nil
+		}
+		from = page.Next
+	}
 }

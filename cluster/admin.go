@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -55,7 +56,7 @@ func RotateJoinToken(ctx context.Context, st store.Store, role ca.Role, r io.Rea
 			c.ManagerToken = token
 		}
 		return nil
-	})
+	}, audit.Event{Action: audit.ActionTokenRotated, Actor: audit.ActorFrom(ctx), Role: string(role)})
 	if err != nil {
 		return "", err
 	}
@@ -71,7 +72,7 @@ func SetCertExpiry(ctx context.Context, st store.Store, d time.Duration) error {
 	_, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
 		c.CertExpiry = d
 		return nil
-	})
+	}, audit.Event{Action: audit.ActionCertExpiry, Actor: audit.ActorFrom(ctx), Details: map[string]string{"cert_expiry": d.String()}})
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
@@ -72,9 +73,11 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	node, err := a.store.Node(ctx, req.NodeID)
+	action := audit.ActionRenewed
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		node = store.Node{ID: req.NodeID, State: store.StateReady}
+		action = audit.ActionIssued
 	case err != nil:
 		return nil, fmt.Errorf("cluster: %w", err)
 	case node.State == store.StateRemoved:
@@ -111,7 +114,11 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		IssuerKeyID: hex.EncodeToString(cert.AuthorityKeyId),
 		IssuedAt:    now,
 	}
-	if err := a.store.RecordIssuance(ctx, node, rec); err != nil {
+	ev := audit.Event{
+		Action: action, Actor: audit.ActorFrom(ctx), NodeID: req.NodeID, Role: string(req.Role),
+		Serial: rec.Serial, NotAfter: rec.NotAfter, IssuerKeyID: rec.IssuerKeyID, Backend: backendName(a.signer),
+	}
+	if err := a.store.RecordIssuance(ctx, node, rec, ev); err != nil {
 		return nil, fmt.Errorf("cluster: the certificate was signed but not recorded, so it is withheld: %w", err)
 	}
 	return &Issued{Certificate: cert, Chain: issued, Node: node}, nil
@@ -135,4 +142,12 @@ func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, req IssueR
 		return fmt.Errorf("cluster: the issued certificate does not chain to the cluster root: %w", err)
 	}
 	return nil
+}
+
+// backendName is the name of the backend behind s, for the audit record.
+func backendName(s signer.Signer) string {
+	if d, ok := s.(signer.Describer); ok {
+		return d.Describe().Backend
+	}
+	return ""
 }

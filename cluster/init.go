@@ -15,9 +15,11 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/boltstore"
 )
@@ -192,6 +194,15 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	desc := signer.Description{Backend: req.Backend}
+	if d, ok := sg.(signer.Describer); ok {
+		desc = d.Describe()
+	}
+	keyDetails := map[string]string{"root_fingerprint": Fingerprint(root), "imported": fmt.Sprint(req.ImportCertPEM != nil)}
+	for _, kv := range desc.Details {
+		keyDetails[kv[0]] = kv[1]
+	}
+	ctx = audit.WithActor(ctx, nodeID)
 	if err := st.CreateCluster(ctx, store.Cluster{
 		ID:            clusterID,
 		CreatedAt:     req.Now(),
@@ -203,7 +214,12 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		ListenAddr:    req.ListenAddr,
 		AdvertiseAddr: req.AdvertiseAddr,
 		LeaderID:      nodeID,
-	}); err != nil {
+	},
+		audit.Event{Action: audit.ActionInit, Actor: nodeID, Details: map[string]string{
+			"cluster_id": clusterID, "cert_expiry": req.CertExpiry.String(), "root_subject": root.Subject.String(),
+		}},
+		audit.Event{Action: audit.ActionKeyCreated, Actor: nodeID, Backend: desc.Backend, Details: keyDetails},
+	); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	issued, err := NewAuthority(st, sg, req.Now).IssueNodeCertificate(ctx, IssueRequest{

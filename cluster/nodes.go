@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -65,13 +66,17 @@ func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (stor
 	if n.ID == c.LeaderID && role != ca.RoleManager {
 		return store.Node{}, ErrIsLeader
 	}
+	action := audit.ActionPromoted
+	if role == ca.RoleWorker {
+		action = audit.ActionDemoted
+	}
 	return st.UpdateNode(ctx, n.ID, func(n *store.Node) error {
 		if n.State == store.StateRemoved {
 			return ErrNodeRemoved
 		}
 		n.Role = string(role)
 		return nil
-	})
+	}, audit.Event{Action: action, Actor: audit.ActorFrom(ctx), NodeID: n.ID, Role: string(role)})
 }
 
 // RemoveNode removes a node from the cluster: its certificates are refused
@@ -98,5 +103,6 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 	return st.UpdateNode(ctx, n.ID, func(n *store.Node) error {
 		n.State = store.StateRemoved
 		return nil
-	})
+	}, audit.Event{Action: audit.ActionRemoved, Actor: audit.ActorFrom(ctx), NodeID: n.ID, Role: n.Role,
+		Details: map[string]string{"forced": fmt.Sprint(force)}})
 }

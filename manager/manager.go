@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
@@ -47,7 +48,15 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// Ready, when set, is called with the API's address once it listens.
 	Ready func(addr string)
+	// CheckpointInterval is how often the audit log's head is signed by
+	// the CA when it has moved; default DefaultCheckpointInterval. The head
+	// is also signed at start and at shutdown.
+	CheckpointInterval time.Duration
 }
+
+// DefaultCheckpointInterval is how often a running manager signs the audit
+// log's head when it has moved.
+const DefaultCheckpointInterval = time.Minute
 
 // Run runs the manager until ctx is done.
 func Run(ctx context.Context, cfg Config) error {
@@ -130,6 +139,31 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
+	actx := audit.WithActor(ctx, nodeID)
+	if _, err := st.AppendAudit(actx, audit.Event{Action: audit.ActionManagerStarted, Actor: nodeID, Backend: c.Backend.Type}); err != nil {
+		return fmt.Errorf("manager: the audit log: %w", err)
+	}
+	checkpoint := func(ctx context.Context) {
+		if _, err := cluster.Checkpoint(ctx, st, sg, cfg.Clock.Now()); err != nil {
+			cfg.Logger.Error("audit checkpoint failed", "err", err)
+		}
+	}
+	checkpoint(actx)
+	defer checkpoint(audit.WithActor(context.Background(), nodeID))
+	go func() {
+		interval := cfg.CheckpointInterval
+		if interval <= 0 {
+			interval = DefaultCheckpointInterval
+		}
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-cfg.Clock.After(interval):
+				checkpoint(actx)
+			}
+		}
+	}()
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}

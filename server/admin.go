@@ -2,8 +2,10 @@ package server
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/chancery-pki/chancery/api"
@@ -25,6 +27,42 @@ func (s *Server) adminRoutes(mux *http.ServeMux, guard func(http.Handler) http.H
 	h("GET "+api.PathAdminJoinToken+"{role}", s.handleJoinToken)
 	h("POST "+api.PathAdminJoinToken+"{role}", s.handleJoinToken)
 	h("POST "+api.PathAdminUpdate, s.handleUpdate)
+	h("GET "+api.PathAdminAudit, s.handleAudit)
+}
+
+func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, limit := uint64(1), api.MaxAuditPage
+	if v := q.Get("from"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", "from must be a sequence number")
+			return
+		}
+		from = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxAuditPage {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", fmt.Sprintf("limit must be 1-%d", api.MaxAuditPage))
+			return
+		}
+		limit = n
+	}
+	recs, err := s.cfg.Store.AuditRecords(r.Context(), from)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	page := api.AuditPage{Records: []api.AuditRecord{}}
+	for i, rec := range recs {
+		if i == limit {
+			page.Next = rec.Key
+			break
+		}
+		page.Records = append(page.Records, api.AuditRecord{Key: rec.Key, Data: rec.Data})
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {

@@ -10,6 +10,7 @@ import (
 	"unicode"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/signer"
@@ -185,11 +186,32 @@ func sanitize(s string) string {
 	return strings.ToValidUTF8(s, "?")
 }
 
-// fail answers with an error body, counts the refusal and logs it without
-// request contents.
+// authReasons are the refusals of authentication or authorization, which
+// the audit log records.
+var authReasons = map[string]bool{
+	"invalid_token": true, "unauthenticated": true, "foreign_certificate": true, "unknown_node": true,
+	"node_removed": true, "not_manager": true, "forward_not_manager": true, "bad_forwarded_certificate": true,
+}
+
+// fail answers with an error body, counts the refusal, logs it without
+// request contents, and records refused authentication or authorization in
+// the audit log.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, reason, msg string) {
 	s.metrics.failures.WithLabelValues(reason).Inc()
 	s.log.Warn("request refused", "path", r.URL.Path, "reason", reason, "remote", r.RemoteAddr, "status", status)
+	if authReasons[reason] {
+		ev := audit.Event{Action: audit.ActionRefused, Actor: s.cfg.NodeID, Reason: reason, Remote: r.RemoteAddr,
+			Details: map[string]string{"path": r.URL.Path}}
+		if id, ok := r.Context().Value(callerKey{}).(string); ok {
+			ev.NodeID = id
+			ev.Details["forwarded_by"] = r.TLS.VerifiedChains[0][0].Subject.CommonName
+		} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			ev.NodeID = r.TLS.VerifiedChains[0][0].Subject.CommonName
+		}
+		if _, err := s.cfg.Store.AppendAudit(r.Context(), ev); err != nil {
+			s.log.Error("failed to record a refusal in the audit log", "err", err)
+		}
+	}
 	writeJSON(w, status, api.Error{Code: code, Message: msg})
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/store"
@@ -37,6 +38,7 @@ func (m *Self) node(ctx context.Context) (store.Node, store.Cluster, error) {
 
 // Renew issues this manager a new certificate with its stored role.
 func (m *Self) Renew(ctx context.Context, req api.RenewRequest) (*api.Certificate, error) {
+	ctx = audit.WithActor(ctx, m.s.cfg.NodeID)
 	n, c, err := m.node(ctx)
 	if err != nil {
 		return nil, err

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
@@ -142,6 +143,10 @@ func (s *Server) Handler() http.Handler {
 	return s.limitBody(mux)
 }
 
+// Actor returns the node ID this server records as the actor of what it
+// does.
+func (s *Server) Actor() string { return s.cfg.NodeID }
+
 // AdminHandler returns the administration API for the unix socket: the
 // socket's permissions are the authentication. It also serves /metrics.
 func (s *Server) AdminHandler() http.Handler {
@@ -156,10 +161,12 @@ func (s *Server) MetricsHandler() http.Handler {
 	return promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{})
 }
 
+// limitBody caps request bodies and marks every request's context with
+// this manager as the actor of what it records.
 func (s *Server) limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(audit.WithActor(r.Context(), s.cfg.NodeID)))
 	})
 }
 
@@ -229,6 +236,10 @@ type peer struct {
 
 type peerKey struct{}
 
+// callerKey marks a request with the node a forwarding manager calls for,
+// so that a refusal is recorded against that node, not the forwarder.
+type callerKey struct{}
+
 func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
 
 // requireNode admits requests whose client certificate chains to the roots
@@ -258,6 +269,7 @@ func (s *Server) requireNode(next http.Handler) http.Handler {
 				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "bad_forwarded_certificate", err.Error())
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), callerKey{}, chain[0].Subject.CommonName))
 			if p, ok = s.authenticate(w, r, chain[0]); !ok {
 				return
 			}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/manager"
@@ -44,18 +46,33 @@ func (l *lab) cli(wantFail bool, args ...string) (string, string) {
 
 func (l *lab) dir(node string) string { return filepath.Join(l.root, node) }
 
-// runNode runs a joined node's agent until the test ends.
-func (l *lab) runNode(node string) {
+// runNode runs a joined node's agent until the test ends, or until it
+// stops, when the returned channel gets its error.
+func (l *lab) runNode(node string) <-chan error {
 	l.t.Helper()
 	ag, err := agent.New(agent.Config{DataDir: l.dir(node), Hostname: node, Logger: quietLogger()})
 	if err != nil {
 		l.t.Fatal(err)
 	}
+	done := make(chan error, 1)
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		ag.Run(l.ctx)
+		done <- ag.Run(l.ctx)
 	}()
+	return done
+}
+
+// stopped waits for a node's agent to stop, and returns its error.
+func stopped(t *testing.T, node string, done <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(15 * time.Second):
+		t.Fatalf("%s's agent did not stop", node)
+		return nil
+	}
 }
 
 // runFollower runs a joined manager: its agent and the manager API it
@@ -137,7 +154,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 	go func() {
 		defer l.wg.Done()
 		err := manager.Run(ctx, manager.Config{DataDir: l.dir("node1"), Listener: ln, Logger: quietLogger(),
-			HeartbeatPeriod: 100 * time.Millisecond, Ready: func(string) { close(ready) }})
+			HeartbeatPeriod: 100 * time.Millisecond, CheckpointInterval: time.Hour, Ready: func(string) { close(ready) }})
 		if err != nil {
 			t.Errorf("manager: %v", err)
 		}
@@ -190,7 +207,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 		t.Error("a refused join left files behind")
 	}
 	l.cli(false, "join", "--no-run", "--token", newWorker, "--hostname", "node4", "--data-dir", l.dir("node4"), l.addr)
-	l.runNode("node4")
+	node4Done := l.runNode("node4")
 
 	// Step 5: every certificate carries cluster, role and node identity.
 	ids := map[string]string{"node1": node1ID}
@@ -244,7 +261,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 		return err == nil
 	})
 	l.cli(false, "join", "--no-run", "--token", newWorker, "--hostname", "node5", "--data-dir", l.dir("node5"), node2Addr)
-	l.runNode("node5")
+	node5Done := l.runNode("node5")
 	eventually(t, "node5 ready through node2", func() bool {
 		ls, _ = l.cli(false, "node", "ls", "--data-dir", l.dir("node1"))
 		return regexp.MustCompile(`(?m)^[0-9a-z]{25}\s+node5\s+Ready\s+Active\s*$`).MatchString(ls)
@@ -252,6 +269,10 @@ func TestSwarmSecurityLab(t *testing.T) {
 	s5, _ := l.identity("node5")
 	ids["node5"] = s5["CN"]
 	l.cli(false, "node", "rm", "--force", "node5", "--data-dir", l.dir("node1"))
+	// Its next heartbeat is refused, and the node stops: it must join again.
+	if err := stopped(t, "node5", node5Done); !errors.Is(err, agent.ErrRemoved) {
+		t.Errorf("node5's agent after removal: %v, want agent.ErrRemoved", err)
+	}
 
 	info, _ = l.cli(false, "info", "--data-dir", l.dir("node1"))
 	for _, want := range []string{" Managers: 2", " Nodes: 4"} {
@@ -306,6 +327,9 @@ func TestSwarmSecurityLab(t *testing.T) {
 	if strings.TrimSpace(out) != ids["node4"] {
 		t.Errorf("rm output %q", out)
 	}
+	if err := stopped(t, "node4", node4Done); !errors.Is(err, agent.ErrRemoved) {
+		t.Errorf("node4's agent after removal: %v, want agent.ErrRemoved", err)
+	}
 	ls, _ = l.cli(false, "node", "ls", "-q", "--data-dir", l.dir("node1"))
 	if strings.Contains(ls, ids["node4"]) {
 		t.Errorf("a removed node is still listed:\n%s", ls)
@@ -320,5 +344,52 @@ func TestSwarmSecurityLab(t *testing.T) {
 	_, errOut = l.cli(true, "node", "ls", "--data-dir", l.dir("node3"))
 	if !strings.Contains(errOut, "this node is a worker") {
 		t.Errorf("node ls on a worker: %s", errOut)
+	}
+
+	// The audit log holds the lab's actions in order, verifies, and never
+	// carries a token secret or a key.
+	export, _ := l.cli(false, "audit", "export", "--data-dir", l.dir("node1"))
+	var got []string
+	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
+		e, err := audit.Unmarshal([]byte(line))
+		if err != nil {
+			t.Fatalf("audit export line %q: %v", line, err)
+		}
+		if e.Action == audit.ActionCheckpoint {
+			continue
+		}
+		who := ""
+		for node, id := range ids {
+			if e.NodeID == id {
+				who = " " + node
+			}
+		}
+		got = append(got, string(e.Action)+who)
+		if e.Actor != node1ID {
+			t.Errorf("entry %d (%s): actor %q, want the leader %s", e.Seq, e.Action, e.Actor, node1ID)
+		}
+	}
+	want := []string{
+		"cluster.init", "key.created", "certificate.issued node1", "manager.started",
+		"certificate.issued node2", "certificate.issued node3", "join_token.rotated", "auth.refused",
+		"certificate.issued node4", "certificate.issued node5", "node.removed node5", "auth.refused node5",
+		"cert_expiry.changed", "node.promoted node3", "certificate.renewed node3", "node.demoted node3",
+		"certificate.renewed node3", "node.removed node4", "auth.refused node4",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit entries:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, secret := range []string{managerToken, oldWorker[1], newWorker, managerToken[60:], newWorker[60:], "PRIVATE KEY"} {
+		if strings.Contains(export, secret) {
+			t.Errorf("the audit log contains a secret (%.12s...)", secret)
+		}
+	}
+	out, _ = l.cli(false, "audit", "verify", "--data-dir", l.dir("node1"))
+	if !strings.Contains(out, "audit log OK") || !strings.Contains(out, "checkpoints: 1,") {
+		t.Errorf("audit verify:\n%s", out)
+	}
+	out, _ = l.cli(false, "audit", "show", "--node", ids["node3"], "--data-dir", l.dir("node1"))
+	if n := strings.Count(out, ids["node3"]); n != 5 {
+		t.Errorf("audit show --node node3: %d entries, want 5:\n%s", n, out)
 	}
 }

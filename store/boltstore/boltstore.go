@@ -483,8 +483,10 @@ func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) ([]audit
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// Batched, so that a flood of refusals shares fsyncs; Batch may run
+	// the function more than once, each run in a fresh transaction.
 	var entries []audit.Entry
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		var err error
 		entries, err = s.appendAudit(tx, events)
 		return err
