@@ -25,6 +25,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/conformance"
@@ -965,13 +966,33 @@ func TestOpenStoreWithoutCluster(t *testing.T) {
 // issuance: a CSR in, Authority.IssueNodeCertificate out, the store write
 // (a real bbolt file, synced) included. The CSR is made once and re-used;
 // each iteration certifies a fresh node ID.
+// noAudit is a store that drops audit events, to measure what the audit
+// log costs issuance.
+type noAudit struct{ store.Store }
+
+func (s noAudit) RecordIssuance(ctx context.Context, n store.Node, c store.IssuedCertificate, _ ...audit.Event) error {
+	return s.Store.RecordIssuance(ctx, n, c)
+}
+
+// BenchmarkIssueNodeCertificate is in-process node certificate issuance:
+// CSR in, certificate out, store write included; with the audit log (as
+// chancery runs) and without it (audit=off), to show its cost.
 func BenchmarkIssueNodeCertificate(b *testing.B) {
+	for _, mode := range []string{"audit=on", "audit=off"} {
+		b.Run(mode, func(b *testing.B) { benchmarkIssue(b, mode == "audit=off") })
+	}
+}
+
+func benchmarkIssue(b *testing.B, dropAudit bool) {
 	ctx := context.Background()
 	dataDir := filepath.Join(b.TempDir(), "data")
 	req := initRequest(dataDir)
 	req.Now = nil
 	mustInit(b, req)
-	st := openStore(b, dataDir)
+	var st store.Store = openStore(b, dataDir)
+	if dropAudit {
+		st = noAudit{st}
+	}
 	sg, err := OpenSigner(ctx, dataDir, clusterRecord(b, st), nil, nil)
 	if err != nil {
 		b.Fatal(err)
