@@ -43,6 +43,19 @@ type Factory func(t *testing.T) signer.Signer
 type Options struct {
 	// Now is the issuance time used for requests. Nil means time.Now.
 	Now func() time.Time
+
+	// ValidityFromProfile is for backends whose peer takes a certificate's
+	// validity from its own configuration rather than from the request (a
+	// CFSSL signing profile). When set, the suite expects the validity it
+	// returns for the request just signed, called right after Sign
+	// returned, instead of the request's NotBefore and NotAfter, and accepts
+	// each bound within ValidityTolerance of it. Nil means the certificate
+	// must carry the request's validity exactly.
+	ValidityFromProfile func(req *signer.Request) (notBefore, notAfter time.Time)
+	// ValidityTolerance is how far each validity bound may be from what
+	// ValidityFromProfile returns. It is ignored when ValidityFromProfile is
+	// nil.
+	ValidityTolerance time.Duration
 }
 
 // Run runs the whole suite against the Signers newSigner returns.
@@ -50,7 +63,10 @@ func Run(t *testing.T, newSigner Factory, opts Options) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &suite{newSigner: newSigner, now: opts.Now}
+	s := &suite{newSigner: newSigner, now: opts.Now, validity: opts.ValidityFromProfile, tolerance: opts.ValidityTolerance}
+	if s.validity == nil {
+		s.tolerance = 0
+	}
 	t.Run("Chain", s.testChain)
 	t.Run("NodeCertificates", s.testNodeCertificates)
 	t.Run("CSRSubjectAndExtensionsIgnored", s.testCSRIgnored)
@@ -63,6 +79,27 @@ func Run(t *testing.T, newSigner Factory, opts Options) {
 type suite struct {
 	newSigner Factory
 	now       func() time.Time
+	validity  func(req *signer.Request) (notBefore, notAfter time.Time)
+	tolerance time.Duration
+}
+
+// expectedValidity returns the validity a certificate signed for req must
+// carry: the request's, or the backend's profile's when its peer sets it.
+func (s *suite) expectedValidity(req *signer.Request) (notBefore, notAfter time.Time) {
+	if s.validity != nil {
+		return s.validity(req)
+	}
+	return req.Template.NotBefore, req.Template.NotAfter
+}
+
+// validityMatches reports whether cert's validity is within tolerance of
+// [notBefore, notAfter].
+func validityMatches(cert *x509.Certificate, notBefore, notAfter time.Time, tolerance time.Duration) bool {
+	within := func(got, want time.Time) bool {
+		d := got.Sub(want)
+		return d <= tolerance && d >= -tolerance
+	}
+	return within(cert.NotBefore, notBefore) && within(cert.NotAfter, notAfter)
 }
 
 const (
@@ -116,10 +153,11 @@ func (s *suite) testNodeCertificates(t *testing.T) {
 				}
 				now := s.now()
 				cert, req := s.issueNode(t, sg, key, role, 7*24*time.Hour, now, nil)
+				notBefore, notAfter := s.expectedValidity(req)
 				CheckNodeCertificate(t, cert, sg.Chain(), NodeExpectation{
 					ClusterID: clusterID, NodeID: nodeID, Role: role,
 					PublicKey: key.Public(),
-					NotBefore: req.Template.NotBefore, NotAfter: req.Template.NotAfter,
+					NotBefore: notBefore, NotAfter: notAfter, ValidityTolerance: s.tolerance,
 				})
 			})
 		}
@@ -151,10 +189,11 @@ func (s *suite) testCSRIgnored(t *testing.T) {
 	}
 	now := s.now()
 	cert, req := s.issueNode(t, sg, key, ca.RoleWorker, 24*time.Hour, now, csrTmpl)
+	notBefore, notAfter := s.expectedValidity(req)
 	CheckNodeCertificate(t, cert, sg.Chain(), NodeExpectation{
 		ClusterID: clusterID, NodeID: nodeID, Role: ca.RoleWorker,
 		PublicKey: key.Public(),
-		NotBefore: req.Template.NotBefore, NotAfter: req.Template.NotAfter,
+		NotBefore: notBefore, NotAfter: notAfter, ValidityTolerance: s.tolerance,
 	})
 }
 
@@ -186,6 +225,9 @@ type NodeExpectation struct {
 	Role                ca.Role
 	PublicKey           crypto.PublicKey
 	NotBefore, NotAfter time.Time
+	// ValidityTolerance is how far each validity bound may be from
+	// NotBefore and NotAfter; zero means they must be equal.
+	ValidityTolerance time.Duration
 }
 
 var (
@@ -239,8 +281,8 @@ func CheckNodeCertificate(t *testing.T, cert *x509.Certificate, chain []*x509.Ce
 	if !cert.BasicConstraintsValid || cert.IsCA {
 		t.Errorf("basic constraints: valid=%v CA=%v, want a CA:FALSE extension", cert.BasicConstraintsValid, cert.IsCA)
 	}
-	if !cert.NotBefore.Equal(exp.NotBefore) || !cert.NotAfter.Equal(exp.NotAfter) {
-		t.Errorf("validity = [%s, %s], want [%s, %s]", cert.NotBefore, cert.NotAfter, exp.NotBefore, exp.NotAfter)
+	if !validityMatches(cert, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance) {
+		t.Errorf("validity = [%s, %s], want [%s, %s] (tolerance %s)", cert.NotBefore, cert.NotAfter, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance)
 	}
 	if pk, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(exp.PublicKey) {
 		t.Errorf("the certificate's public key is not the CSR's")
@@ -386,8 +428,8 @@ func (s *suite) testCrossSign(t *testing.T) {
 	if !bytes.Equal(cross.SubjectKeyId, newRoot.SubjectKeyId) {
 		t.Errorf("cross-signed subject key ID %x, want the new root's %x", cross.SubjectKeyId, newRoot.SubjectKeyId)
 	}
-	if !cross.NotBefore.Equal(tmpl.NotBefore) || !cross.NotAfter.Equal(tmpl.NotAfter) {
-		t.Errorf("cross-signed validity = [%s, %s], want [%s, %s]", cross.NotBefore, cross.NotAfter, tmpl.NotBefore, tmpl.NotAfter)
+	if wantNB, wantNA := s.expectedValidity(req); !validityMatches(cross, wantNB, wantNA, s.tolerance) {
+		t.Errorf("cross-signed validity = [%s, %s], want [%s, %s] (tolerance %s)", cross.NotBefore, cross.NotAfter, wantNB, wantNA, s.tolerance)
 	}
 	checkSerial(t, cross.SerialNumber)
 

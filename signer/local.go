@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -207,9 +210,35 @@ func SelfSign(r io.Reader, key crypto.Signer, template *x509.Certificate) (*x509
 	}
 	tmpl := *template
 	tmpl.SerialNumber = serial
+	if len(tmpl.SubjectKeyId) == 0 {
+		if tmpl.SubjectKeyId, err = SubjectKeyID(key.Public()); err != nil {
+			return nil, err
+		}
+	}
 	der, err := x509.CreateCertificate(r, &tmpl, &tmpl, key.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("signer: failed to self-sign %q: %w", template.Subject, err)
 	}
 	return x509.ParseCertificate(der)
+}
+
+// SubjectKeyID returns the key identifier of pub by RFC 5280's method 1: the
+// SHA-1 of the subjectPublicKey bit string. It is what swarm's roots and
+// CFSSL use (Go itself now uses a truncated SHA-256), so that chancery's
+// roots can be cross-signed by CAs that compute the identifier themselves.
+// It is an identifier, not a security property.
+func SubjectKeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	var spki struct {
+		Algorithm pkix.AlgorithmIdentifier
+		PublicKey asn1.BitString
+	}
+	if _, err := asn1.Unmarshal(der, &spki); err != nil {
+		return nil, fmt.Errorf("signer: %w", err)
+	}
+	sum := sha1.Sum(spki.PublicKey.Bytes)
+	return sum[:], nil
 }

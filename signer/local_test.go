@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -463,4 +464,22 @@ func BenchmarkLocalIssuerSign(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "certs/s")
 	})
+}
+
+// A new root's subject key ID is RFC 5280's method 1 (SHA-1 of the key bits),
+// as swarm's and CFSSL's are, and Go's own cross-signing keeps it.
+func TestSelfSignSubjectKeyID(t *testing.T) {
+	key := newP256(t)
+	root, err := signer.SelfSign(rand.Reader, key, ca.NewRootTemplate("", time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ek, err := key.PublicKey.ECDH() // its Bytes are the uncompressed point: the subjectPublicKey bits
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha1.Sum(ek.Bytes())
+	if !bytes.Equal(root.SubjectKeyId, want[:]) {
+		t.Errorf("subject key ID %x, want SHA-1 of the key %x", root.SubjectKeyId, want)
+	}
 }
