@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
@@ -19,6 +20,8 @@ func newInitCmd(a *app) *cobra.Command {
 		passFile, keyAlg, listen, advertise      string
 		backend, rootCN, metricsAddr, hostname   string
 		noRun                                    bool
+		externalCAs                              []string
+		externalCAKeyFile                        string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -29,7 +32,21 @@ func newInitCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if (caCert == "") != (caKey == "") {
+			if len(externalCAs) > 0 {
+				if cmd.Flags().Changed("backend") && backend != cfssl.Name {
+					return fmt.Errorf("--external-ca uses the %s backend, not %q", cfssl.Name, backend)
+				}
+				if caKey != "" {
+					return withHint(errors.New("--ca-key cannot be used with --external-ca: the external CA holds the key"),
+						"give --ca-cert alone to name the root the external CA issues under")
+				}
+				for _, f := range []string{"ca-common-name", "ca-key-algorithm", "ca-passphrase-file"} {
+					if cmd.Flags().Changed(f) {
+						return fmt.Errorf("--%s does not apply to an external CA", f)
+					}
+				}
+				backend = cfssl.Name
+			} else if (caCert == "") != (caKey == "") {
 				return withHint(errors.New("--ca-cert and --ca-key go together"), "give both to import an existing root, or neither to create one")
 			}
 			req := cluster.InitRequest{
@@ -46,10 +63,15 @@ func newInitCmd(a *app) *cobra.Command {
 			if passFile != "" {
 				req.BackendSettings[file.SettingPassphraseFile] = passFile
 			}
+			if backend == cfssl.Name {
+				req.BackendSettings = cfssl.NewSettings(externalCAs, externalCAKeyFile)
+			}
 			if caCert != "" {
 				if req.ImportCertPEM, err = os.ReadFile(caCert); err != nil {
 					return fmt.Errorf("failed to read --ca-cert: %w", err)
 				}
+			}
+			if caKey != "" {
 				if req.ImportKeyPEM, err = os.ReadFile(caKey); err != nil {
 					return fmt.Errorf("failed to read --ca-key: %w", err)
 				}
@@ -88,6 +110,8 @@ func newInitCmd(a *app) *cobra.Command {
 	f.StringVar(&hostname, "hostname", "", "host name to register for this node (default: this host's)")
 	f.BoolVar(&noRun, "no-run", false, "create the cluster and exit, without running the manager (start it later with 'chancery run')")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address (they are always on the data directory's socket)")
+	f.StringArrayVar(&externalCAs, "external-ca", nil, "use an external CFSSL CA: protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign[,cacert=FILE] (repeatable: tried in order)")
+	f.StringVar(&externalCAKeyFile, "external-ca-auth-key-file", "", "file holding the external CA's hex auth key, for authsign (else $"+cfssl.AuthKeyEnv+")")
 	f.StringVar(&backend, "backend", "file", "where the root key lives: "+fmt.Sprint(backends.Names()))
 	return cmd
 }

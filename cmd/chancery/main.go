@@ -12,6 +12,7 @@ import (
 	"os"
 
 	// Backends register themselves with the backends registry.
+	_ "github.com/chancery-pki/chancery/backends/cfssl"
 	_ "github.com/chancery-pki/chancery/backends/file"
 )
 
