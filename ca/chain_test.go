@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // chainNow is the time chain tests verify at.
@@ -238,4 +240,28 @@ func TestCertificatesPEM(t *testing.T) {
 			}
 		})
 	}
+}
+
+func FuzzParseCertificatesPEM(f *testing.F) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	root, _ := signer.SelfSign(rand.Reader, key, NewRootTemplate("", time.Now()))
+	good := EncodeCertificatesPEM(root)
+	f.Add(good)
+	f.Add(append(append([]byte{}, good...), good...))
+	f.Add([]byte("-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n"))
+	f.Add([]byte("junk" + string(good)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		certs, err := ParseCertificatesPEM(data)
+		if err != nil {
+			return
+		}
+		if len(certs) == 0 {
+			t.Fatal("no error and no certificate")
+		}
+		// What parses re-encodes to certificates that parse the same.
+		again, err := ParseCertificatesPEM(EncodeCertificatesPEM(certs...))
+		if err != nil || len(again) != len(certs) {
+			t.Fatalf("re-encoded certificates do not parse back: %v", err)
+		}
+	})
 }
