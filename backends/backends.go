@@ -128,3 +128,12 @@ type RootDeleter interface {
 	// DeleteRoot removes the root key that CreateRoot made with settings.
 	DeleteRoot(ctx context.Context, dataDir string, settings Settings) error
 }
+
+// Inspector is implemented by backends that can describe their key without
+// signing, for `chancery info` when no manager runs (a running manager's
+// Signer describes itself).
+type Inspector interface {
+	// Inspect returns ordered key/value details of the key the settings
+	// name, never secrets.
+	Inspect(ctx context.Context, dataDir string, settings Settings) ([][2]string, error)
+}

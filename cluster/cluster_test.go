@@ -23,9 +23,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
-	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/conformance"

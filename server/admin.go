@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/signer"
@@ -89,6 +90,17 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	if out.BackendDetails == nil {
 		for _, k := range sortedKeys(c.Backend.Settings) {
 			out.BackendDetails = append(out.BackendDetails, [2]string{k, c.Backend.Settings[k]})
+		}
+		// With no manager running, a backend that can read its key's
+		// attributes without signing shows them.
+		if b, err := backends.Get(c.Backend.Type); err == nil {
+			if in, ok := b.(backends.Inspector); ok {
+				details, err := in.Inspect(r.Context(), s.cfg.DataDir, c.Backend.Settings)
+				if err != nil {
+					details = [][2]string{{"key attributes", "unavailable (" + err.Error() + ")"}}
+				}
+				out.BackendDetails = append(out.BackendDetails, details...)
+			}
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

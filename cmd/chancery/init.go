@@ -21,7 +21,7 @@ func newInitCmd(a *app) *cobra.Command {
 		backend, rootCN, metricsAddr, hostname   string
 		noRun                                    bool
 		externalCAs                              []string
-		externalCAKeyFile                        string
+		externalCAKeyFile, pkcs11URI             string
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -46,6 +46,18 @@ func newInitCmd(a *app) *cobra.Command {
 					}
 				}
 				backend = cfssl.Name
+			} else if pkcs11URI != "" {
+				if cmd.Flags().Changed("backend") && backend != "pkcs11" {
+					return fmt.Errorf("--pkcs11-uri uses the pkcs11 backend, not %q", backend)
+				}
+				if caKey != "" {
+					return withHint(errors.New("--ca-key cannot be used with the pkcs11 backend: the key must be in the token"),
+						"import the key with pkcs11-tool --write-object, then give --ca-cert alone")
+				}
+				backend = "pkcs11"
+			} else if backend == "pkcs11" {
+				return withHint(errors.New("the pkcs11 backend needs --pkcs11-uri"),
+					"for example --pkcs11-uri 'pkcs11:token=T;object=L?module-path=M&pin-source=F'")
 			} else if (caCert == "") != (caKey == "") {
 				return withHint(errors.New("--ca-cert and --ca-key go together"), "give both to import an existing root, or neither to create one")
 			}
@@ -63,8 +75,14 @@ func newInitCmd(a *app) *cobra.Command {
 			if passFile != "" {
 				req.BackendSettings[file.SettingPassphraseFile] = passFile
 			}
-			if backend == cfssl.Name {
+			switch backend {
+			case cfssl.Name:
 				req.BackendSettings = cfssl.NewSettings(externalCAs, externalCAKeyFile)
+			case "pkcs11":
+				req.BackendSettings = backends.Settings{"uri": pkcs11URI}
+				if !cmd.Flags().Changed("ca-key-algorithm") {
+					req.KeyAlgorithm = ""
+				}
 			}
 			if caCert != "" {
 				if req.ImportCertPEM, err = os.ReadFile(caCert); err != nil {
@@ -110,6 +128,7 @@ func newInitCmd(a *app) *cobra.Command {
 	f.StringVar(&hostname, "hostname", "", "host name to register for this node (default: this host's)")
 	f.BoolVar(&noRun, "no-run", false, "create the cluster and exit, without running the manager (start it later with 'chancery run')")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address (they are always on the data directory's socket)")
+	f.StringVar(&pkcs11URI, "pkcs11-uri", "", "keep the root key in a PKCS#11 token: an RFC 7512 URI, pkcs11:token=T;object=L?module-path=M&pin-source=F (the key is generated there if missing)")
 	f.StringArrayVar(&externalCAs, "external-ca", nil, "use an external CFSSL CA: protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign[,cacert=FILE] (repeatable: tried in order)")
 	f.StringVar(&externalCAKeyFile, "external-ca-auth-key-file", "", "file holding the external CA's hex auth key, for authsign (else $"+cfssl.AuthKeyEnv+")")
 	f.StringVar(&backend, "backend", "file", "where the root key lives: "+fmt.Sprint(backends.Names()))

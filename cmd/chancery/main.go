@@ -14,6 +14,7 @@ import (
 	// Backends register themselves with the backends registry.
 	_ "github.com/chancery-pki/chancery/backends/cfssl"
 	_ "github.com/chancery-pki/chancery/backends/file"
+	_ "github.com/chancery-pki/chancery/backends/pkcs11"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
