@@ -87,6 +87,8 @@ type Agent struct {
 	mgr      Manager
 	// addr is the manager's address when the agent made its own client.
 	addr string
+	// leader is the leader's address (a string), for a forwarding manager.
+	leader atomic.Value
 }
 
 // New loads the node's key, certificate and root from DataDir. An expired
@@ -131,6 +133,9 @@ func New(cfg Config) (*Agent, error) {
 		}
 		a.addr = st.Managers[0]
 		a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+	}
+	if st, err := ReadState(cfg.DataDir); err == nil {
+		a.leader.Store(st.Managers[0])
 	}
 	return a, nil
 }
@@ -238,11 +243,64 @@ func (a *Agent) Run(ctx context.Context) error {
 				a.log.Error("failed to take the manager's new root CA", "err", err)
 			}
 		}
-		if role := a.Leaf().Subject.OrganizationalUnit; len(role) == 1 && st.Role != "" && st.Role != role[0] {
+		if st.LeaderAddr != "" && st.LeaderAddr != a.Leader() {
+			a.followLeader(st.LeaderAddr)
+		}
+		// A role change renews at once, unless renewals are failing: then
+		// the backoff decides.
+		if role := a.Leaf().Subject.OrganizationalUnit; len(role) == 1 && st.Role != "" && st.Role != role[0] && backoff == 0 {
 			a.log.Info("role changed; renewing now", "from", role[0], "to", st.Role)
 			renewAt = now
 		}
 	}
+}
+
+// Leader returns the address of the leader, as the manager last announced
+// it (at first, the manager the node joined through).
+func (a *Agent) Leader() string {
+	s, _ := a.leader.Load().(string)
+	return s
+}
+
+// followLeader records the leader's address in the state file, first, and
+// calls it from now on.
+func (a *Agent) followLeader(addr string) {
+	a.leader.Store(addr)
+	if st, err := ReadState(a.cfg.DataDir); err == nil {
+		st.Managers = withFirst(addr, st.Managers)
+		if err := WriteState(a.cfg.DataDir, st); err != nil {
+			a.log.Warn("failed to record the leader's address", "err", err)
+		}
+	}
+	if a.addr != "" {
+		a.addr = addr
+		a.newClient()
+	}
+	a.log.Info("following the leader", "addr", addr)
+}
+
+// withFirst returns list with addr first and no duplicates.
+func withFirst(addr string, list []string) []string {
+	out := []string{addr}
+	for _, m := range list {
+		if m != addr {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// newClient replaces the agent's own client of the leader, with the
+// current roots, and releases the old one's connections.
+func (a *Agent) newClient() {
+	roots, err := ca.ParseCertificatesPEM(a.roots)
+	if err != nil {
+		return
+	}
+	if old, ok := a.mgr.(interface{ Close() }); ok {
+		old.Close()
+	}
+	a.mgr = client.New(a.addr, pool(roots), a.Certificate)
 }
 
 // nextBackoff doubles the un-jittered backoff prev, from MinBackoff up to
@@ -309,8 +367,7 @@ func (a *Agent) takeRoot(rootPEM []byte) error {
 	}
 	a.roots = rootPEM
 	if a.addr != "" {
-		roots, _ := ca.ParseCertificatesPEM(rootPEM)
-		a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+		a.newClient()
 	}
 	a.log.Info("took the manager's root CA bundle")
 	return nil

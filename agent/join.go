@@ -34,7 +34,9 @@ const StateFile = "node.json"
 
 // State is what a node remembers besides its certificates.
 type State struct {
-	// Managers are manager API addresses (HOST:PORT), tried in order.
+	// Managers are manager API addresses (HOST:PORT): the leader first, as
+	// the managers announce it, then the one the node joined through. The
+	// node calls the first.
 	Managers []string `json:"managers"`
 	// Hostname is the host name the node joined with.
 	Hostname string `json:"hostname,omitempty"`
@@ -106,7 +108,9 @@ type Joined struct {
 // it only if its digest matches the token's, then generates the node's key,
 // sends a CSR with the token over a connection that trusts that root, checks
 // the certificate it gets back, and writes the key (0600), certificate and
-// root into D/certificates/. Nothing is written unless every step succeeds.
+// root into D/certificates/ and the managers' addresses into D/node.json.
+// Nothing is written until every network step has succeeded, and a failed
+// write removes what Join wrote.
 func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	tok, err := ca.ParseJoinToken(req.Token)
 	if err != nil {
@@ -154,13 +158,23 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	if err := os.MkdirAll(req.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: failed to create the data directory: %w", err)
 	}
-	if err := dir.WriteRoot(rootPEM); err != nil {
-		return nil, err
+	managers := []string{req.Addr}
+	if resp.LeaderAddr != "" {
+		managers = withFirst(resp.LeaderAddr, managers)
 	}
-	if err := dir.WriteNode(key, chain); err != nil {
-		return nil, err
+	err = dir.WriteRoot(rootPEM)
+	if err == nil {
+		err = dir.WriteNode(key, chain)
 	}
-	if err := WriteState(req.DataDir, State{Managers: []string{req.Addr}, Hostname: req.Hostname, ListenAddr: req.ListenAddr}); err != nil {
+	if err == nil {
+		err = WriteState(req.DataDir, State{Managers: managers, Hostname: req.Hostname, ListenAddr: req.ListenAddr})
+	}
+	if err != nil {
+		for _, f := range []string{certdir.RootCAFile, certdir.NodeCertFile, certdir.NodeKeyFile} {
+			os.Remove(dir.Path(f))
+		}
+		os.Remove(string(dir))
+		os.Remove(filepath.Join(req.DataDir, StateFile))
 		return nil, err
 	}
 	return &Joined{NodeID: id.NodeID, ClusterID: id.ClusterID, Role: id.Role, Chain: chain}, nil

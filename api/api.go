@@ -82,6 +82,8 @@ type Certificate struct {
 	CertificatePEM string `json:"certificate_pem"`
 	// RootCAPEM is the root bundle to trust.
 	RootCAPEM string `json:"root_ca_pem"`
+	// LeaderAddr is the leader's API address, which the node should call.
+	LeaderAddr string `json:"leader_addr,omitempty"`
 }
 
 // StatusRequest is a node's heartbeat.
@@ -99,6 +101,8 @@ type Status struct {
 	RootCAPEM string `json:"root_ca_pem"`
 	// HeartbeatPeriod is how often the node should report.
 	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
+	// LeaderAddr is the leader's API address, which the node should call.
+	LeaderAddr string `json:"leader_addr,omitempty"`
 }
 
 // Info is the answer of PathAdminInfo.
@@ -121,7 +125,7 @@ type Node struct {
 	ID            string    `json:"id"`
 	Hostname      string    `json:"hostname"`
 	Role          string    `json:"role"`
-	Status        string    `json:"status"`         // "Ready", "Down", "Unknown"
+	Status        string    `json:"status"`         // "Ready", "Down", "Removed"
 	Availability  string    `json:"availability"`   // "Active"
 	ManagerStatus string    `json:"manager_status"` // "Leader", "Reachable", "Unreachable", "" for workers
 	CertSerial    string    `json:"cert_serial"`

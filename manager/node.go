@@ -36,9 +36,9 @@ type NodeConfig struct {
 
 // RunNode runs a joined node until ctx is done: its agent keeps the
 // certificate fresh, and while the certificate says swarm-manager the node
-// also serves the manager API, forwarding every call to the leader (the
-// store lives with the leader). A promotion starts the API, a demotion
-// stops it.
+// also serves the manager API, forwarding every call to the leader at the
+// address the managers announce (the store lives with the leader). A
+// promotion starts the API, a demotion stops it.
 func RunNode(ctx context.Context, cfg NodeConfig) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -84,7 +84,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 		return err
 	}
 	fwd, err := server.NewForwarder(server.ForwarderConfig{
-		Leader: st.Managers[0], Certificate: cert.Load, Roots: roots.Load, Logger: cfg.Logger,
+		Leader: ag.Leader, Certificate: cert.Load, Roots: roots.Load, Logger: cfg.Logger,
 	})
 	if err != nil {
 		return err

@@ -21,13 +21,21 @@ import (
 
 // ForwardedCertHeader carries, from a manager that forwards a call to the
 // leader, the client certificate chain it verified (base64 DER, leaf
-// first, comma-separated). The leader believes it only from a manager.
+// first, comma-separated), or ForwardedNone. A forwarder sets it on every
+// call, so that the leader never mistakes a caller without a certificate
+// for the forwarding manager. The leader believes it only from a manager.
 const ForwardedCertHeader = "X-Chancery-Forwarded-Client-Cert"
+
+// ForwardedNone is ForwardedCertHeader's value for a caller that presented
+// no certificate.
+const ForwardedNone = "none"
 
 // ForwarderConfig configures a Forwarder.
 type ForwarderConfig struct {
-	// Leader is the leader's API address (HOST:PORT).
-	Leader string
+	// Leader returns the leader's API address (HOST:PORT), read at each
+	// call so that the forwarder follows the address the leader announces.
+	// Calls go to the leader only, never to another forwarder.
+	Leader func() string
 	// Certificate returns this manager's current node certificate, which it
 	// presents both to nodes and to the leader.
 	Certificate func() *tls.Certificate
@@ -39,8 +47,11 @@ type ForwarderConfig struct {
 }
 
 // Forwarder is the API of a manager that does not hold the store: it
-// verifies callers as the leader would and forwards every call to the
-// leader over mutual TLS, passing on the verified client certificate.
+// checks callers' certificates against the roots at the TLS layer and
+// forwards every call to the leader over mutual TLS, passing on the
+// verified client chain (or that there was none), so that the leader
+// authenticates and authorizes the caller itself. A call that already
+// carries ForwardedCertHeader is refused: forwarding never chains.
 type Forwarder struct {
 	cfg   ForwarderConfig
 	proxy *httputil.ReverseProxy
@@ -51,9 +62,8 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	target, err := url.Parse("https://" + cfg.Leader)
-	if err != nil || target.Host == "" {
-		return nil, fmt.Errorf("server: invalid leader address %q", cfg.Leader)
+	if cfg.Leader == nil || cfg.Leader() == "" {
+		return nil, errors.New("server: the forwarder needs the leader's address")
 	}
 	tr := &http.Transport{
 		TLSClientConfig: &tls.Config{
@@ -89,15 +99,17 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Del(ForwardedCertHeader)
+			pr.SetURL(&url.URL{Scheme: "https", Host: cfg.Leader()})
+			pr.SetXForwarded()
+			value := ForwardedNone
 			if tlsState := pr.In.TLS; tlsState != nil && len(tlsState.VerifiedChains) > 0 {
 				var parts []string
 				for _, c := range tlsState.VerifiedChains[0] {
 					parts = append(parts, base64.StdEncoding.EncodeToString(c.Raw))
 				}
-				pr.Out.Header.Set(ForwardedCertHeader, strings.Join(parts, ","))
+				value = strings.Join(parts, ",")
 			}
+			pr.Out.Header.Set(ForwardedCertHeader, value)
 		},
 		Transport: tr,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -112,6 +124,11 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 func (f *Forwarder) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, chained := r.Header[ForwardedCertHeader]; chained {
+				writeJSON(w, http.StatusBadRequest, api.Error{Code: api.CodeBadRequest,
+					Message: "a forwarded call cannot be forwarded again; call the leader"})
+				return
+			}
 			r.Body = http.MaxBytesReader(w, r.Body, api.MaxBodyBytes)
 			f.proxy.ServeHTTP(w, r)
 		}),
@@ -123,7 +140,7 @@ func (f *Forwarder) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(tls.NewListener(ln, srv.TLSConfig)) }()
-	f.cfg.Logger.Info("forwarding the manager API to the leader", "addr", ln.Addr().String(), "leader", f.cfg.Leader)
+	f.cfg.Logger.Info("forwarding the manager API to the leader", "addr", ln.Addr().String(), "leader", f.cfg.Leader())
 	select {
 	case <-ctx.Done():
 	case err := <-errc:

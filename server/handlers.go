@@ -58,7 +58,7 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	s.issue(w, r, "join", cluster.IssueRequest{NodeID: nodeID, Role: role, Hostname: req.Hostname, CSR: []byte(req.CSR)}, c.RootCAPEM)
+	s.issue(w, r, "join", cluster.IssueRequest{NodeID: nodeID, Role: role, Hostname: req.Hostname, CSR: []byte(req.CSR)}, c)
 }
 
 // handleRenew issues a new certificate to the calling node, with the role
@@ -74,11 +74,11 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	s.issue(w, r, "renew", cluster.IssueRequest{NodeID: p.node.ID, Role: ca.Role(p.node.Role), CSR: []byte(req.CSR)}, c.RootCAPEM)
+	s.issue(w, r, "renew", cluster.IssueRequest{NodeID: p.node.ID, Role: ca.Role(p.node.Role), CSR: []byte(req.CSR)}, c)
 }
 
-func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req cluster.IssueRequest, rootPEM []byte) {
-	out, err := s.issueCert(r.Context(), kind, req, rootPEM, r.RemoteAddr)
+func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req cluster.IssueRequest, c store.Cluster) {
+	out, err := s.issueCert(r.Context(), kind, req, c, r.RemoteAddr)
 	switch {
 	case errors.Is(err, signer.ErrInvalidCSR), errors.Is(err, ca.ErrInvalidCSR):
 		s.fail(w, r, http.StatusBadRequest, api.CodeInvalidCSR, "invalid_csr", err.Error())
@@ -96,7 +96,7 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req 
 // issueCert issues a node certificate, counts and logs it. Refusals of the
 // request are returned for the caller to map; a signer failure is counted
 // and logged here.
-func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRequest, rootPEM []byte, remote string) (*api.Certificate, error) {
+func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRequest, c store.Cluster, remote string) (*api.Certificate, error) {
 	start := s.clock.Now()
 	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
 	if err != nil {
@@ -115,7 +115,8 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 		NodeID:         req.NodeID,
 		Role:           string(req.Role),
 		CertificatePEM: string(ca.EncodeCertificatesPEM(issued.Chain...)),
-		RootCAPEM:      string(rootPEM),
+		RootCAPEM:      string(c.RootCAPEM),
+		LeaderAddr:     c.AdvertiseAddr,
 	}, nil
 }
 
@@ -140,7 +141,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Status{Role: p.node.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: s.cfg.HeartbeatPeriod})
+	writeJSON(w, http.StatusOK, api.Status{Role: p.node.Role, RootCAPEM: string(c.RootCAPEM),
+		HeartbeatPeriod: s.cfg.HeartbeatPeriod, LeaderAddr: c.AdvertiseAddr})
 }
 
 // checkHostname accepts empty or printable host names of at most 253 bytes.
@@ -204,9 +206,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 			Details: map[string]string{"path": r.URL.Path}}
 		if id, ok := r.Context().Value(callerKey{}).(string); ok {
 			ev.NodeID = id
+		}
+		if _, forwarded := r.Header[ForwardedCertHeader]; forwarded && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			ev.Details["forwarded_by"] = r.TLS.VerifiedChains[0][0].Subject.CommonName
-		} else if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-			ev.NodeID = r.TLS.VerifiedChains[0][0].Subject.CommonName
+			// Where the forwarding manager says the call came from; as
+			// reported by it, not checked.
+			if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+				ev.Details["forwarded_for"] = xff
+			}
 		}
 		if _, err := s.cfg.Store.AppendAudit(r.Context(), ev); err != nil {
 			s.log.Error("failed to record a refusal in the audit log", "err", err)

@@ -43,7 +43,7 @@ func (m *Self) Renew(ctx context.Context, req api.RenewRequest) (*api.Certificat
 	if err != nil {
 		return nil, err
 	}
-	return m.s.issueCert(ctx, "renew", cluster.IssueRequest{NodeID: n.ID, Role: ca.Role(n.Role), CSR: []byte(req.CSR)}, c.RootCAPEM, "local")
+	return m.s.issueCert(ctx, "renew", cluster.IssueRequest{NodeID: n.ID, Role: ca.Role(n.Role), CSR: []byte(req.CSR)}, c, "local")
 }
 
 // Status reports this manager's role and the root.
@@ -53,5 +53,5 @@ func (m *Self) Status(ctx context.Context, req api.StatusRequest) (*api.Status, 
 		return nil, err
 	}
 	m.s.live.report(n.ID, m.s.clock.Now())
-	return &api.Status{Role: n.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: m.s.cfg.HeartbeatPeriod}, nil
+	return &api.Status{Role: n.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: m.s.cfg.HeartbeatPeriod, LeaderAddr: c.AdvertiseAddr}, nil
 }

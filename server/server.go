@@ -244,10 +244,14 @@ func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
 
 // requireNode admits requests whose client certificate chains to the roots
 // (the TLS layer checked that), names this cluster and a known role, and
-// belongs to a node that has not been removed. A call that another manager
-// forwards carries the caller's verified chain in ForwardedCertHeader: it
-// is believed only from a manager, checked again, and the caller it names
-// is then authorized as if it had called directly.
+// belongs to a node that has not been removed.
+//
+// A call that another manager forwards always carries ForwardedCertHeader:
+// the caller's verified chain, or ForwardedNone when the caller presented
+// no certificate. The header is believed only from a manager; the chain is
+// verified again, and the caller it names is then authorized as if it had
+// called directly, never as the forwarding manager. A forwarded call
+// without a caller certificate is unauthenticated.
 func (s *Server) requireNode(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
@@ -255,16 +259,23 @@ func (s *Server) requireNode(next http.Handler) http.Handler {
 				"this call needs the node's certificate (mutual TLS)")
 			return
 		}
-		p, ok := s.authenticate(w, r, r.TLS.VerifiedChains[0][0])
+		direct := r.TLS.VerifiedChains[0][0]
+		r = r.WithContext(context.WithValue(r.Context(), callerKey{}, direct.Subject.CommonName))
+		p, ok := s.authenticate(w, r, direct)
 		if !ok {
 			return
 		}
-		if h := r.Header.Get(ForwardedCertHeader); h != "" {
+		if hs, forwarded := r.Header[ForwardedCertHeader]; forwarded {
 			if p.id.Role != ca.RoleManager || p.node.Role != string(ca.RoleManager) {
 				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "forward_not_manager", "only managers may forward calls")
 				return
 			}
-			chain, err := forwardedChain(h, s.roots.Load(), s.clock.Now())
+			if len(hs) != 1 || hs[0] == ForwardedNone || hs[0] == "" {
+				s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unauthenticated",
+					"this call needs the node's certificate (mutual TLS)")
+				return
+			}
+			chain, err := forwardedChain(hs[0], s.roots.Load(), s.clock.Now())
 			if err != nil {
 				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "bad_forwarded_certificate", err.Error())
 				return
@@ -318,6 +329,7 @@ func (s *Server) requireManager(next http.Handler) http.Handler {
 				"administration needs a manager's certificate; node "+p.id.NodeID+" is a worker")
 			return
 		}
-		next.ServeHTTP(w, r)
+		// The manager that asked is the actor of what administration records.
+		next.ServeHTTP(w, r.WithContext(audit.WithActor(r.Context(), p.id.NodeID)))
 	}))
 }
