@@ -18,6 +18,10 @@ import (
 // from the cluster; it must join again with a token.
 var ErrNodeRemoved = errors.New("cluster: the node was removed from the cluster and must join again with a join token")
 
+// ErrRoleChanged means the node's role changed while its certificate was
+// being issued; the certificate is withheld, and the node asks again.
+var ErrRoleChanged = errors.New("cluster: the node's role changed during issuance; ask again")
+
 // Authority issues node certificates: it applies the node certificate policy,
 // has the root's Signer sign, checks the result, and records it in the store.
 type Authority struct {
@@ -66,7 +70,9 @@ type Issued struct {
 // settings (its ID and cert-expiry are read from the store at each call, so
 // a change applies to every certificate issued after it), checks the result
 // against the cluster's roots and the node contract, and records it and the
-// node in the store. A removed node is refused with ErrNodeRemoved.
+// node in the store. A removed node is refused with ErrNodeRemoved, also when
+// the removal commits during issuance; a role change during issuance gives
+// ErrRoleChanged, and nothing is recorded.
 func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) (*Issued, error) {
 	c, err := a.store.Cluster(ctx)
 	if err != nil {
@@ -118,7 +124,18 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		Action: action, Actor: audit.ActorFrom(ctx), NodeID: req.NodeID, Role: string(req.Role),
 		Serial: rec.Serial, NotAfter: rec.NotAfter, IssuerKeyID: rec.IssuerKeyID, Backend: backendName(a.signer),
 	}
+	if action == audit.ActionRenewed {
+		// Keep whatever state the store holds; RecordIssuance refuses a node
+		// removed meanwhile.
+		node.State = ""
+	}
 	if err := a.store.RecordIssuance(ctx, node, rec, ev); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			if n, rerr := a.store.Node(ctx, req.NodeID); rerr == nil && n.State == store.StateRemoved {
+				return nil, ErrNodeRemoved
+			}
+			return nil, fmt.Errorf("%w: %v", ErrRoleChanged, err)
+		}
 		return nil, fmt.Errorf("cluster: the certificate was signed but not recorded, so it is withheld: %w", err)
 	}
 	return &Issued{Certificate: cert, Chain: issued, Node: node}, nil

@@ -1035,3 +1035,59 @@ func benchmarkIssue(b *testing.B, dropAudit bool) {
 }
 
 var _ io.Reader = (*failingReader)(nil)
+
+// racingStore changes a node right after the Authority reads it, as an
+// administrator's removal or demotion committing during issuance would.
+type racingStore struct {
+	store.Store
+	change func(*store.Node)
+}
+
+func (s racingStore) Node(ctx context.Context, id string) (store.Node, error) {
+	n, err := s.Store.Node(ctx, id)
+	if err == nil {
+		if _, err := s.Store.UpdateNode(ctx, id, func(n *store.Node) error { s.change(n); return nil }); err != nil {
+			return n, err
+		}
+	}
+	return n, err
+}
+
+// A removal or role change that commits while a certificate is being
+// issued is never undone by the issuance: the certificate is withheld.
+func TestIssueRacesAdministration(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*store.Node)
+		want   error
+	}{
+		{"Removed", func(n *store.Node) { n.State = store.StateRemoved }, ErrNodeRemoved},
+		{"Demoted", func(n *store.Node) { n.Role = string(ca.RoleWorker) }, ErrRoleChanged},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			_, st, auth := newCluster(t)
+			_, csr := newCSR(t)
+			id := newNodeID(t)
+			if _, err := auth.IssueNodeCertificate(ctx, IssueRequest{NodeID: id, Role: ca.RoleManager, CSR: csr}); err != nil {
+				t.Fatal(err)
+			}
+			before, _ := st.IssuedCertificates(ctx, id)
+			racing := NewAuthority(racingStore{Store: st, change: tc.change}, auth.Signer(), nil)
+			_, err := racing.IssueNodeCertificate(ctx, IssueRequest{NodeID: id, Role: ca.RoleManager, CSR: csr})
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("renewal racing a change: %v, want %v", err, tc.want)
+			}
+			after, _ := st.IssuedCertificates(ctx, id)
+			n, _ := st.Node(ctx, id)
+			if len(after) != len(before) {
+				t.Errorf("a withheld certificate was recorded")
+			}
+			probe := n
+			tc.change(&probe)
+			if n.State != probe.State || n.Role != probe.Role {
+				t.Errorf("the node after the race: %+v; the change was undone", n)
+			}
+		})
+	}
+}

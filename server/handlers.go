@@ -86,6 +86,8 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req 
 		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "invalid_request", err.Error())
 	case errors.Is(err, cluster.ErrNodeRemoved):
 		s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed", err.Error())
+	case errors.Is(err, cluster.ErrRoleChanged):
+		s.fail(w, r, http.StatusConflict, api.CodeConflict, "role_changed", err.Error())
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeSignerFailure, Message: "the CA failed to issue the certificate; see the manager's log"})
 	default:
@@ -100,7 +102,8 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 	start := s.clock.Now()
 	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
 	if err != nil {
-		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, cluster.ErrNodeRemoved) {
+		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) &&
+			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
 			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err)
 		}

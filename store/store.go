@@ -27,6 +27,11 @@ import (
 // "store: node \"abc\": store: not found". Test for it with errors.Is.
 var ErrNotFound = errors.New("store: not found")
 
+// ErrConflict is wrapped by RecordIssuance's error when the node changed
+// since the caller read it: it was removed, or its role changed. Nothing is
+// written; the caller reads the node again.
+var ErrConflict = errors.New("store: the node changed meanwhile")
+
 // ErrExists is wrapped by errors for records that may be created only once,
 // such as the cluster record or an issued certificate's serial. Test for it
 // with errors.Is.
@@ -157,7 +162,10 @@ type Store interface {
 	// existing node keeps its CreatedAt, and its State and Hostname where n
 	// leaves them empty, so a renewal need not read the node first; a new
 	// node with no State is StateReady. A serial already recorded fails with
-	// ErrExists.
+	// ErrExists. If the node exists and is removed, or its stored role is not
+	// n.Role, nothing is written and the error wraps ErrConflict: a removal or
+	// a role change that commits while a certificate is being issued is
+	// never undone by the issuance.
 	RecordIssuance(ctx context.Context, n Node, cert IssuedCertificate, events ...audit.Event) error
 	// IssuedCertificate returns the certificate with the given serial, or an
 	// error wrapping ErrNotFound.

@@ -357,6 +357,12 @@ func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.Iss
 			return err
 		}
 		if ok {
+			if old.State == store.StateRemoved {
+				return fmt.Errorf("store: node %q was removed: %w", node.ID, store.ErrConflict)
+			}
+			if old.Role != "" && node.Role != old.Role {
+				return fmt.Errorf("store: node %q is now %s, not %s: %w", node.ID, old.Role, node.Role, store.ErrConflict)
+			}
 			node.CreatedAt = old.CreatedAt
 			if node.State == "" {
 				node.State = old.State

@@ -171,14 +171,24 @@ func testNodes(t *testing.T, s store.Store) {
 
 	// A renewal updates the node in place, keeping what it leaves empty.
 	renew, c := Issuance("node-a", "0a", t0.Add(time.Hour))
-	renew.Hostname, renew.State, renew.Role = "", "", "swarm-manager"
+	renew.Hostname, renew.State = "", ""
 	if err := s.RecordIssuance(ctx, renew, c); err != nil {
 		t.Fatalf("RecordIssuance(renewal): %v", err)
 	}
 	renewed, _ := s.Node(ctx, "node-a")
-	if renewed.CertSerial != "0a" || renewed.Role != "swarm-manager" || renewed.Hostname != first.Hostname ||
+	if renewed.CertSerial != "0a" || renewed.Role != first.Role || renewed.Hostname != first.Hostname ||
 		renewed.State != store.StateReady || !renewed.CreatedAt.Equal(first.CreatedAt) {
 		t.Errorf("renewed node: %+v, was %+v", renewed, first)
+	}
+	// A renewal for a role the node no longer has (a demotion or promotion
+	// committed meanwhile) writes nothing.
+	stale, c := Issuance("node-a", "0c", t0.Add(time.Hour))
+	stale.Role = "swarm-manager"
+	if err := s.RecordIssuance(ctx, stale, c); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("RecordIssuance with a stale role: %v, want ErrConflict", err)
+	}
+	if _, err := s.IssuedCertificate(ctx, "0c"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a refused issuance was recorded: %v", err)
 	}
 
 	updated, err := s.UpdateNode(ctx, "node-a", func(n *store.Node) error { n.State = store.StateRemoved; return nil })
@@ -188,11 +198,11 @@ func testNodes(t *testing.T, s store.Store) {
 	if read, _ := s.Node(ctx, "node-a"); read.State != store.StateRemoved || !equal(read, updated) {
 		t.Errorf("after UpdateNode: read %+v, returned %+v", read, updated)
 	}
-	// A later renewal that leaves State empty does not undo the removal.
+	// A later renewal does not undo the removal: it is refused.
 	n, c := Issuance("node-a", "0b", t0.Add(2*time.Hour))
 	n.State = ""
-	if err := s.RecordIssuance(ctx, n, c); err != nil {
-		t.Fatalf("RecordIssuance: %v", err)
+	if err := s.RecordIssuance(ctx, n, c); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("RecordIssuance for a removed node: %v, want ErrConflict", err)
 	}
 	if read, _ := s.Node(ctx, "node-a"); read.State != store.StateRemoved {
 		t.Errorf("RecordIssuance with empty State changed State to %q", read.State)
