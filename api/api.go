@@ -149,8 +149,12 @@ type Update struct {
 // and ?limit=N (at most MaxAuditPage).
 const PathAdminAudit = "/v1/admin/audit"
 
-// MaxAuditPage bounds the records of one audit page.
-const MaxAuditPage = 1000
+// MaxAuditPage bounds the records of one audit page, and MaxAuditPageBytes
+// their stored size, so that a page always fits a client's answer cap.
+const (
+	MaxAuditPage      = 1000
+	MaxAuditPageBytes = 256 << 10
+)
 
 // AuditRecord is one stored audit record, as stored, so that the reader
 // verifies it itself.
@@ -159,9 +163,10 @@ type AuditRecord struct {
 	Data []byte `json:"data"`
 }
 
-// AuditPage is a page of audit records; Next is the key to ask for next,
-// 0 when there is no more.
+// AuditPage is a page of audit records. More says whether records follow;
+// Next is the key to ask for next.
 type AuditPage struct {
 	Records []AuditRecord `json:"records"`
+	More    bool          `json:"more"`
 	Next    uint64        `json:"next"`
 }

@@ -309,8 +309,11 @@ func (c *Client) AuditRecords(ctx context.Context, from uint64) ([]audit.Record,
 		for _, r := range page.Records {
 			recs = append(recs, audit.Record{Key: r.Key, Data: r.Data})
 		}
-		if page.Next == 0 {
+		if !page.More {
 			return recs, nil
+		}
+		if page.Next <= from {
+			return nil, fmt.Errorf("client: the manager's audit paging does not advance (from %d, next %d)", from, page.Next)
 		}
 		from = page.Next
 	}

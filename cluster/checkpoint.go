@@ -27,7 +27,7 @@ func Checkpoint(ctx context.Context, st store.Store, s signer.Signer, now time.T
 	if head.Seq == 0 {
 		return nil, nil
 	}
-	recs, err := st.AuditRecords(ctx, head.Seq)
+	recs, err := st.AuditRecords(ctx, head.Seq, 1)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

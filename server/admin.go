@@ -50,18 +50,22 @@ func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	recs, err := s.cfg.Store.AuditRecords(r.Context(), from)
+	// One record more than the page, to know whether there are more.
+	recs, err := s.cfg.Store.AuditRecords(r.Context(), from, limit+1)
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
 	page := api.AuditPage{Records: []api.AuditRecord{}}
+	size := 0
 	for i, rec := range recs {
-		if i == limit {
-			page.Next = rec.Key
+		if i == limit || size+len(rec.Data) > api.MaxAuditPageBytes && i > 0 {
+			page.More = true
 			break
 		}
+		size += len(rec.Data)
 		page.Records = append(page.Records, api.AuditRecord{Key: rec.Key, Data: rec.Data})
+		page.Next = rec.Key + 1
 	}
 	writeJSON(w, http.StatusOK, page)
 }

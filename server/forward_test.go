@@ -110,7 +110,7 @@ func TestForwarderAuthorizesTheCaller(t *testing.T) {
 		if _, err := e.clientAt(t, fwd, mgrCert).JoinToken(ctx, ca.RoleWorker, true); err != nil {
 			t.Fatal(err)
 		}
-		recs, err := e.st.AuditRecords(ctx, 1)
+		recs, err := e.st.AuditRecords(ctx, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -180,9 +180,10 @@ type Store interface {
 	// AuditHead returns the audit log's last sequence number and hash
 	// (audit.Genesis for an empty log).
 	AuditHead(ctx context.Context) (audit.Head, error)
-	// AuditRecords returns the stored audit records with sequence numbers
-	// from from on, in order, as stored (for verification and export).
-	AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error)
+	// AuditRecords returns at most limit stored audit records (all when
+	// limit <= 0) with sequence numbers from from on, in order, as stored
+	// (for verification and export).
+	AuditRecords(ctx context.Context, from uint64, limit int) ([]audit.Record, error)
 
 	// Close releases the store. Methods called after Close fail.
 	Close() error

@@ -515,14 +515,14 @@ func (s *Store) AuditHead(ctx context.Context) (audit.Head, error) {
 }
 
 // AuditRecords implements store.Store.
-func (s *Store) AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error) {
+func (s *Store) AuditRecords(ctx context.Context, from uint64, limit int) ([]audit.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var recs []audit.Record
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
-		for k, v := c.Seek(seqKey(from)); k != nil; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(from)); k != nil && (limit <= 0 || len(recs) < limit); k, v = c.Next() {
 			if len(k) != 8 {
 				recs = append(recs, audit.Record{Key: 0, Data: append([]byte(nil), v...)})
 				continue

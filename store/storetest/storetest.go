@@ -486,7 +486,7 @@ func testAudit(t *testing.T, s store.Store) {
 	s.UpdateNode(ctx, "node-1", func(*store.Node) error { return boom }, ev(audit.ActionDemoted))
 	s.RecordIssuance(ctx, n, c, ev(audit.ActionRenewed)) // duplicate serial
 	s.CreateCluster(ctx, Cluster(), ev(audit.ActionInit))
-	recs, err := s.AuditRecords(ctx, 1)
+	recs, err := s.AuditRecords(ctx, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -509,8 +509,11 @@ func testAudit(t *testing.T, s store.Store) {
 	if h, _ := s.AuditHead(ctx); h != entries[1].Head() {
 		t.Errorf("AuditHead = %v, want %v", h, entries[1].Head())
 	}
-	if tail, _ := s.AuditRecords(ctx, 5); len(tail) != 2 || tail[0].Key != 5 {
+	if tail, _ := s.AuditRecords(ctx, 5, 0); len(tail) != 2 || tail[0].Key != 5 {
 		t.Errorf("AuditRecords(5) = %d records, want entries 5 and 6", len(tail))
+	}
+	if page, _ := s.AuditRecords(ctx, 2, 3); len(page) != 3 || page[0].Key != 2 || page[2].Key != 4 {
+		t.Errorf("AuditRecords(2, limit 3) = %d records, want entries 2-4", len(page))
 	}
 }
 
@@ -531,7 +534,7 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 		})
 	}
 	wg.Wait()
-	recs, err := s.AuditRecords(ctx, 1)
+	recs, err := s.AuditRecords(ctx, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
