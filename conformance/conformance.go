@@ -27,6 +27,7 @@ import (
 	"math/big"
 	"net"
 	"reflect"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -56,6 +57,22 @@ type Options struct {
 	// ValidityFromProfile returns. It is ignored when ValidityFromProfile is
 	// nil.
 	ValidityTolerance time.Duration
+
+	// NotBeforeTolerance is for backends whose peer sets a node
+	// certificate's NotBefore from its own clock instead of taking the
+	// request's (Vault: its current time minus the role's
+	// not_before_duration, which chancery sets to the request's backdate,
+	// in whole seconds, so the two cannot be equal every time). The suite
+	// then accepts a NotBefore up to this much after the expected one, never
+	// before it; NotAfter is still compared as without it. Zero means no
+	// leeway.
+	NotBeforeTolerance time.Duration
+
+	// DNSNamesSorted is for backends whose peer writes a node certificate's
+	// DNS names in sorted order whatever the request's (Vault's PKI engine
+	// sorts alt_names). The suite then expects exactly the request's names,
+	// sorted. False means they must be in the request's order.
+	DNSNamesSorted bool
 }
 
 // Run runs the whole suite against the Signers newSigner returns.
@@ -67,6 +84,7 @@ func Run(t *testing.T, newSigner Factory, opts Options) {
 	if s.validity == nil {
 		s.tolerance = 0
 	}
+	s.notBeforeTolerance, s.dnsNamesSorted = opts.NotBeforeTolerance, opts.DNSNamesSorted
 	t.Run("Chain", s.testChain)
 	t.Run("NodeCertificates", s.testNodeCertificates)
 	t.Run("CSRSubjectAndExtensionsIgnored", s.testCSRIgnored)
@@ -81,6 +99,9 @@ type suite struct {
 	now       func() time.Time
 	validity  func(req *signer.Request) (notBefore, notAfter time.Time)
 	tolerance time.Duration
+
+	notBeforeTolerance time.Duration
+	dnsNamesSorted     bool
 }
 
 // expectedValidity returns the validity a certificate signed for req must
@@ -100,6 +121,20 @@ func validityMatches(cert *x509.Certificate, notBefore, notAfter time.Time, tole
 		return d <= tolerance && d >= -tolerance
 	}
 	return within(cert.NotBefore, notBefore) && within(cert.NotAfter, notAfter)
+}
+
+// notBeforeLateMatches reports whether cert's validity is exp's but for a
+// NotBefore up to exp.NotBeforeTolerance later (see
+// Options.NotBeforeTolerance).
+func notBeforeLateMatches(cert *x509.Certificate, exp NodeExpectation) bool {
+	if exp.NotBeforeTolerance <= 0 {
+		return false
+	}
+	late := cert.NotBefore.Sub(exp.NotBefore)
+	if late < 0 || late > exp.NotBeforeTolerance {
+		return false
+	}
+	return validityMatches(cert, cert.NotBefore, exp.NotAfter, exp.ValidityTolerance)
 }
 
 const (
@@ -158,6 +193,7 @@ func (s *suite) testNodeCertificates(t *testing.T) {
 					ClusterID: clusterID, NodeID: nodeID, Role: role,
 					PublicKey: key.Public(),
 					NotBefore: notBefore, NotAfter: notAfter, ValidityTolerance: s.tolerance,
+					NotBeforeTolerance: s.notBeforeTolerance, DNSNamesSorted: s.dnsNamesSorted,
 				})
 			})
 		}
@@ -194,6 +230,7 @@ func (s *suite) testCSRIgnored(t *testing.T) {
 		ClusterID: clusterID, NodeID: nodeID, Role: ca.RoleWorker,
 		PublicKey: key.Public(),
 		NotBefore: notBefore, NotAfter: notAfter, ValidityTolerance: s.tolerance,
+		NotBeforeTolerance: s.notBeforeTolerance, DNSNamesSorted: s.dnsNamesSorted,
 	})
 }
 
@@ -228,6 +265,13 @@ type NodeExpectation struct {
 	// ValidityTolerance is how far each validity bound may be from
 	// NotBefore and NotAfter; zero means they must be equal.
 	ValidityTolerance time.Duration
+	// NotBeforeTolerance is how much later than NotBefore (give or take
+	// ValidityTolerance) the certificate's NotBefore may be; see
+	// Options.NotBeforeTolerance.
+	NotBeforeTolerance time.Duration
+	// DNSNamesSorted means the certificate's DNS names are expected in
+	// sorted order; see Options.DNSNamesSorted.
+	DNSNamesSorted bool
 }
 
 var (
@@ -266,6 +310,9 @@ func CheckNodeCertificate(t *testing.T, cert *x509.Certificate, chain []*x509.Ce
 	if exp.Role == ca.RoleManager {
 		wantDNS = append(wantDNS, ca.CADNSName)
 	}
+	if exp.DNSNamesSorted {
+		sort.Strings(wantDNS)
+	}
 	if !reflect.DeepEqual(cert.DNSNames, wantDNS) {
 		t.Errorf("DNS names = %q, want %q", cert.DNSNames, wantDNS)
 	}
@@ -281,8 +328,8 @@ func CheckNodeCertificate(t *testing.T, cert *x509.Certificate, chain []*x509.Ce
 	if !cert.BasicConstraintsValid || cert.IsCA {
 		t.Errorf("basic constraints: valid=%v CA=%v, want a CA:FALSE extension", cert.BasicConstraintsValid, cert.IsCA)
 	}
-	if !validityMatches(cert, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance) {
-		t.Errorf("validity = [%s, %s], want [%s, %s] (tolerance %s)", cert.NotBefore, cert.NotAfter, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance)
+	if !validityMatches(cert, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance) && !notBeforeLateMatches(cert, exp) {
+		t.Errorf("validity = [%s, %s], want [%s, %s] (tolerance %s, NotBefore up to %s later)", cert.NotBefore, cert.NotAfter, exp.NotBefore, exp.NotAfter, exp.ValidityTolerance, exp.NotBeforeTolerance)
 	}
 	if pk, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(exp.PublicKey) {
 		t.Errorf("the certificate's public key is not the CSR's")

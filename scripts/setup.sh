@@ -40,4 +40,8 @@ fi
 
 # Modules, once.
 go mod download
+
+# HashiCorp Vault, the Vault backend's real peer: no Debian package ships it,
+# so it is built from source once per machine (minutes cold, instant after).
+scripts/install-vault.sh >/dev/null
 log "ready (Go $have)"

@@ -10,6 +10,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/backends/file"
+	"github.com/chancery-pki/chancery/backends/vault"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 )
@@ -22,6 +23,7 @@ func newInitCmd(a *app) *cobra.Command {
 		noRun                                    bool
 		externalCAs                              []string
 		externalCAKeyFile, pkcs11URI             string
+		vaultOpts                                vaultFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -31,6 +33,17 @@ func newInitCmd(a *app) *cobra.Command {
 			expiry, err := ca.ParseCertExpiry(certExpiry)
 			if err != nil {
 				return err
+			}
+			vaultSettings, useVault := vaultOpts.settings(cmd.Flags())
+			if useVault {
+				if cmd.Flags().Changed("backend") && backend != vault.Name {
+					return fmt.Errorf("the --vault-* flags use the %s backend, not %q", vault.Name, backend)
+				}
+				if caKey != "" || caCert != "" {
+					return withHint(errors.New("--ca-cert and --ca-key cannot be used with the vault backend"),
+						"import the root into Vault, then give its issuer with --vault-issuer")
+				}
+				backend = vault.Name
 			}
 			if len(externalCAs) > 0 {
 				if cmd.Flags().Changed("backend") && backend != cfssl.Name {
@@ -76,6 +89,14 @@ func newInitCmd(a *app) *cobra.Command {
 				req.BackendSettings[file.SettingPassphraseFile] = passFile
 			}
 			switch backend {
+			case vault.Name:
+				if !useVault {
+					return withHint(errors.New("the vault backend needs --vault-addr"), "see 'chancery init --help' for the --vault-* flags")
+				}
+				req.BackendSettings = vaultSettings
+				if !cmd.Flags().Changed("ca-key-algorithm") {
+					req.KeyAlgorithm = ""
+				}
 			case cfssl.Name:
 				req.BackendSettings = cfssl.NewSettings(externalCAs, externalCAKeyFile)
 			case "pkcs11":
@@ -116,6 +137,7 @@ func newInitCmd(a *app) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	vaultOpts = addVaultFlags(f)
 	f.StringVar(&certExpiry, "cert-expiry", "2160h0m0s", "validity period for node certificates (ns|us|ms|s|m|h), at least 1h")
 	f.StringVar(&caCert, "ca-cert", "", "import this root CA certificate (PEM) instead of creating one; needs --ca-key")
 	f.StringVar(&caKey, "ca-key", "", "the private key (PEM) of the --ca-cert root")

@@ -1,0 +1,103 @@
+// Package vault is the backend that keeps the root CA in HashiCorp Vault's
+// PKI secrets engine, through github.com/hashicorp/vault/api. The root key is
+// generated inside Vault (key type internal) and never leaves it; chancery
+// asks Vault to sign, with a least-privilege policy (Policy).
+//
+// # Which endpoint, and why
+//
+// The design asks every backend for certificates of the local issuer's
+// shape (signer.NewLocalIssuer). Vault offers three ways to sign, and
+// chancery uses two of them:
+//
+//   - Node certificates go through MOUNT/sign/ROLE, with a role that
+//     chancery configures itself, one per certificate shape (subject O, OU
+//     and the other role-held attributes, key usages, extended key usages,
+//     basic constraints, signature algorithm), named
+//     chancery-ISSUER-HASH and pinned to the root's issuer (issuer_ref).
+//     The role takes nothing from the CSR but its key: use_csr_common_name
+//     and use_csr_sans are false, serial_number_source is json, no user
+//     IDs, URI or other SANs are allowed. The request passes the CN, the
+//     DNS names (alt_names, with exclude_cn_from_sans) and the exact
+//     NotAfter (not_after). key_usage and ext_key_usage are the request's
+//     (server_flag and client_flag off, so Vault adds none of its own),
+//     basic_constraints_valid_for_non_ca writes CA:FALSE, signature_bits
+//     follows the root's key, and no_store keeps Vault's storage from
+//     growing with every renewal (chancery's audit log records each
+//     certificate). not_before_duration is the request's backdate, in
+//     whole seconds (see below).
+//   - sign-verbatim is not used: it copies the subject, SANs and extensions
+//     from the CSR, which the node writes and chancery must ignore. (With
+//     an empty-subject CSR it yields a certificate with no subject, SANs or
+//     EKU.)
+//   - CA certificates (the cross-signed root of a rotation) go through
+//     MOUNT/issuer/ISSUER/sign-self-issued: chancery builds the whole
+//     certificate as the local issuer would (its own 20-byte serial, the
+//     exact validity, subject bytes, subject key ID and path length),
+//     self-issued and signed by a throwaway key, and Vault re-signs it with
+//     the root's key, changing only the signature and the authority key ID.
+//     This signs a public key alone (Capabilities.SignsPublicKey), and the
+//     result is what the local issuer makes but for the (random) serial, the
+//     signature and the authority key ID.
+//     sign-intermediate with use_csr_values would need the new root's CSR
+//     and still choose the serial and NotBefore itself.
+//
+// CreateCSR makes a CSR for the root's own key with
+// MOUNT/intermediate/cross-sign (key_ref), so that another backend can
+// cross-sign the Vault root. CreateRoot generates the root with
+// MOUNT/issuers/generate/root/internal, or adopts an existing root issuer
+// (SettingIssuer).
+//
+// # Where Vault's node certificates differ from the local issuer's
+//
+// Each certificate Vault returns is checked field by field against the
+// request before it is used (ErrMismatch otherwise), and requests Vault
+// cannot honour are refused before Vault is asked (ErrUnsupported). What
+// remains different, by Vault's design and nowhere else:
+//
+//   - NotBefore: Vault sets it to its own time minus the role's
+//     not_before_duration. chancery sets that duration to the request's
+//     backdate, rewriting the role when it drifts, so NotBefore comes out
+//     the same second as the request's or up to two seconds later, never
+//     earlier (with clocks in step; Config.NotBeforeSkew bounds what is
+//     accepted). Vault's smallest backdate is a second, so a request that
+//     starts now waits up to a second. NotAfter is exact.
+//   - DNS names: Vault sorts alt_names, so a manager's [swarm-manager,
+//     NODE, swarm-ca] comes out as the same names sorted. No Vault endpoint
+//     that takes names from chancery rather than from the CSR keeps their
+//     order.
+//   - Subject key ID: Vault gives node certificates one; the local issuer
+//     gives none.
+//   - A node CSR whose subject carries a user ID (UID) is refused
+//     (ErrUnsupported): Vault's sign endpoint copies it into the certificate
+//     or refuses the CSR, whatever the role says. chancery's own nodes make
+//     CSRs with an empty subject.
+//   - Serial numbers: Vault draws them below 2^159 as the local issuer
+//     does, but keeps the 1 in 128 shorter than 20 bytes, which the local
+//     issuer draws again; chancery asks Vault again in that case, and the
+//     dropped certificate is never used (no_store: Vault keeps no copy).
+//
+// The conformance suite runs against a real Vault with the two options
+// that say so (conformance.Options.NotBeforeTolerance and DNSNamesSorted).
+//
+// # Settings and authentication
+//
+// The settings (SettingAddress and the other Setting* keys) hold no secret:
+// the token comes from a file (SettingTokenFile) or an environment variable
+// (SettingTokenEnv, VAULT_TOKEN by default), or chancery logs in with
+// AppRole, its role ID and secret ID read from files. A renewable token is
+// renewed at two thirds of its TTL; when Vault caps a renewal at the
+// token's max TTL, chancery logs in again with AppRole (or reads the token
+// file again, where an agent may have written a new token). A token Vault
+// refuses mid-request causes one new login and one retry.
+//
+// # Errors
+//
+// Every error about Vault is an *Error that matches one of ErrSealed,
+// ErrUnreachable, ErrPermissionDenied, ErrTokenInvalid, ErrMountNotFound,
+// ErrIssuerNotFound, ErrUnsupported, ErrMismatch, ErrConfig or ErrVault with
+// errors.Is, names the operation and Vault path, and says what to do. No
+// error or log line contains a token, role ID or secret ID. Transient
+// failures (Vault unreachable, 5xx other than sealed, 429) are retried with
+// exponential backoff and jitter (Config.Retry); a call that creates
+// something (the root) is retried only when the connection was refused.
+package vault
