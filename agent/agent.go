@@ -22,6 +22,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // Manager is what the agent needs from its manager. *client.Client is one,
@@ -223,7 +224,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			backoff = 0
 			renewAt = NextRenewal(a.Leaf(), a.cfg.Rand)
-			a.log.Info("certificate renewed", "serial", fmt.Sprintf("%x", a.Leaf().SerialNumber), "not_after", a.Leaf().NotAfter.UTC(), "next_renewal", renewAt.UTC())
+			a.log.Info("certificate renewed", "serial", signer.SerialHex(a.Leaf().SerialNumber), "not_after", a.Leaf().NotAfter.UTC(), "next_renewal", renewAt.UTC())
 			continue
 		}
 		beatAt = now.Add(period)

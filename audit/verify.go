@@ -175,7 +175,7 @@ func CheckpointEvent(actor, backend string, head Head, chain []*x509.Certificate
 	}
 	return Event{
 		Action: ActionCheckpoint, Actor: actor, Backend: backend,
-		Serial: fmt.Sprintf("%x", chain[0].SerialNumber), NotAfter: chain[0].NotAfter,
+		Serial: signer.SerialHex(chain[0].SerialNumber), NotAfter: chain[0].NotAfter,
 		Details: map[string]string{
 			DetailHeadSeq:     strconv.FormatUint(head.Seq, 10),
 			DetailHeadHash:    head.Hash,

@@ -71,13 +71,21 @@ func (f *Fake) After(d time.Duration) <-chan time.Time {
 
 // Advance moves the clock forward by d and fires the waiters that are due,
 // in time order.
-func (f *Fake) Advance(d time.Duration) { f.Set(f.Now().Add(d)) }
+func (f *Fake) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.moveLocked(f.now.Add(d))
+}
 
 // Set moves the clock to t (never backwards) and fires the waiters that are
 // due.
 func (f *Fake) Set(t time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.moveLocked(t)
+}
+
+func (f *Fake) moveLocked(t time.Time) {
 	if t.After(f.now) {
 		f.now = t
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -63,11 +64,18 @@ func RotateJoinToken(ctx context.Context, st store.Store, role ca.Role, r io.Rea
 	return token, nil
 }
 
+// ErrInvalidCertExpiry means a cert-expiry below ca.MinCertExpiry.
+var ErrInvalidCertExpiry = errors.New("cluster: invalid cert-expiry")
+
 // SetCertExpiry sets the lifetime of every node certificate issued from now
-// on. It refuses anything below ca.MinCertExpiry.
+// on. It refuses anything below ca.MinCertExpiry; setting the current value
+// changes and records nothing.
 func SetCertExpiry(ctx context.Context, st store.Store, d time.Duration) error {
 	if d < ca.MinCertExpiry {
-		return fmt.Errorf("cluster: cert-expiry %s is below the minimum of %s", d, ca.MinCertExpiry)
+		return fmt.Errorf("%w: %s is below the minimum of %s", ErrInvalidCertExpiry, d, ca.MinCertExpiry)
+	}
+	if c, err := st.Cluster(ctx); err == nil && c.CertExpiry == d {
+		return nil
 	}
 	_, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
 		c.CertExpiry = d

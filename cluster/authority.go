@@ -109,7 +109,7 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 	if req.Hostname != "" {
 		node.Hostname = req.Hostname
 	}
-	node.CertSerial = hex.EncodeToString(cert.SerialNumber.Bytes())
+	node.CertSerial = signer.SerialHex(cert.SerialNumber)
 	node.CertNotAfter = cert.NotAfter
 	rec := store.IssuedCertificate{
 		Serial:      node.CertSerial,

@@ -180,6 +180,13 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Undone in reverse: the root is deleted first, then its Signer closed.
+	closeSigner := func() {
+		if c, ok := sg.(io.Closer); ok {
+			c.Close()
+		}
+	}
+	undo = append(undo, closeSigner)
 	if d, ok := backend.(backends.RootDeleter); ok {
 		undo = append(undo, func() { d.DeleteRoot(context.Background(), req.DataDir, settings) })
 	}
@@ -240,6 +247,7 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	if err := dir.WriteNode(nodeKey, issued.Chain); err != nil {
 		return nil, err
 	}
+	closeSigner()
 	return &InitResult{
 		ClusterID:       clusterID,
 		NodeID:          nodeID,

@@ -35,6 +35,11 @@ func FindNode(ctx context.Context, st store.Store, id string) (store.Node, error
 	}
 	var found []store.Node
 	for _, n := range nodes {
+		if n.State == store.StateRemoved {
+			// A removed node is found by its full ID only, so that a host
+			// that joins again under the same name is not ambiguous.
+			continue
+		}
 		if id != "" && len(n.ID) >= len(id) && n.ID[:len(id)] == id || n.Hostname == id {
 			found = append(found, n)
 		}
@@ -66,6 +71,9 @@ func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (stor
 	if n.ID == c.LeaderID && role != ca.RoleManager {
 		return store.Node{}, ErrIsLeader
 	}
+	if n.Role == string(role) && n.State != store.StateRemoved {
+		return n, nil // nothing changes, nothing is recorded
+	}
 	action := audit.ActionPromoted
 	if role == ca.RoleWorker {
 		action = audit.ActionDemoted
@@ -93,6 +101,8 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 		return store.Node{}, fmt.Errorf("cluster: %w", err)
 	}
 	switch {
+	case n.State == store.StateRemoved:
+		return store.Node{}, fmt.Errorf("%w: %s was already removed", ErrNodeNotFound, n.ID)
 	case n.ID == c.LeaderID:
 		return store.Node{}, ErrIsLeader
 	case n.Role == string(ca.RoleManager):

@@ -194,12 +194,20 @@ func phase(ctx context.Context, n, c int, f func(i int) error) Phase {
 			}
 		}()
 	}
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		next <- i
+	sent := 0
+	for ; sent < n && ctx.Err() == nil; sent++ {
+		next <- sent
 	}
 	close(next)
 	wg.Wait()
-	p := Phase{Count: n, Elapsed: time.Since(start)}
+	// Calls never dispatched (the run was canceled) count neither as
+	// successes nor in the latencies.
+	lat, errs = lat[:sent], errs[:sent]
+	p := Phase{Count: sent, Elapsed: time.Since(start)}
+	if sent == 0 {
+		return p
+	}
+	n = sent
 	for _, err := range errs {
 		if err != nil {
 			if p.Errors == 0 {

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -87,6 +88,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if c, ok := sg.(io.Closer); ok {
+		defer c.Close() // after the shutdown checkpoint, deferred below
+	}
 	auth := cluster.NewAuthority(st, sg, cfg.Clock.Now)
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
@@ -124,9 +128,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
-	go func() { errc <- srv.Serve(ctx, ln, uln) }()
-	go func() { errc <- ag.Run(ctx) }()
+	srvDone, agDone, metricsErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	go func() { srvDone <- srv.Serve(ctx, ln, uln) }()
+	go func() { agDone <- ag.Run(ctx) }()
 	if cfg.MetricsAddr != "" {
 		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -135,7 +139,7 @@ func Run(ctx context.Context, cfg Config) error {
 		}()
 		go func() {
 			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("manager: metrics: %w", err)
+				metricsErr <- fmt.Errorf("manager: metrics: %w", err)
 			}
 		}()
 	}
@@ -168,14 +172,29 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.Ready(ln.Addr().String())
 	}
 	cfg.Logger.Info("manager running", "cluster_id", c.ID, "node_id", nodeID, "backend", c.Backend.Type)
+	// Stop when ctx is done or the API, the agent or the metrics listener
+	// stops, and wait for the API and the agent before the store closes.
+	var mErr, srvErr, agErr error
+	srvOver, agOver := false, false
 	select {
 	case <-ctx.Done():
-		// Let the server shut down cleanly.
-		cancel()
-		<-errc
-		return nil
-	case err := <-errc:
-		cancel()
-		return err
+	case srvErr = <-srvDone:
+		srvOver = true
+	case agErr = <-agDone:
+		agOver = true
+	case mErr = <-metricsErr:
 	}
+	cancel()
+	if !srvOver {
+		srvErr = <-srvDone
+	}
+	if !agOver {
+		agErr = <-agDone
+	}
+	for _, e := range []error{mErr, srvErr, agErr} {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
 }

@@ -244,8 +244,11 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if u.CertExpiry != 0 {
-		if err := cluster.SetCertExpiry(r.Context(), s.cfg.Store, u.CertExpiry); err != nil {
+		if err := cluster.SetCertExpiry(r.Context(), s.cfg.Store, u.CertExpiry); errors.Is(err, cluster.ErrInvalidCertExpiry) {
 			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_update", err.Error())
+			return
+		} else if err != nil {
+			s.internal(w, r, err)
 			return
 		}
 		s.log.Info("cert-expiry changed", "cert_expiry", u.CertExpiry.String())

@@ -175,9 +175,10 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 func ListenSocket(dataDir string) (net.Listener, error) {
 	sock := filepath.Join(dataDir, api.SocketFile)
 	os.Remove(sock) // a stale socket from a previous run
-	old := umask(0o177)
+	// The data directory is 0700, so the socket is out of others' reach
+	// between its creation and the chmod below; the process-wide umask is
+	// left alone, as other goroutines may be creating files.
 	uln, err := net.Listen("unix", sock)
-	umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("server: failed to listen on the administration socket: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -168,6 +169,10 @@ func (l *LocalIssuer) CreateCSR(ctx context.Context, template *x509.CertificateR
 	}
 	return der, nil
 }
+
+// SerialHex writes a serial number as chancery records it everywhere (the
+// store, the audit log, logs): the lower-case hex of its big-endian bytes.
+func SerialHex(serial *big.Int) string { return hex.EncodeToString(serial.Bytes()) }
 
 // RandomSerial draws a positive serial number of SerialBytes random bytes
 // from r. Its top bit is cleared so that the DER encoding stays within the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -21,16 +22,18 @@ const MaxPassphraseBytes = 4096
 // passphrase.
 func ReadPassphrase(path, env string) ([]byte, error) {
 	if path != "" {
-		st, err := os.Stat(path)
+		f, err := os.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
 		}
-		if st.Size() > MaxPassphraseBytes {
+		defer f.Close()
+		// Bounded even for a file whose size says nothing (a FIFO, a device).
+		data, err := io.ReadAll(io.LimitReader(f, MaxPassphraseBytes+1))
+		if err != nil {
+			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
+		}
+		if len(data) > MaxPassphraseBytes {
 			return nil, fmt.Errorf("file: the passphrase file %s is larger than %d bytes", path, MaxPassphraseBytes)
-		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
 		}
 		data = bytes.TrimRight(data, "\r\n")
 		if len(data) == 0 {

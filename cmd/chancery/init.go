@@ -133,7 +133,9 @@ func newInitCmd(a *app) *cobra.Command {
 			if noRun {
 				return nil
 			}
-			return a.runManager(cmd.Context(), "", metricsAddr, req.BackendSettings)
+			// The manager opens the root with the settings init stored, which
+			// hold no secret (a pin-value given to init is not among them).
+			return a.runManager(cmd.Context(), "", metricsAddr, nil)
 		},
 	}
 	f := cmd.Flags()
