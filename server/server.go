@@ -70,6 +70,7 @@ type Server struct {
 	live     *liveness
 	metrics  *metrics
 	registry *prometheus.Registry
+	refusals refusalLimiter
 	cert     atomic.Pointer[tls.Certificate]
 	roots    atomic.Pointer[x509.CertPool]
 }
