@@ -140,8 +140,8 @@ const CheckpointLifetime = 24 * time.Hour
 
 // CheckpointRequest is the signer request for a checkpoint certificate
 // over head: subject O=cluster, OU=CheckpointOU, CN=the sequence number;
-// DNS name CheckpointName(head); valid from now for CheckpointLifetime,
-// clamped to the issuer. pub is a throwaway key whose private half the
+// DNS name CheckpointName(head); valid from a minute before now (for clock
+// skew) for CheckpointLifetime, clamped to the issuer. pub is a throwaway key whose private half the
 // caller discards, so the certificate can never serve as a TLS identity.
 func CheckpointRequest(clusterID string, head Head, pub crypto.PublicKey, csr *x509.CertificateRequest, issuer *x509.Certificate, now time.Time) *signer.Request {
 	nb, na := now.Add(-time.Minute).Truncate(time.Second), now.Add(CheckpointLifetime).Truncate(time.Second)

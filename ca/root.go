@@ -93,7 +93,7 @@ func CheckRootCA(cert *x509.Certificate, key crypto.PublicKey, now time.Time) er
 		if err := signer.CheckPublicKey(key); err != nil {
 			return fmt.Errorf("%w: %v", ErrRootKeyType, err)
 		}
-		if !samePublicKey(key, cert.PublicKey) {
+		if !signer.SamePublicKey(key, cert.PublicKey) {
 			return ErrRootKeyMismatch
 		}
 	}
@@ -104,10 +104,4 @@ func CheckRootCA(cert *x509.Certificate, key crypto.PublicKey, now time.Time) er
 		return fmt.Errorf("%w: it expires at %s, less than a year from now", ErrRootExpiresTooSoon, cert.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	ea, ok := a.(equaler)
-	return ok && ea.Equal(b)
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // File names inside the certificates directory.
@@ -110,8 +111,7 @@ func (d Dir) LoadNode() (crypto.Signer, []*x509.Certificate, error) {
 }
 
 func matches(key crypto.Signer, cert *x509.Certificate) bool {
-	pk, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pk.Equal(cert.PublicKey)
+	return signer.SamePublicKey(key.Public(), cert.PublicKey)
 }
 
 func syncDir(dir string) {

@@ -1,7 +1,6 @@
 package signer
 
 import (
-	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -89,7 +88,7 @@ func CheckRequest(req *Request, issuer *x509.Certificate) error {
 		if err := req.CSR.CheckSignature(); err != nil {
 			return refuse("csr", "bad signature: %v", err)
 		}
-		if !samePublicKey(req.CSR.PublicKey, req.PublicKey) {
+		if !SamePublicKey(req.CSR.PublicKey, req.PublicKey) {
 			return refuse("csr", "its public key differs from the request's")
 		}
 	}
@@ -138,16 +137,11 @@ func subjectEmpty(t *x509.Certificate) bool {
 	return err != nil || len(rest) != 0 || len(rdns) == 0
 }
 
-func samePublicKey(a, b crypto.PublicKey) bool {
-	ka, err := x509.MarshalPKIXPublicKey(a)
-	if err != nil {
-		return false
-	}
-	kb, err := x509.MarshalPKIXPublicKey(b)
-	if err != nil {
-		return false
-	}
-	return bytes.Equal(ka, kb)
+// SamePublicKey reports whether a and b are the same public key. Keys of
+// the standard library's types are compared with their Equal method.
+func SamePublicKey(a, b crypto.PublicKey) bool {
+	ea, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && ea.Equal(b)
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -69,7 +69,7 @@ func NewLocalIssuer(cfg LocalConfig) (*LocalIssuer, error) {
 	if !ca.IsCA || !ca.BasicConstraintsValid {
 		return nil, fmt.Errorf("signer: certificate %q is not a CA (CA:TRUE is missing)", ca.Subject)
 	}
-	if !samePublicKey(cfg.Key.Public(), ca.PublicKey) {
+	if !SamePublicKey(cfg.Key.Public(), ca.PublicKey) {
 		return nil, fmt.Errorf("signer: the key does not match the public key of CA certificate %q", ca.Subject)
 	}
 	r := cfg.Rand

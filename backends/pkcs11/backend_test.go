@@ -128,7 +128,7 @@ func TestCreateRootUsesExistingKey(t *testing.T) {
 	if settings[SettingGenerated] != "false" {
 		t.Errorf("settings[%s] = %q, want false", SettingGenerated, settings[SettingGenerated])
 	}
-	if !samePublicKey(sg.Chain()[0].PublicKey, k.Public()) {
+	if !signer.SamePublicKey(sg.Chain()[0].PublicKey, k.Public()) {
 		t.Error("the root is not for the existing key")
 	}
 	// Undoing init leaves a key that was there before.

@@ -5,7 +5,6 @@ package pkcs11
 import (
 	"bytes"
 	"crypto"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/ThalesIgnite/crypto11"
+
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // conn is what a Key signs through: a key found in an open token.
@@ -195,7 +196,7 @@ func (k *Key) current() (conn, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if !samePublicKey(c.Public(), k.pub) {
+	if !signer.SamePublicKey(c.Public(), k.pub) {
 		c.Close()
 		return nil, 0, &Error{Kind: errKeyChanged,
 			Msg:  fmt.Sprintf("the key with label %q and id %x in token %q is not the key this CA was opened with", k.uri.Object, k.uri.ID, info.TokenLabel),
@@ -272,16 +273,4 @@ func (k *Key) destroy() error {
 		return redact(&Error{Msg: fmt.Sprintf("failed to destroy key %q in token %q", k.uri.Object, k.info.TokenLabel), Err: err}, string(k.pin))
 	}
 	return nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	ka, err := x509.MarshalPKIXPublicKey(a)
-	if err != nil {
-		return false
-	}
-	kb, err := x509.MarshalPKIXPublicKey(b)
-	if err != nil {
-		return false
-	}
-	return bytes.Equal(ka, kb)
 }

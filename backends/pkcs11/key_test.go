@@ -19,6 +19,7 @@ import (
 	"github.com/ThalesIgnite/crypto11"
 	"github.com/miekg/pkcs11"
 
+	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/softhsm"
 )
 
@@ -151,7 +152,7 @@ func TestEnsureKeyFindsExisting(t *testing.T) {
 			if generated {
 				t.Error("EnsureKey generated a key that exists")
 			}
-			if !samePublicKey(k2.Public(), k.Public()) {
+			if !signer.SamePublicKey(k2.Public(), k.Public()) {
 				t.Error("EnsureKey found another key")
 			}
 			// The key's URI names it exactly, by label and id.
