@@ -7,6 +7,7 @@ package manager
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/server"
 )
@@ -49,10 +51,32 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// Ready, when set, is called with the API's address once it listens.
 	Ready func(addr string)
+	// ExternalCA, when set, also serves the CFSSL-compatible external CA
+	// endpoint (package extca) on its own listener, signing with the same
+	// root.
+	ExternalCA *ExternalCAConfig
 	// CheckpointInterval is how often the audit log's head is signed by
 	// the CA when it has moved; default DefaultCheckpointInterval. The head
 	// is also signed at start and at shutdown.
 	CheckpointInterval time.Duration
+}
+
+// ExternalCAConfig configures the CFSSL-compatible endpoint a manager can
+// serve, for Docker swarm's --external-ca and cfssl's -remote.
+type ExternalCAConfig struct {
+	// ListenAddr is the endpoint's address.
+	ListenAddr string
+	// ClientCAs verify client certificates (for a swarm: its current root).
+	ClientCAs *x509.CertPool
+	// Policy says what each client may ask for.
+	Policy *extca.Policy
+	// DNSNames and IPAddresses go into the endpoint's TLS certificate,
+	// besides the manager's advertise address.
+	DNSNames    []string
+	IPAddresses []net.IP
+	// CertExpiry is the lifetime of the node certificates it issues; zero
+	// means ca.DefaultCertExpiry.
+	CertExpiry time.Duration
 }
 
 // DefaultCheckpointInterval is how often a running manager signs the audit
@@ -168,12 +192,44 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 	}()
+	// extDone stays nil (never ready) unless the endpoint runs.
+	var extDone chan error
+	if e := cfg.ExternalCA; e != nil {
+		ips, names := e.IPAddresses, e.DNSNames
+		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil {
+				ips = append(ips, ip)
+			} else if host != "" {
+				names = append(names, host)
+			}
+		}
+		ext, err := extca.New(actx, extca.Config{
+			Signer: sg, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
+			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
+		})
+		if err != nil {
+			cancel()
+			<-srvDone
+			<-agDone
+			return err
+		}
+		eln, err := net.Listen("tcp", e.ListenAddr)
+		if err != nil {
+			cancel()
+			<-srvDone
+			<-agDone
+			return fmt.Errorf("manager: failed to listen on %s for the external CA endpoint: %w", e.ListenAddr, err)
+		}
+		extDone = make(chan error, 1)
+		go func() { extDone <- ext.Serve(ctx, eln) }()
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
 	cfg.Logger.Info("manager running", "cluster_id", c.ID, "node_id", nodeID, "backend", c.Backend.Type)
-	// Stop when ctx is done or the API, the agent or the metrics listener
-	// stops, and wait for the API and the agent before the store closes.
+	// Stop when ctx is done or the API, the agent, the metrics listener or
+	// the external CA endpoint stops, and wait for the API, the agent and
+	// the endpoint before the store closes.
 	var mErr, srvErr, agErr error
 	srvOver, agOver := false, false
 	select {
@@ -183,8 +239,15 @@ func Run(ctx context.Context, cfg Config) error {
 	case agErr = <-agDone:
 		agOver = true
 	case mErr = <-metricsErr:
+	case mErr = <-extDone:
+		extDone = nil
 	}
 	cancel()
+	if extDone != nil {
+		if err := <-extDone; err != nil && mErr == nil {
+			mErr = err
+		}
+	}
 	if !srvOver {
 		srvErr = <-srvDone
 	}

@@ -14,3 +14,7 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 "$@" ./...
+
+# Docker swarm's own CA client against chancery's external CA endpoint, in a
+# nested module so that swarmkit's dependencies stay out of the main one.
+(cd tests/swarmkit && go vet ./... && go test -race -count=1 "$@" ./...)

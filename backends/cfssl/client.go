@@ -93,7 +93,7 @@ func (c *client) post(ctx context.Context, r *remote, endpoint string, body []by
 	if int64(len(data)) > c.maxBytes {
 		return nil, &AnswerError{URL: u, Reason: fmt.Sprintf("is larger than %d bytes (HTTP %d)", c.maxBytes, resp.StatusCode)}
 	}
-	var env envelope
+	var env Response
 	jerr := json.Unmarshal(data, &env)
 	if resp.StatusCode != http.StatusOK {
 		re := &RemoteError{URL: u, StatusCode: resp.StatusCode}

@@ -57,7 +57,7 @@ type fakeCall struct {
 	path string
 	body []byte
 	// sign is the sign request, unwrapped from authsign.
-	sign *signRequest
+	sign *SignRequest
 }
 
 func newFakeCFSSL(t *testing.T) *fakeCFSSL {
@@ -123,7 +123,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	inner := body
 	if r.URL.Path == "/api/v1/cfssl/authsign" {
-		var ar authRequest
+		var ar AuthRequest
 		if err := json.Unmarshal(body, &ar); err != nil {
 			cfsslError(w, http.StatusBadRequest, 400, "bad authsign request")
 			return
@@ -136,7 +136,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		inner = ar.Request
 	}
-	var sr signRequest
+	var sr SignRequest
 	if err := json.Unmarshal(inner, &sr); err != nil {
 		cfsslError(w, http.StatusBadRequest, 400, "Unable to parse sign request")
 		return
@@ -192,7 +192,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 	}, "errors": []any{}, "messages": []any{}})
 }
 
-func wireName2pkix(s *wireSubject) pkix.Name {
+func wireName2pkix(s *Subject) pkix.Name {
 	if s == nil {
 		return pkix.Name{}
 	}

@@ -491,7 +491,7 @@ func TestWireRequest(t *testing.T) {
 		t.Errorf("hosts %q, want %q", got.Hosts, want)
 	}
 	if got.Subject == nil || got.Subject.CN != testNodeID || len(got.Subject.Names) != 1 ||
-		got.Subject.Names[0] != (wireName{O: testClusterID, OU: "swarm-worker"}) {
+		got.Subject.Names[0] != (SubjectName{O: testClusterID, OU: "swarm-worker"}) {
 		t.Errorf("subject %+v, want CN=%s and names [{O:%s OU:swarm-worker}]", got.Subject, testNodeID, testClusterID)
 	}
 	if !strings.HasPrefix(got.Request, "-----BEGIN CERTIFICATE REQUEST-----") {
@@ -511,7 +511,7 @@ func TestWireRequest(t *testing.T) {
 	if got.Subject == nil || got.Subject.CN != "swarm-ca" || len(got.Subject.Names) != 0 {
 		t.Errorf("cross-sign subject %+v, want CN=swarm-ca and no names", got.Subject)
 	}
-	wantExt := []wireExtension{
+	wantExt := []Extension{
 		{ID: "2.5.29.19", Critical: true, Value: "30030101ff"},
 		{ID: "2.5.29.14", Critical: false, Value: "0414" + hex.EncodeToString(cross.Template.SubjectKeyId)},
 	}
@@ -520,7 +520,7 @@ func TestWireRequest(t *testing.T) {
 	}
 	// The raw JSON carries the keys swarm's CFSSL reads.
 	var raw map[string]json.RawMessage
-	var ar authRequest
+	var ar AuthRequest
 	if err := json.Unmarshal(calls[1].body, &ar); err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,7 @@ var (
 // buildRequest returns the sign request for req, which CheckRequest
 // accepted and which has a CSR, and the DER subject the certificate must
 // carry.
-func buildRequest(req *signer.Request) (*signRequest, []byte, error) {
+func buildRequest(req *signer.Request) (*SignRequest, []byte, error) {
 	t := req.Template
 	subj, rawSubject, err := subjectOf(t)
 	if err != nil {
@@ -44,7 +44,7 @@ func buildRequest(req *signer.Request) (*signRequest, []byte, error) {
 	for _, ip := range t.IPAddresses {
 		hosts = append(hosts, ip.String())
 	}
-	wire := &signRequest{
+	wire := &SignRequest{
 		Hosts:   hosts,
 		Request: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: req.CSR.Raw})),
 		Subject: subj,
@@ -56,13 +56,13 @@ func buildRequest(req *signer.Request) (*signRequest, []byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		wire.Extensions = append(wire.Extensions, wireExtension{ID: oidBasicConstraints.String(), Critical: true, Value: hex.EncodeToString(bc)})
+		wire.Extensions = append(wire.Extensions, Extension{ID: oidBasicConstraints.String(), Critical: true, Value: hex.EncodeToString(bc)})
 		if len(t.SubjectKeyId) > 0 {
 			ski, err := asn1.Marshal(t.SubjectKeyId)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cfssl: failed to encode the subject key ID: %w", err)
 			}
-			wire.Extensions = append(wire.Extensions, wireExtension{ID: oidSubjectKeyID.String(), Value: hex.EncodeToString(ski)})
+			wire.Extensions = append(wire.Extensions, Extension{ID: oidSubjectKeyID.String(), Value: hex.EncodeToString(ski)})
 		}
 	}
 	return wire, rawSubject, nil
@@ -95,7 +95,7 @@ func pathLen(c *x509.Certificate) int {
 // Subject) and its DER. CFSSL builds a subject from CN, C, ST, L, O and OU
 // alone, with Go's pkix.Name in Go's order; a subject that this does not
 // reproduce byte for byte is refused here, before the CA is asked.
-func subjectOf(t *x509.Certificate) (*wireSubject, []byte, error) {
+func subjectOf(t *x509.Certificate) (*Subject, []byte, error) {
 	var name pkix.Name
 	raw := t.RawSubject
 	if len(raw) > 0 {
@@ -112,10 +112,10 @@ func subjectOf(t *x509.Certificate) (*wireSubject, []byte, error) {
 			return nil, nil, fmt.Errorf("cfssl: failed to encode the subject %q: %w", t.Subject, err)
 		}
 	}
-	ws := &wireSubject{CN: name.CommonName, Names: []wireName{}}
+	ws := &Subject{CN: name.CommonName, Names: []SubjectName{}}
 	n := max(len(name.Country), len(name.Province), len(name.Locality), len(name.Organization), len(name.OrganizationalUnit))
 	for i := range n {
-		ws.Names = append(ws.Names, wireName{
+		ws.Names = append(ws.Names, SubjectName{
 			C: at(name.Country, i), ST: at(name.Province, i), L: at(name.Locality, i),
 			O: at(name.Organization, i), OU: at(name.OrganizationalUnit, i),
 		})
@@ -135,7 +135,7 @@ func at(s []string, i int) string {
 
 // cfsslSubject is the DER subject CFSSL builds from ws (signer.Subject.Name
 // and crypto/x509), when the CSR adds nothing.
-func cfsslSubject(ws *wireSubject) []byte {
+func cfsslSubject(ws *Subject) []byte {
 	name := pkix.Name{CommonName: ws.CN}
 	add := func(v string, to *[]string) {
 		if v != "" {

@@ -167,7 +167,7 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 // fetchChain asks the CAs for their certificate and builds the chain.
 func (s *Signer) fetchChain(ctx context.Context, recorded []*x509.Certificate) error {
 	var (
-		info infoResult
+		info InfoResult
 		from *remote
 	)
 	err := s.client.each(ctx, func(ctx context.Context, r *remote) error {
@@ -176,7 +176,7 @@ func (s *Signer) fetchChain(ctx context.Context, recorded []*x509.Certificate) e
 			return err
 		}
 		u := r.ext.endpoint("info")
-		var got infoResult
+		var got InfoResult
 		if err := json.Unmarshal(res, &got); err != nil || got.Certificate == "" {
 			return &AnswerError{URL: u, Reason: "has no certificate in its result"}
 		}
@@ -369,7 +369,7 @@ func (s *Signer) signOnce(ctx context.Context, r *remote, body []byte) (*x509.Ce
 	payload := body
 	if s.authKey != nil {
 		var err error
-		payload, err = json.Marshal(authRequest{Timestamp: s.now().Unix(), Token: s.authKey.token(body), Request: body})
+		payload, err = json.Marshal(AuthRequest{Timestamp: s.now().Unix(), Token: s.authKey.Token(body), Request: body})
 		if err != nil {
 			return nil, fmt.Errorf("cfssl: failed to encode the authsign request: %w", err)
 		}
@@ -380,7 +380,7 @@ func (s *Signer) signOnce(ctx context.Context, r *remote, body []byte) (*x509.Ce
 		return nil, err
 	}
 	u := r.ext.endpoint(endpoint)
-	var got signResult
+	var got SignResult
 	if err := json.Unmarshal(res, &got); err != nil || got.Certificate == "" {
 		return nil, &AnswerError{URL: u, Reason: "has no certificate in its result"}
 	}

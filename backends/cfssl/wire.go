@@ -2,36 +2,42 @@ package cfssl
 
 import "encoding/json"
 
-// This file holds CFSSL's JSON API as chancery speaks it: the sign request,
-// the authsign envelope and the response envelope.
+// This file holds CFSSL's JSON API as chancery speaks it, as a client (this
+// package) and as a server (package extca): the sign request, the authsign
+// envelope, the info request and the response envelope.
 
-// signRequest is CFSSL's sign request (signer.SignRequest, as
-// /api/v1/cfssl/sign and the request inside /authsign read it).
-type signRequest struct {
-	// Hosts replaces the CSR's SANs. It is never nil, so that no SAN of
-	// the CSR reaches the certificate.
+// SignRequest is CFSSL's sign request (signer.SignRequest), as
+// /api/v1/cfssl/sign and the request inside /authsign read it. CFSSL's
+// clients send more fields (label, serial, NotBefore, NotAfter,
+// ReturnPrecert, crl_override, metadata); a server that reads them embeds
+// this type in a struct of its own.
+type SignRequest struct {
+	// Hosts replaces the CSR's SANs. This package never sends it nil, so
+	// that no SAN of the CSR reaches the certificate; CFSSL reads null as
+	// "the CSR's SANs".
 	Hosts []string `json:"hosts"`
 	// Request is the CSR, PEM.
 	Request string `json:"certificate_request"`
 	// Subject replaces the CSR's subject, attribute by attribute: CFSSL
 	// fills those it leaves empty from the CSR.
-	Subject *wireSubject `json:"subject,omitempty"`
+	Subject *Subject `json:"subject,omitempty"`
 	// Profile is "" (the default profile) for node certificates, "CA" for
 	// CA certificates.
 	Profile string `json:"profile"`
 	// Extensions are added to the certificate by CFSSL versions that honour
 	// them, when the profile's allowed_extensions lists them.
-	Extensions []wireExtension `json:"extensions,omitempty"`
+	Extensions []Extension `json:"extensions,omitempty"`
 }
 
-// wireSubject is CFSSL's signer.Subject.
-type wireSubject struct {
-	CN    string     `json:"CN"`
-	Names []wireName `json:"names"`
+// Subject is CFSSL's signer.Subject: a common name and a list of name
+// entries.
+type Subject struct {
+	CN    string        `json:"CN"`
+	Names []SubjectName `json:"names"`
 }
 
-// wireName is CFSSL's csr.Name: one value of each attribute.
-type wireName struct {
+// SubjectName is CFSSL's csr.Name: one value of each attribute.
+type SubjectName struct {
 	C  string `json:"C,omitempty"`
 	ST string `json:"ST,omitempty"`
 	L  string `json:"L,omitempty"`
@@ -39,32 +45,41 @@ type wireName struct {
 	OU string `json:"OU,omitempty"`
 }
 
-// wireExtension is CFSSL's signer.Extension: an OID in dotted form and the
+// Extension is CFSSL's signer.Extension: an OID in dotted form and the
 // extension's DER value in hex.
-type wireExtension struct {
+type Extension struct {
 	ID       string `json:"id"`
 	Critical bool   `json:"critical"`
 	Value    string `json:"value"`
 }
 
-// authRequest is CFSSL's auth.AuthenticatedRequest: Token is
-// HMAC-SHA-256(key, Request) and Request is the sign request's JSON, both
-// base64 in JSON. CFSSL ignores Timestamp.
-type authRequest struct {
-	Timestamp int64  `json:"timestamp,omitempty"`
-	Token     []byte `json:"token"`
-	Request   []byte `json:"request"`
+// AuthRequest is CFSSL's auth.AuthenticatedRequest, the body of
+// /authsign: Token is HMAC-SHA-256(key, Request) (see AuthKey.Token) and
+// Request is the sign request's JSON, both base64 in JSON. Timestamp and
+// RemoteAddress are not covered by the token; CFSSL ignores both.
+type AuthRequest struct {
+	Timestamp     int64  `json:"timestamp,omitempty"`
+	RemoteAddress []byte `json:"remote_address,omitempty"`
+	Token         []byte `json:"token"`
+	Request       []byte `json:"request"`
 }
 
-// envelope is CFSSL's api.Response.
-type envelope struct {
+// InfoRequest is the body of /info. Both fields are optional.
+type InfoRequest struct {
+	Label   string `json:"label"`
+	Profile string `json:"profile"`
+}
+
+// Response is CFSSL's api.Response, the envelope of every answer: Result
+// is null when Success is false, and Errors says why.
+type Response struct {
 	Success  bool            `json:"success"`
 	Result   json.RawMessage `json:"result"`
 	Errors   []Message       `json:"errors"`
 	Messages []Message       `json:"messages"`
 }
 
-// Message is one entry of a CFSSL answer's errors.
+// Message is one entry of a CFSSL answer's errors or messages.
 type Message struct {
 	// Code is CFSSL's error code (an HTTP status or a CFSSL error number
 	// such as 9002).
@@ -73,13 +88,15 @@ type Message struct {
 	Message string `json:"message"`
 }
 
-// signResult is the result of /sign and /authsign.
-type signResult struct {
+// SignResult is the result of /sign and /authsign: the certificate, PEM,
+// possibly followed by intermediates.
+type SignResult struct {
 	Certificate string `json:"certificate"`
 }
 
-// infoResult is the result of /info.
-type infoResult struct {
+// InfoResult is the result of /info: the certificate the CA signs with,
+// PEM, and the profile's usages and expiry.
+type InfoResult struct {
 	Certificate string   `json:"certificate"`
 	Usages      []string `json:"usages"`
 	Expiry      string   `json:"expiry"`

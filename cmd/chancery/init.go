@@ -24,6 +24,7 @@ func newInitCmd(a *app) *cobra.Command {
 		externalCAs                              []string
 		externalCAKeyFile, pkcs11URI             string
 		vaultOpts                                vaultFlags
+		ext                                      *extCAFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -31,6 +32,10 @@ func newInitCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			expiry, err := ca.ParseCertExpiry(certExpiry)
+			if err != nil {
+				return err
+			}
+			extCfg, err := ext.config()
 			if err != nil {
 				return err
 			}
@@ -135,11 +140,12 @@ func newInitCmd(a *app) *cobra.Command {
 			}
 			// The manager opens the root with the settings init stored, which
 			// hold no secret (a pin-value given to init is not among them).
-			return a.runManager(cmd.Context(), "", metricsAddr, nil)
+			return a.runManager(cmd.Context(), "", metricsAddr, nil, extCfg)
 		},
 	}
 	f := cmd.Flags()
 	vaultOpts = addVaultFlags(f)
+	ext = addExtCAFlags(f)
 	f.StringVar(&certExpiry, "cert-expiry", "2160h0m0s", "validity period for node certificates (ns|us|ms|s|m|h), at least 1h")
 	f.StringVar(&caCert, "ca-cert", "", "import this root CA certificate (PEM) instead of creating one; needs --ca-key")
 	f.StringVar(&caKey, "ca-key", "", "the private key (PEM) of the --ca-cert root")

@@ -17,6 +17,7 @@ import (
 
 func newRunCmd(a *app) *cobra.Command {
 	var listen, metricsAddr, passFile string
+	var ext *extCAFlags
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the manager or node of a data directory in the foreground (after a restart)",
@@ -27,7 +28,11 @@ func newRunCmd(a *app) *cobra.Command {
 				if passFile != "" {
 					overrides[file.SettingPassphraseFile] = passFile
 				}
-				return a.runManager(cmd.Context(), listen, metricsAddr, overrides)
+				extCfg, err := ext.config()
+				if err != nil {
+					return err
+				}
+				return a.runManager(cmd.Context(), listen, metricsAddr, overrides, extCfg)
 			}
 			if _, err := agent.ReadState(a.dataDir); err == nil {
 				return a.runNode(cmd.Context(), listen)
@@ -38,18 +43,20 @@ func newRunCmd(a *app) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&listen, "listen-addr", "", "override the manager's stored listen address")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address")
+	ext = addExtCAFlags(cmd.Flags())
 	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
 	return cmd
 }
 
 // runManager runs the manager of the data directory until interrupted.
-func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overrides backends.Settings) error {
+func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overrides backends.Settings, ext *manager.ExternalCAConfig) error {
 	log, err := a.logger()
 	if err != nil {
 		return err
 	}
 	err = manager.Run(ctx, manager.Config{
 		DataDir: a.dataDir, ListenAddr: listen, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
+		ExternalCA: ext,
 	})
 	switch {
 	case errors.Is(err, file.ErrPassphraseNeeded):
