@@ -21,8 +21,8 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
-	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/server"
 )
 
