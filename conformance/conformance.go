@@ -334,7 +334,7 @@ func CheckNodeCertificate(t *testing.T, cert *x509.Certificate, chain []*x509.Ce
 	if pk, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(exp.PublicKey) {
 		t.Errorf("the certificate's public key is not the CSR's")
 	}
-	if want := expectedSignatureAlgorithm(issuer.PublicKey); cert.SignatureAlgorithm != want {
+	if want := signer.SignatureAlgorithm(issuer.PublicKey); cert.SignatureAlgorithm != want {
 		t.Errorf("signature algorithm = %s, want %s", cert.SignatureAlgorithm, want)
 	}
 	if len(issuer.SubjectKeyId) > 0 && !bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
@@ -393,22 +393,6 @@ func sameEKUs(a, b []x509.ExtKeyUsage) bool {
 		}
 	}
 	return true
-}
-
-func expectedSignatureAlgorithm(pub crypto.PublicKey) x509.SignatureAlgorithm {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P384():
-			return x509.ECDSAWithSHA384
-		case elliptic.P521():
-			return x509.ECDSAWithSHA512
-		}
-		return x509.ECDSAWithSHA256
-	case *rsa.PublicKey:
-		return x509.SHA256WithRSA
-	}
-	return x509.UnknownSignatureAlgorithm
 }
 
 // testCrossSign issues a CA certificate of cross-sign shape: a new root's

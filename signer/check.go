@@ -145,3 +145,23 @@ func SamePublicKey(a, b crypto.PublicKey) bool {
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// SignatureAlgorithm is the signature algorithm a CA key implies, the one
+// the local issuer signs with (crypto/x509's choice): ECDSA with SHA-256,
+// SHA-384 or SHA-512 by curve, SHA-256 with RSA (PKCS #1 v1.5) for RSA.
+// Remote backends ask their CA for the same.
+func SignatureAlgorithm(pub crypto.PublicKey) x509.SignatureAlgorithm {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		switch k.Curve {
+		case elliptic.P384():
+			return x509.ECDSAWithSHA384
+		case elliptic.P521():
+			return x509.ECDSAWithSHA512
+		}
+		return x509.ECDSAWithSHA256
+	case *rsa.PublicKey:
+		return x509.SHA256WithRSA
+	}
+	return x509.UnknownSignatureAlgorithm
+}

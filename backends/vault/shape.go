@@ -3,9 +3,6 @@ package vault
 import (
 	"bytes"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -213,24 +210,6 @@ func planExtKeyUsages(ekus []x509.ExtKeyUsage) ([]string, error) {
 	return names, nil
 }
 
-// signatureAlgorithm is the algorithm the local issuer's CA key implies,
-// which chancery asks Vault to use.
-func signatureAlgorithm(pub crypto.PublicKey) x509.SignatureAlgorithm {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P384():
-			return x509.ECDSAWithSHA384
-		case elliptic.P521():
-			return x509.ECDSAWithSHA512
-		}
-		return x509.ECDSAWithSHA256
-	case *rsa.PublicKey:
-		return x509.SHA256WithRSA
-	}
-	return x509.UnknownSignatureAlgorithm
-}
-
 // signatureBits is Vault's signature_bits for the algorithm.
 func signatureBits(alg x509.SignatureAlgorithm) int {
 	switch alg {
@@ -310,7 +289,7 @@ func planNode(req *signer.Request, issuer *x509.Certificate) (*nodePlan, error) 
 	if len(t.UnknownExtKeyUsage) != 0 {
 		return nil, unsupported("extended key usage", "Vault writes unknown extended key usages after the known ones")
 	}
-	alg := signatureAlgorithm(issuer.PublicKey)
+	alg := signer.SignatureAlgorithm(issuer.PublicKey)
 	return &nodePlan{
 		spec: roleSpec{
 			Organization: subj.Organization, OU: subj.OU, Country: subj.Country, Locality: subj.Locality,

@@ -412,7 +412,7 @@ func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certifi
 	if err != nil {
 		return nil, err
 	}
-	alg := signatureAlgorithm(issuer.PublicKey)
+	alg := signer.SignatureAlgorithm(issuer.PublicKey)
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
 		RawSubject:            der,
