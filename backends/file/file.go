@@ -25,6 +25,7 @@ import (
 
 	"github.com/youmark/pkcs8"
 
+	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -44,33 +45,27 @@ var (
 	ErrBadKey = errors.New("file: unreadable private key")
 )
 
-// Algorithm is the key algorithm of a new root.
-type Algorithm string
+// Algorithm is the algorithm of a new root key (backends.KeyAlgorithm).
+type Algorithm = backends.KeyAlgorithm
 
 // The algorithms a new root key may use.
 const (
-	P256    Algorithm = "P-256"
-	P384    Algorithm = "P-384"
-	RSA3072 Algorithm = "RSA-3072"
+	P256    = backends.P256
+	P384    = backends.P384
+	RSA3072 = backends.RSA3072
 )
 
-// DefaultAlgorithm is the algorithm of a new root unless another is asked
-// for: ECDSA P-256, as swarm's.
-const DefaultAlgorithm = P256
+// DefaultAlgorithm is the algorithm of a new key unless another is asked
+// for: ECDSA P-256, as swarm's root.
+const DefaultAlgorithm = backends.DefaultKeyAlgorithm
 
-// ParseAlgorithm reads an algorithm name, case-insensitively and with or
-// without its dash ("p256", "P-384", "rsa3072").
+// ParseAlgorithm reads an algorithm name (backends.ParseKeyAlgorithm).
 func ParseAlgorithm(s string) (Algorithm, error) {
-	norm := strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(s), "-", ""))
-	switch norm {
-	case "", "P256", "ECDSAP256":
-		return P256, nil
-	case "P384", "ECDSAP384":
-		return P384, nil
-	case "RSA3072", "RSA":
-		return RSA3072, nil
+	a, err := backends.ParseKeyAlgorithm(s)
+	if err != nil {
+		return "", fmt.Errorf("file: %w", err)
 	}
-	return "", fmt.Errorf("file: unknown key algorithm %q (want P-256, P-384 or RSA-3072)", s)
+	return a, nil
 }
 
 // GenerateKey makes a new private key of algorithm alg from r (crypto/rand
