@@ -133,7 +133,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		a.addr = st.Managers[0]
-		a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+		a.mgr = client.NewForCluster(a.addr, pool(roots), a.Certificate, a.clusterID())
 	}
 	if st, err := ReadState(cfg.DataDir); err == nil {
 		a.leader.Store(st.Managers[0])
@@ -256,6 +256,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 }
 
+// clusterID is the cluster the node's certificate names.
+func (a *Agent) clusterID() string {
+	if o := a.Leaf().Subject.Organization; len(o) == 1 {
+		return o[0]
+	}
+	return ""
+}
+
 // Leader returns the address of the leader, as the manager last announced
 // it (at first, the manager the node joined through).
 func (a *Agent) Leader() string {
@@ -301,7 +309,7 @@ func (a *Agent) newClient() {
 	if old, ok := a.mgr.(interface{ Close() }); ok {
 		old.Close()
 	}
-	a.mgr = client.New(a.addr, pool(roots), a.Certificate)
+	a.mgr = client.NewForCluster(a.addr, pool(roots), a.Certificate, a.clusterID())
 }
 
 // nextBackoff doubles the un-jittered backoff prev, from MinBackoff up to

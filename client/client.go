@@ -77,6 +77,32 @@ func New(addr string, roots *x509.CertPool, cert func() *tls.Certificate) *Clien
 	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
 }
 
+// NewForCluster is New for a member of a known cluster: it also requires
+// the manager's certificate to be a manager's of that cluster (O=clusterID,
+// OU=swarm-manager), not merely one that chains to the root, which the
+// root may also have signed for other clusters (as an external CA).
+func NewForCluster(addr string, roots *x509.CertPool, cert func() *tls.Certificate, clusterID string) *Client {
+	c := New(addr, roots, cert)
+	tr := c.hc.Transport.(*http.Transport)
+	tr.TLSClientConfig.VerifyConnection = func(cs tls.ConnectionState) error {
+		return CheckManager(cs, clusterID)
+	}
+	return c
+}
+
+// CheckManager checks that a verified TLS peer is a manager of clusterID.
+func CheckManager(cs tls.ConnectionState, clusterID string) error {
+	if len(cs.PeerCertificates) == 0 {
+		return errors.New("client: the manager presented no certificate")
+	}
+	s := cs.PeerCertificates[0].Subject
+	if len(s.Organization) != 1 || s.Organization[0] != clusterID ||
+		len(s.OrganizationalUnit) != 1 || s.OrganizationalUnit[0] != string(ca.RoleManager) {
+		return fmt.Errorf("client: the server's certificate (%s) is not a manager's of cluster %s", s, clusterID)
+	}
+	return nil
+}
+
 // NewSocket returns a client of the administration API on the manager's
 // unix socket at path.
 func NewSocket(path string) *Client {

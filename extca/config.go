@@ -85,6 +85,11 @@ type Config struct {
 	// Audit, when set, records every issuance and refusal. An issuance
 	// that cannot be recorded is withheld.
 	Audit AuditLog
+	// ReservedClusters are cluster IDs the endpoint never issues node
+	// certificates for, whatever the policy says: the manager's own
+	// cluster, whose identities only its own API issues.
+	ReservedClusters []string
+
 	// Actor is recorded as the actor of audit events: the manager's node
 	// ID.
 	Actor string

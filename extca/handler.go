@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
@@ -180,6 +181,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, client Client, bod
 	req, rf := parseSignRequest(body)
 	if rf == nil {
 		rf = rule.authorize(client, req)
+	}
+	if rf == nil && req.profile != ProfileCA && slices.Contains(s.cfg.ReservedClusters, req.clusterID) {
+		rf = policyRefusal("subject O %s is this CA's own cluster: its node certificates come only from its own API, never from this endpoint", quote(req.clusterID))
 	}
 	if rf != nil {
 		s.refuse(w, r, client, rf)

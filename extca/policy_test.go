@@ -25,7 +25,7 @@ func TestParsePolicy(t *testing.T) {
 		rules []string // the rules, as String writes them
 		err   string
 	}{
-		{"Default", DefaultPolicy, []string{"allow cert OU=swarm-manager clusters=own roles=manager,worker cross-sign"}, ""},
+		{"Default", DefaultPolicy, []string{"allow cert OU=swarm-manager clusters=own roles=manager,worker"}, ""},
 		{"CommentsAndBlankLines", "# policy\n\n  allow cert * # any\n", []string{"allow cert * clusters=own roles=manager,worker"}, ""},
 		{"Matchers", "allow cert CN=" + testNode + " O=" + testCluster + " OU=swarm-manager clusters=" + otherCluster + ",own roles=swarm-worker",
 			[]string{"allow cert CN=" + testNode + " O=" + testCluster + " OU=swarm-manager clusters=own," + otherCluster + " roles=worker"}, ""},
@@ -160,5 +160,13 @@ allow cert * roles=none cross-sign clusters=*
 				t.Errorf("code %d, want %d", rf.Code, CodePolicyViolation)
 			}
 		})
+	}
+}
+
+// DefaultPolicy never grants cross-signing: a cross-signed certificate is a
+// CA under the root, granted only explicitly.
+func TestDefaultPolicyDoesNotCrossSign(t *testing.T) {
+	if !strings.Contains(DefaultPolicy, "roles=") || strings.Contains(DefaultPolicy, "cross-sign") {
+		t.Errorf("DefaultPolicy %q grants cross-signing", DefaultPolicy)
 	}
 }

@@ -21,8 +21,11 @@ import (
 
 // DefaultPolicy is the policy for a swarm whose managers present their
 // node certificates: a manager may ask for node certificates of its own
-// cluster, both roles, and cross-sign.
-const DefaultPolicy = "allow cert OU=swarm-manager clusters=own roles=manager,worker cross-sign\n"
+// cluster, both roles. It may not cross-sign: a cross-signed certificate is
+// a CA under this root, as powerful as the root for whoever trusts it, so
+// cross-signing is granted only explicitly, in a policy file, for the time
+// of a rotation.
+const DefaultPolicy = "allow cert OU=swarm-manager clusters=own roles=manager,worker\n"
 
 // MaxPolicyFileSize bounds a policy file.
 const MaxPolicyFileSize = 1 << 20

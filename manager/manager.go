@@ -206,6 +206,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ext, err := extca.New(actx, extca.Config{
 			Signer: sg, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
 			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
+			ReservedClusters: []string{c.ID},
 		})
 		if err != nil {
 			cancel()

@@ -80,11 +80,17 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 				for _, c := range cs.PeerCertificates[1:] {
 					inter.AddCert(c)
 				}
-				_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
 					Roots: cfg.Roots(), Intermediates: inter, DNSName: client.ServerName,
 					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-				})
-				return err
+				}); err != nil {
+					return err
+				}
+				// The leader is a manager of this manager's own cluster.
+				if own := cfg.Certificate(); own != nil && own.Leaf != nil && len(own.Leaf.Subject.Organization) == 1 {
+					return client.CheckManager(cs, own.Leaf.Subject.Organization[0])
+				}
+				return errors.New("server: this manager has no certificate to check the leader against")
 			},
 			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
 				if c := cfg.Certificate(); c != nil {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
@@ -157,4 +158,29 @@ func TestForwardedHeaderFromWorker(t *testing.T) {
 			t.Errorf("worker with a forwarded header %q: status %d, want 403", value, resp.StatusCode)
 		}
 	}
+}
+
+// A certificate that chains to the cluster's root and names a member node,
+// but that this cluster did not issue to it (as the external CA endpoint or
+// a cross-signed intermediate could mint), is not that node's identity.
+func TestUnissuedCertificateRefused(t *testing.T) {
+	e := newEnv(t, envOptions{quiet: true})
+	ctx := context.Background()
+	c, _ := e.st.Cluster(ctx)
+	key := newKey(t)
+	req, err := ca.NodeCertificateRequest(ca.NodeRequest{ClusterID: c.ID, NodeID: c.LeaderID, Role: ca.RoleManager,
+		CSR: csrDER(t, key), Now: time.Now()}, e.sg.Chain()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := e.sg.Sign(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := e.state(t)
+	_, err = e.client(t, tlsCert(key, []*x509.Certificate{forged})).JoinToken(ctx, ca.RoleManager, false)
+	apiError(t, err, http.StatusForbidden, api.CodeForbidden)
+	_, err = e.client(t, tlsCert(key, []*x509.Certificate{forged})).Renew(ctx, api.RenewRequest{CSR: csrPEM(t, newKey(t))})
+	apiError(t, err, http.StatusForbidden, api.CodeForbidden)
+	e.assertUnchanged(t, before)
 }

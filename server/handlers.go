@@ -194,7 +194,7 @@ func sanitize(s string) string {
 // authReasons are the refusals of authentication or authorization, which
 // the audit log records.
 var authReasons = map[string]bool{
-	"invalid_token": true, "unauthenticated": true, "foreign_certificate": true, "unknown_node": true,
+	"invalid_token": true, "unauthenticated": true, "foreign_certificate": true, "unknown_node": true, "unissued_certificate": true,
 	"node_removed": true, "not_manager": true, "forward_not_manager": true, "bad_forwarded_certificate": true,
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -316,6 +317,20 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, leaf *x509
 	case node.State == store.StateRemoved:
 		s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed",
 			"node "+id.NodeID+" was removed from the cluster; it must join again with a join token")
+		return peer{}, false
+	}
+	// Only certificates this cluster issued to this node are its identity.
+	// The root may also sign for others (the external CA endpoint, a
+	// cross-signed intermediate): a certificate that merely chains to it
+	// and names a node of this cluster is not enough.
+	issued, err := s.cfg.Store.IssuedCertificate(r.Context(), signer.SerialHex(leaf.SerialNumber))
+	switch {
+	case errors.Is(err, store.ErrNotFound) || err == nil && issued.NodeID != id.NodeID:
+		s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "unissued_certificate",
+			"the certificate for node "+id.NodeID+" was not issued by this cluster")
+		return peer{}, false
+	case err != nil:
+		s.internal(w, r, err)
 		return peer{}, false
 	}
 	return peer{id: id, node: node}, true

@@ -114,6 +114,15 @@ func TestManagerServesExternalCA(t *testing.T) {
 	if _, err := sg.Sign(ctx, req); err == nil || !strings.Contains(err.Error(), "policy") {
 		t.Errorf("a manager certificate outside the policy: %v", err)
 	}
+	// The manager's own cluster is reserved, whatever the policy allows:
+	// its node identities come only from its own API.
+	info, _ := (&lab{t: t}).cli(false, "info", "--data-dir", data)
+	ownID := info[strings.Index(info, "ClusterID: ")+len("ClusterID: "):][:25]
+	req.Template.Subject = ca.NodeSubject(ownID, "kgwuvt1oqhqjsht0qcsq67rvu", ca.RoleWorker)
+	req.Template.DNSNames = ca.NodeDNSNames("kgwuvt1oqhqjsht0qcsq67rvu", ca.RoleWorker)
+	if _, err := sg.Sign(ctx, req); err == nil || !strings.Contains(err.Error(), "own cluster") {
+		t.Errorf("a node certificate of the manager's own cluster: %v", err)
+	}
 	out, _ := (&lab{t: t}).cli(false, "audit", "show", "--serial", signer.SerialHex(cert.SerialNumber), "--data-dir", data)
 	if !strings.Contains(out, "certificate.issued") {
 		t.Errorf("the external CA's issuance is not on the audit log:\n%s", out)

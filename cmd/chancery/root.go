@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -144,7 +145,7 @@ func (a *app) admin(ctx context.Context) (*client.Client, func(), error) {
 			return nil, nil, err
 		}
 		cert := tlsCert(key, chain)
-		c := client.New(state.Managers[0], certPool(roots), func() *tls.Certificate { return cert })
+		c := client.NewForCluster(state.Managers[0], certPool(roots), func() *tls.Certificate { return cert }, strings.Join(chain[0].Subject.Organization, ""))
 		return c, c.Close, nil
 	}
 	return nil, nil, withHint(fmt.Errorf("%w (%s)", cluster.ErrNoCluster, a.dataDir),
