@@ -247,7 +247,9 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, client Client, r
 		ev.Reason = rf.Reason
 		ev.Details["path"] = r.URL.Path
 		ev.Details["message"] = rf.Message
-		if _, err := s.cfg.Audit.AppendAudit(r.Context(), ev); err != nil {
+		if !s.refusals.Admit(s.cfg.Clock.Now(), &ev) {
+			s.log.Debug("refusal left out of the audit log (rate limit)")
+		} else if _, err := s.cfg.Audit.AppendAudit(r.Context(), ev); err != nil {
 			s.log.Error("failed to record a refusal in the audit log", "err", err)
 		}
 	}

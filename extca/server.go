@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/chancery-pki/chancery/audit"
 	"log/slog"
 	"net"
 	"net/http"
@@ -21,8 +22,10 @@ type Server struct {
 	log    *slog.Logger
 	keys   []namedKey
 	replay *replayCache
-	cert   atomic.Pointer[tls.Certificate]
-	tls    atomic.Pointer[tls.Config]
+	// refusals limits the refusal entries written to the audit log.
+	refusals audit.RefusalLimiter
+	cert     atomic.Pointer[tls.Certificate]
+	tls      atomic.Pointer[tls.Config]
 }
 
 type namedKey struct {

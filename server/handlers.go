@@ -218,7 +218,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 				ev.Details["forwarded_for"] = xff
 			}
 		}
-		if !s.refusals.admit(s.clock.Now(), &ev) {
+		if !s.refusals.Admit(s.clock.Now(), &ev) {
 			s.metrics.failures.WithLabelValues("audit_refusal_suppressed").Inc()
 		} else if _, err := s.cfg.Store.AppendAudit(r.Context(), ev); err != nil {
 			s.log.Error("failed to record a refusal in the audit log", "err", err)

@@ -71,7 +71,7 @@ type Server struct {
 	live     *liveness
 	metrics  *metrics
 	registry *prometheus.Registry
-	refusals refusalLimiter
+	refusals audit.RefusalLimiter
 	cert     atomic.Pointer[tls.Certificate]
 	roots    atomic.Pointer[x509.CertPool]
 }

@@ -1,40 +1,38 @@
-package server
+package audit
 
 import (
 	"testing"
 	"time"
-
-	"github.com/chancery-pki/chancery/audit"
 )
 
 func TestRefusalLimiter(t *testing.T) {
-	var l refusalLimiter
+	var l RefusalLimiter
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ev := func() *audit.Event { return &audit.Event{Details: map[string]string{}} }
+	ev := func() *Event { return &Event{Details: map[string]string{}} }
 	admitted := 0
 	for i := 0; i < 200; i++ {
-		if l.admit(t0, ev()) {
+		if l.Admit(t0, ev()) {
 			admitted++
 		}
 	}
-	if admitted != refusalBurst {
-		t.Errorf("a burst of 200 admitted %d, want %d", admitted, refusalBurst)
+	if admitted != RefusalBurst {
+		t.Errorf("a burst of 200 admitted %d, want %d", admitted, RefusalBurst)
 	}
-	// A second later, refusalRate more are admitted, the first of them
+	// A second later, RefusalRate more are admitted, the first of them
 	// counting what was left out.
 	e := ev()
-	if !l.admit(t0.Add(time.Second), e) {
+	if !l.Admit(t0.Add(time.Second), e) {
 		t.Fatal("not admitted after the bucket refilled")
 	}
 	if got := e.Details["suppressed_before"]; got != "150" {
 		t.Errorf("suppressed_before = %q, want 150", got)
 	}
-	for i := 1; i < refusalRate; i++ {
-		if !l.admit(t0.Add(time.Second), ev()) {
+	for i := 1; i < RefusalRate; i++ {
+		if !l.Admit(t0.Add(time.Second), ev()) {
 			t.Fatalf("refusal %d of the refilled second not admitted", i)
 		}
 	}
-	if l.admit(t0.Add(time.Second), ev()) {
+	if l.Admit(t0.Add(time.Second), ev()) {
 		t.Error("admitted more than the refill")
 	}
 }
