@@ -6,13 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"github.com/chancery-pki/chancery/audit"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync/atomic"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends/cfssl"
 )
 
