@@ -203,10 +203,20 @@ func checkIssued(cert *x509.Certificate, sreq *signer.Request, req *signRequest)
 	switch {
 	case err != nil, id.NodeID != req.nodeID, id.Role != req.role:
 		return "subject"
-	case !equalStrings(cert.DNSNames, ca.NodeDNSNames(req.nodeID, req.role)):
+	case !sameNames(cert.DNSNames, ca.NodeDNSNames(req.nodeID, req.role)):
 		return "dns names"
 	}
 	return ""
+}
+
+// sameNames reports whether a and b hold the same names in any order: a
+// backend may write them sorted (Vault's PKI engine does), and the backend
+// itself checks and declares its order.
+func sameNames(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // serialHex is a certificate's serial as the store writes it.

@@ -15,7 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VAULT_VERSION=v1.19.5
-BIN=${CHANCERY_VAULT_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/chancery/vault-$VAULT_VERSION/vault}
+CACHE=${XDG_CACHE_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cache}
+BIN=${CHANCERY_VAULT_BIN:-$CACHE/chancery/vault-$VAULT_VERSION/vault}
 DIR=$(dirname "$BIN")
 STAMP="$BIN.stamp"
 

@@ -39,8 +39,14 @@ func ParseAuthKey(hexKey []byte) (*AuthKey, error) {
 		// hex's error quotes the offending character: a piece of the key.
 		return nil, errors.New("cfssl: the auth key is not hex (CFSSL's auth keys are hex strings, such as 32 hex digits)")
 	}
+	if len(key) < MinAuthKeyBytes {
+		return nil, fmt.Errorf("cfssl: the auth key is %d bytes; use at least %d (%d hex digits)", len(key), MinAuthKeyBytes, 2*MinAuthKeyBytes)
+	}
 	return &AuthKey{key: key}, nil
 }
+
+// MinAuthKeyBytes is the shortest HMAC auth key accepted: 128 bits.
+const MinAuthKeyBytes = 16
 
 // ReadAuthKey reads a hex auth key from the file at path when path is not
 // empty, else from the environment variable env. Errors name the file or

@@ -39,7 +39,7 @@ func TestReadAuthKey(t *testing.T) {
 		{"FileWithCRLFAndSpaces", write("crlf", "  "+secretHex+"\r\n"), nil, secretHex, ""},
 		{"UpperCaseHex", write("upper", strings.ToUpper(secretHex)), nil, secretHex, ""},
 		{"EnvVar", "", ptr(secretHex), secretHex, ""},
-		{"FileWinsOverEnv", write("wins", "00ff"), ptr(secretHex), "00ff", ""},
+		{"FileWinsOverEnv", write("wins", "00ff00ff00ff00ff00ff00ff00ff00ff"), ptr(secretHex), "00ff00ff00ff00ff00ff00ff00ff00ff", ""},
 		{"MissingFile", filepath.Join(dir, "nope"), nil, "", "failed to read the auth key file"},
 		{"EmptyFile", write("empty", "\n"), nil, "", "the auth key is empty"},
 		{"NotHex", write("nothex", "5ec2e7zz"+secretHex), nil, "", "is not hex"},
@@ -48,6 +48,7 @@ func TestReadAuthKey(t *testing.T) {
 		{"EnvUnset", "", nil, "", "is not set"},
 		{"EnvEmpty", "", ptr(""), "", "is not set"},
 		{"EnvNotHex", "", ptr("x" + secretHex), "", "is not hex"},
+		{"TooShort", write("short", "00ff"), nil, "", "use at least 16"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,6 +40,19 @@ func newInitCmd(a *app) *cobra.Command {
 				return err
 			}
 			vaultSettings, useVault := vaultOpts.settings(cmd.Flags())
+			selectors := 0
+			for _, on := range []bool{useVault, pkcs11URI != "", len(externalCAs) > 0} {
+				if on {
+					selectors++
+				}
+			}
+			if selectors > 1 {
+				return withHint(errors.New("--vault-*, --pkcs11-uri and --external-ca each choose a backend: give one"),
+					"the root lives in one place: Vault, an HSM, or an external CA")
+			}
+			if selectors == 1 && cmd.Flags().Changed("ca-passphrase-file") {
+				return errors.New("--ca-passphrase-file applies to the file backend only")
+			}
 			if useVault {
 				if cmd.Flags().Changed("backend") && backend != vault.Name {
 					return fmt.Errorf("the --vault-* flags use the %s backend, not %q", vault.Name, backend)
