@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/chancery-pki/chancery/agent"
@@ -145,30 +146,10 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("manager: failed to listen on %s: %w", addr, err)
 		}
 	}
-	uln, err := server.ListenSocket(cfg.DataDir)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srvDone, agDone, metricsErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	go func() { srvDone <- srv.Serve(ctx, ln, uln) }()
-	go func() { agDone <- ag.Run(ctx) }()
-	if cfg.MetricsAddr != "" {
-		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() {
-			<-ctx.Done()
-			ms.Close()
-		}()
-		go func() {
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				metricsErr <- fmt.Errorf("manager: metrics: %w", err)
-			}
-		}()
-	}
+	// What can fail comes first, before anything runs in the background.
 	actx := audit.WithActor(ctx, nodeID)
 	if _, err := st.AppendAudit(actx, audit.Event{Action: audit.ActionManagerStarted, Actor: nodeID, Backend: c.Backend.Type}); err != nil {
+		ln.Close()
 		return fmt.Errorf("manager: the audit log: %w", err)
 	}
 	checkpoint := func(ctx context.Context) {
@@ -177,8 +158,72 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	checkpoint(actx)
+	// Runs after every goroutine below has stopped (deferred before the
+	// wait), and before the signer and the store close (deferred after).
 	defer checkpoint(audit.WithActor(context.Background(), nodeID))
+	var (
+		ext *extca.Server
+		eln net.Listener
+	)
+	if e := cfg.ExternalCA; e != nil {
+		ips, names := e.IPAddresses, e.DNSNames
+		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
+			if ip := net.ParseIP(host); ip != nil {
+				ips = append(ips, ip)
+			} else if host != "" {
+				names = append(names, host)
+			}
+		}
+		if ext, err = extca.New(actx, extca.Config{
+			Signer: sg, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
+			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
+			ReservedClusters: []string{c.ID},
+		}); err != nil {
+			ln.Close()
+			return err
+		}
+		if eln, err = net.Listen("tcp", e.ListenAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("manager: failed to listen on %s for the external CA endpoint: %w", e.ListenAddr, err)
+		}
+	}
+	uln, err := server.ListenSocket(cfg.DataDir)
+	if err != nil {
+		ln.Close()
+		if eln != nil {
+			eln.Close()
+		}
+		return err
+	}
+
+	// Deferred in this order, cancel runs first, then the wait for every
+	// goroutine below.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	srvDone, agDone, metricsErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
+	wg.Add(2)
+	go func() { defer wg.Done(); srvDone <- srv.Serve(ctx, ln, uln) }()
+	go func() { defer wg.Done(); agDone <- ag.Run(ctx) }()
+	if cfg.MetricsAddr != "" {
+		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			<-ctx.Done()
+			ms.Close()
+		}()
+		go func() {
+			defer wg.Done()
+			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				metricsErr <- fmt.Errorf("manager: metrics: %w", err)
+			}
+		}()
+	}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		interval := cfg.CheckpointInterval
 		if interval <= 0 {
 			interval = DefaultCheckpointInterval
@@ -194,35 +239,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 	// extDone stays nil (never ready) unless the endpoint runs.
 	var extDone chan error
-	if e := cfg.ExternalCA; e != nil {
-		ips, names := e.IPAddresses, e.DNSNames
-		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
-			if ip := net.ParseIP(host); ip != nil {
-				ips = append(ips, ip)
-			} else if host != "" {
-				names = append(names, host)
-			}
-		}
-		ext, err := extca.New(actx, extca.Config{
-			Signer: sg, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
-			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
-			ReservedClusters: []string{c.ID},
-		})
-		if err != nil {
-			cancel()
-			<-srvDone
-			<-agDone
-			return err
-		}
-		eln, err := net.Listen("tcp", e.ListenAddr)
-		if err != nil {
-			cancel()
-			<-srvDone
-			<-agDone
-			return fmt.Errorf("manager: failed to listen on %s for the external CA endpoint: %w", e.ListenAddr, err)
-		}
+	if ext != nil {
 		extDone = make(chan error, 1)
-		go func() { extDone <- ext.Serve(ctx, eln) }()
+		wg.Add(1)
+		go func() { defer wg.Done(); extDone <- ext.Serve(ctx, eln) }()
 	}
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
