@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -70,12 +71,24 @@ func (a *authenticator) remember(s ...string) {
 	}
 }
 
+// maxSecretFileBytes bounds a token or secret ID file.
+const maxSecretFileBytes = 16 << 10
+
 // readSecret reads a secret from a file, trimmed. Errors name the file,
 // never its content.
 func readSecret(what, path string) (string, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("failed to read the %s file %s: %v", what, path, unwrapPathError(err))}
+	}
+	defer f.Close()
+	// Bounded, also for a file whose size says nothing (a FIFO, a device).
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileBytes+1))
+	if err != nil {
+		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("failed to read the %s file %s: %v", what, path, unwrapPathError(err))}
+	}
+	if len(b) > maxSecretFileBytes {
+		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("the %s file %s is larger than %d bytes", what, path, maxSecretFileBytes)}
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
