@@ -129,7 +129,7 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 		case !e.transient() || attempt >= c.cfg.Retry.Attempts:
 			return nil, e
 		case r.once && !neverSent(err):
-			e.Hint = "Vault may have done it anyway: check the mount (`vault list " + c.cfg.Mount + "/issuers`) before trying again"
+			e.Hint = hintMayHaveActed + ": check the mount (`vault list " + c.cfg.Mount + "/issuers`) before trying again"
 			return nil, e
 		}
 		wait := backoff(c.cfg.Retry, attempt)
@@ -192,6 +192,10 @@ func (c *conn) mountMissing(ctx context.Context) bool {
 func neverSent(err error) bool {
 	return strings.Contains(err.Error(), "connection refused")
 }
+
+// hintMayHaveActed starts the hint of a call that creates something and
+// failed after it was sent.
+const hintMayHaveActed = "Vault may have done it anyway"
 
 // backoff is the wait before try attempt+1: exponential from r.Min, capped
 // at r.Max, with jitter between half and all of it.

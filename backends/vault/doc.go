@@ -1,7 +1,9 @@
 // Package vault is the backend that keeps the root CA in HashiCorp Vault's
 // PKI secrets engine, through github.com/hashicorp/vault/api. The root key is
 // generated inside Vault (key type internal) and never leaves it; chancery
-// asks Vault to sign, with a least-privilege policy (Policy).
+// asks Vault to sign, with a least-privilege policy: Policy for `chancery
+// init`, which generates the root, and RunPolicy for a running manager,
+// pinned to the root's issuer, which neither generates nor deletes anything.
 //
 // # Which endpoint, and why
 //
@@ -100,4 +102,8 @@
 // failures (Vault unreachable, 5xx other than sealed, 429) are retried with
 // exponential backoff and jitter (Config.Retry); a call that creates
 // something (the root) is retried only when the connection was refused.
+// Each root generation names its issuer and key with a fresh random name,
+// so that when Vault may have acted but chancery has no usable answer (a
+// 5xx, a timeout after sending, an unreadable certificate, no IDs),
+// CreateRoot deletes whatever carries that name: on error nothing is left.
 package vault

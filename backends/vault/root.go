@@ -3,7 +3,9 @@ package vault
 import (
 	"context"
 	"crypto"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -100,6 +102,11 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 // generateRoot has Vault generate the root, trying again (and deleting the
 // first) when its serial is short, and deleting it when its shape is not
 // ca.NewRootTemplate's.
+//
+// Each generation names its issuer and key (issuer_name and key_name, a
+// fresh random name), so that whatever Vault may have made can be found and
+// deleted when the answer is lost (a 5xx, a timeout after sending) or
+// unreadable: on error nothing is left in the mount.
 func generateRoot(ctx context.Context, c *conn, req backends.CreateRootRequest, now time.Time) (*Signer, error) {
 	keyType, bits, err := keyParams(req.KeyAlgorithm)
 	if err != nil {
@@ -108,8 +115,14 @@ func generateRoot(ctx context.Context, c *conn, req backends.CreateRootRequest, 
 	want := ca.NewRootTemplate(req.CommonName, now)
 	path := c.cfg.Mount + "/issuers/generate/root/internal"
 	for try := 1; ; try++ {
+		name, err := generatedName()
+		if err != nil {
+			return nil, err
+		}
 		data := map[string]any{
 			"common_name":          want.Subject.CommonName,
+			"issuer_name":          name,
+			"key_name":             name,
 			"key_type":             keyType,
 			"key_bits":             bits,
 			"exclude_cn_from_sans": true,
@@ -121,35 +134,105 @@ func generateRoot(ctx context.Context, c *conn, req backends.CreateRootRequest, 
 		}
 		sec, err := c.call(ctx, request{op: "generate the root in Vault", method: http.MethodPost, path: path, data: data, once: true, mountPath: true})
 		if err != nil {
-			return nil, err
+			if vaultDidNotAct(err) {
+				return nil, err
+			}
+			// Vault may have made the root and the answer was lost.
+			return nil, undoGenerated(ctx, c, err, name, "", "")
+		}
+		issuerID, keyID := "", ""
+		if sec != nil && sec.Data != nil {
+			issuerID, _ = sec.Data["issuer_id"].(string)
+			keyID, _ = sec.Data["key_id"].(string)
 		}
 		cert, err := certificateFrom(sec, "generate the root in Vault", path)
+		if err == nil && (issuerID == "" || keyID == "") {
+			err = &Error{Kind: ErrVault, Op: "generate the root in Vault", Path: path, Detail: "Vault returned no issuer or key ID"}
+		}
 		if err != nil {
-			return nil, err
-		}
-		issuerID, _ := sec.Data["issuer_id"].(string)
-		keyID, _ := sec.Data["key_id"].(string)
-		if issuerID == "" || keyID == "" {
-			return nil, &Error{Kind: ErrVault, Op: "generate the root in Vault", Path: path, Detail: "Vault returned no issuer or key ID"}
-		}
-		undo := func() {
-			// A fresh context: the caller's may be why we undo.
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := deleteIssuer(dctx, c, issuerID, keyID); err != nil {
-				c.cfg.Logger.Warn("vault: failed to delete the root just generated", "issuer", issuerID, "error", err.Error())
-			}
+			return nil, undoGenerated(ctx, c, err, name, issuerID, keyID)
 		}
 		if !serialOK(cert) && try < maxRootTries {
-			undo()
+			if err := undoGenerated(ctx, c, nil, name, issuerID, keyID); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if err := checkRoot(cert, want, c.cfg.NotBeforeSkew, now); err != nil {
-			undo()
-			return nil, err
+			return nil, undoGenerated(ctx, c, err, name, issuerID, keyID)
 		}
 		return newSigner(c, issuerID, keyID, []*x509.Certificate{cert}, req.Rand), nil
 	}
+}
+
+// generatedName returns a fresh name for the issuer and key of a root
+// generation: "chancery-root-" and 16 random hex digits.
+func generatedName() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("vault: failed to draw a name for the root: %w", err)
+	}
+	return "chancery-root-" + hex.EncodeToString(b[:]), nil
+}
+
+// vaultDidNotAct reports whether a failed call surely left Vault unchanged:
+// Vault refused it (4xx), is sealed, or was never reached (TLS not trusted,
+// every connection refused).
+func vaultDidNotAct(err error) bool {
+	var e *Error
+	if !errors.As(err, &e) {
+		return false // the context ended: the request may have been sent
+	}
+	switch {
+	case e.Status >= 400 && e.Status < 500:
+		return true
+	case e.Kind == ErrSealed, e.Kind == ErrConfig:
+		return true
+	case e.Kind == ErrUnreachable && e.Status == 0 && strings.Contains(e.Detail, "connection refused"):
+		return true
+	}
+	return false
+}
+
+// undoGenerated deletes the issuer and key a root generation may have made,
+// by ID where Vault returned them and by name otherwise, with a fresh
+// context (the caller's may be why it undoes). cause is the error that made
+// it undo (nil when a short serial did); it returns cause, told what was
+// undone, or an error saying what may be left.
+func undoGenerated(ctx context.Context, c *conn, cause error, name, issuerID, keyID string) error {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	issuerRef, keyRef := issuerID, keyID
+	if issuerRef == "" {
+		issuerRef = name
+	}
+	if keyRef == "" {
+		keyRef = name
+	}
+	// Deleting by name is a no-op when Vault made nothing by that name.
+	derr := deleteIssuer(dctx, c, issuerRef, keyRef)
+	if derr != nil {
+		c.cfg.Logger.Warn("vault: failed to delete the root just generated", "issuer", issuerRef, "key", keyRef, "error", derr.Error())
+		hint := fmt.Sprintf("chancery could not delete the root it may have generated (issuer and key named %s): delete them (`vault delete %s/issuer/%s` and `vault delete %s/key/%s`) before trying again",
+			name, c.cfg.Mount, name, c.cfg.Mount, name)
+		var e *Error
+		switch {
+		case cause == nil:
+			return &Error{Kind: ErrVault, Op: "delete the root just generated", Detail: derr.Error(), Hint: hint}
+		case !errors.As(cause, &e):
+			return fmt.Errorf("%w; %s", cause, hint)
+		case e.Hint == "" || strings.HasPrefix(e.Hint, hintMayHaveActed):
+			e.Hint = hint
+		default:
+			e.Hint += "; " + hint
+		}
+		return cause
+	}
+	var e *Error
+	if cause != nil && errors.As(cause, &e) && strings.HasPrefix(e.Hint, hintMayHaveActed) {
+		e.Hint = "chancery deleted whatever Vault may have generated; try again"
+	}
+	return cause
 }
 
 // checkRoot checks a root Vault generated against the template chancery's

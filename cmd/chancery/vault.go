@@ -51,17 +51,28 @@ func (v vaultFlags) settings(f *pflag.FlagSet) (backends.Settings, bool) {
 
 func newVaultCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "vault", Short: "Helpers for the Vault backend"}
-	var mount string
+	var mount, issuer string
 	policy := &cobra.Command{
-		Use:   "policy [--vault-mount M]",
-		Short: "Print the least-privilege Vault policy chancery needs on a PKI mount (HCL)",
-		Args:  cobra.NoArgs,
+		Use:   "policy [--vault-mount M] [--vault-issuer ID]",
+		Short: "Print the Vault policy chancery needs on a PKI mount (HCL): for init, or with --vault-issuer for a running manager",
+		Long: "Without --vault-issuer, prints the policy `chancery init` needs (it generates the root, and deletes\n" +
+			"what it made when init fails). With --vault-issuer ID (the root's issuer ID, which init records),\n" +
+			"prints the least-privilege policy for a running manager, pinned to that issuer: no generate, no delete.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprint(a.stdout, vault.Policy(mount))
+			if !cmd.Flags().Changed("vault-issuer") {
+				fmt.Fprint(a.stdout, vault.Policy(mount))
+				return nil
+			}
+			if err := vault.CheckIssuerID(issuer); err != nil {
+				return err
+			}
+			fmt.Fprint(a.stdout, vault.RunPolicy(mount, issuer))
 			return nil
 		},
 	}
 	policy.Flags().StringVar(&mount, "vault-mount", vault.DefaultMount, "PKI mount path")
+	policy.Flags().StringVar(&issuer, "vault-issuer", "", "the root's issuer ID: print the run policy, pinned to it")
 	cmd.AddCommand(policy)
 	return cmd
 }
