@@ -32,10 +32,10 @@
 //     an empty-subject CSR it yields a certificate with no subject, SANs or
 //     EKU.)
 //   - CA certificates (the cross-signed root of a rotation) go through
-//     MOUNT/issuer/ISSUER/sign-self-issued: chancery builds the whole
-//     certificate as the local issuer would (its own 20-byte serial, the
-//     exact validity, subject bytes, subject key ID and path length),
-//     self-issued and signed by a throwaway key, and Vault re-signs it with
+//     MOUNT/issuer/ISSUER/sign-self-issued: the shared local issuer builds
+//     the whole certificate (its own 20-byte serial, the exact validity,
+//     subject bytes, subject key ID and path length), self-issued under a
+//     throwaway CA named as the subject, and Vault re-signs it with
 //     the root's key, changing only the signature and the authority key ID.
 //     This signs a public key alone (Capabilities.SignsPublicKey), and the
 //     result is what the local issuer makes but for the (random) serial, the

@@ -45,7 +45,7 @@ type Signer struct {
 	roles   map[string]*roleState // by roleSpec.key
 
 	throwawayMu sync.Mutex
-	throwaway   map[x509.PublicKeyAlgorithm]crypto.Signer
+	throwaway   map[string]crypto.Signer
 }
 
 var (
@@ -62,7 +62,7 @@ func newSigner(c *conn, issuerID, keyID string, chain []*x509.Certificate, r io.
 	}
 	return &Signer{
 		conn: c, issuerID: issuerID, keyID: keyID, chain: chain, rand: r,
-		roles: map[string]*roleState{}, throwaway: map[x509.PublicKeyAlgorithm]crypto.Signer{},
+		roles: map[string]*roleState{}, throwaway: map[string]crypto.Signer{},
 	}
 }
 
@@ -397,10 +397,9 @@ func (s *Signer) writeRole(ctx context.Context, name string, spec roleSpec, nbd 
 }
 
 // signCA issues a CA certificate (a cross-signed root) exactly as the
-// local issuer would: chancery builds the certificate itself, self-issued
-// and signed by a throwaway key, and Vault's sign-self-issued re-signs it
-// with the root's key, changing only the issuer's signature and authority
-// key ID.
+// local issuer would: the local issuer builds it, self-issued and signed by
+// a throwaway key, and Vault's sign-self-issued re-signs it with the root's
+// key, changing only the issuer's signature and authority key ID.
 func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certificate, error) {
 	issuer := s.chain[0]
 	t := req.Template
@@ -408,45 +407,33 @@ func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certifi
 	if err != nil {
 		return nil, unsupported("subject", err.Error())
 	}
-	serial, err := signer.RandomSerial(s.rand)
+	// The certificate is built by the shared local issuer, as for every
+	// backend: under a throwaway CA named as the subject, so that it is
+	// self-issued (issuer = subject), which is what sign-self-issued takes.
+	// The throwaway key is of the root's kind, so that the signature
+	// algorithm is the one Vault re-signs with.
+	key, err := s.throwawayKey(issuer.PublicKey)
 	if err != nil {
 		return nil, err
 	}
-	alg := signer.SignatureAlgorithm(issuer.PublicKey)
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		RawSubject:            der,
-		DNSNames:              t.DNSNames,
-		IPAddresses:           t.IPAddresses,
-		NotBefore:             t.NotBefore,
-		NotAfter:              t.NotAfter,
-		KeyUsage:              t.KeyUsage,
-		ExtKeyUsage:           t.ExtKeyUsage,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            t.MaxPathLen,
-		MaxPathLenZero:        t.MaxPathLenZero,
-		SubjectKeyId:          t.SubjectKeyId,
-		SignatureAlgorithm:    alg,
+	tca, err := signer.SelfSign(s.rand, key, &x509.Certificate{
+		RawSubject: der, NotBefore: t.NotBefore, NotAfter: t.NotAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("vault: failed to make the throwaway CA for Vault to re-sign under: %w", err)
 	}
-	key, err := s.throwawayKey(alg)
+	li, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{tca}, Rand: s.rand})
+	if err != nil {
+		return nil, fmt.Errorf("vault: %w", err)
+	}
+	built, err := li.Sign(ctx, req)
 	if err != nil {
 		return nil, err
-	}
-	// Self-issued: the template is its own parent, so its issuer is its
-	// subject, and Go fills in the subject key ID from the public key when
-	// the request has none, as the local issuer does.
-	selfDER, err := x509.CreateCertificate(s.rand, tmpl, tmpl, req.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("vault: failed to build the certificate for Vault to sign: %w", err)
-	}
-	built, err := x509.ParseCertificate(selfDER)
-	if err != nil {
-		return nil, fmt.Errorf("vault: failed to parse the certificate built for Vault: %w", err)
 	}
 	path := s.conn.cfg.Mount + "/issuer/" + s.issuerID + "/sign-self-issued"
 	sec, err := s.conn.call(ctx, request{op: "sign a CA certificate", method: http.MethodPost, path: path, mountPath: true, data: map[string]any{
-		"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: selfDER})),
+		"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: built.Raw})),
 		"require_matching_certificate_algorithms": false,
 	}})
 	if err != nil {
@@ -462,31 +449,33 @@ func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certifi
 	return cert, nil
 }
 
-// throwawayKey returns a key of the family alg needs, made once per
-// Signer: it signs only the self-issued certificates that Vault re-signs.
-func (s *Signer) throwawayKey(alg x509.SignatureAlgorithm) (crypto.Signer, error) {
-	family := x509.ECDSA
-	if alg == x509.SHA256WithRSA || alg == x509.SHA384WithRSA || alg == x509.SHA512WithRSA {
-		family = x509.RSA
+// throwawayKey returns a key of the same kind as the root's key pub (RSA,
+// or ECDSA on the same curve), made once per kind and Signer: it only
+// signs the self-issued certificates that Vault re-signs.
+func (s *Signer) throwawayKey(pub crypto.PublicKey) (crypto.Signer, error) {
+	kind := "rsa"
+	var curve elliptic.Curve
+	if k, ok := pub.(*ecdsa.PublicKey); ok {
+		curve, kind = k.Curve, k.Curve.Params().Name
 	}
 	s.throwawayMu.Lock()
 	defer s.throwawayMu.Unlock()
-	if k := s.throwaway[family]; k != nil {
+	if k := s.throwaway[kind]; k != nil {
 		return k, nil
 	}
 	var (
 		k   crypto.Signer
 		err error
 	)
-	if family == x509.RSA {
+	if curve == nil {
 		k, err = rsa.GenerateKey(rand.Reader, 2048)
 	} else {
-		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		k, err = ecdsa.GenerateKey(curve, rand.Reader)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("vault: failed to generate a throwaway key: %w", err)
 	}
-	s.throwaway[family] = k
+	s.throwaway[kind] = k
 	return k, nil
 }
 
