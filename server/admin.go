@@ -76,9 +76,8 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	c, err := s.cfg.Store.Cluster(r.Context())
-	if err != nil {
-		s.internal(w, r, err)
+	c, ok := s.clusterRecord(w, r)
+	if !ok {
 		return
 	}
 	out := api.Info{
@@ -139,9 +138,8 @@ func (s *Server) apiNode(n store.Node, leader string) api.Node {
 }
 
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
-	c, err := s.cfg.Store.Cluster(r.Context())
-	if err != nil {
-		s.internal(w, r, err)
+	c, ok := s.clusterRecord(w, r)
+	if !ok {
 		return
 	}
 	nodes, err := s.cfg.Store.Nodes(r.Context())
@@ -160,9 +158,8 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
-	c, err := s.cfg.Store.Cluster(r.Context())
-	if err != nil {
-		s.internal(w, r, err)
+	c, ok := s.clusterRecord(w, r)
+	if !ok {
 		return
 	}
 	n, err := cluster.FindNode(r.Context(), s.cfg.Store, r.PathValue("id"))
@@ -181,9 +178,8 @@ func (s *Server) handleSetRole(role ca.Role) http.HandlerFunc {
 			return
 		}
 		s.log.Info("node role changed", "node_id", n.ID, "role", n.Role)
-		c, err := s.cfg.Store.Cluster(r.Context())
-		if err != nil {
-			s.internal(w, r, err)
+		c, ok := s.clusterRecord(w, r)
+		if !ok {
 			return
 		}
 		writeJSON(w, http.StatusOK, s.apiNode(n, c.LeaderID))
@@ -230,9 +226,8 @@ func (s *Server) handleJoinToken(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	c, err := s.cfg.Store.Cluster(r.Context())
-	if err != nil {
-		s.internal(w, r, err)
+	c, ok := s.clusterRecord(w, r)
+	if !ok {
 		return
 	}
 	writeJSON(w, http.StatusOK, api.JoinToken{Role: string(role), Token: token, AdvertiseAddr: c.AdvertiseAddr})
@@ -279,4 +274,14 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// clusterRecord reads the cluster record, or answers an internal error.
+func (s *Server) clusterRecord(w http.ResponseWriter, r *http.Request) (store.Cluster, bool) {
+	c, err := s.cfg.Store.Cluster(r.Context())
+	if err != nil {
+		s.internal(w, r, err)
+		return c, false
+	}
+	return c, true
 }
