@@ -26,53 +26,29 @@ import (
 // certificate from it: the two halves of the CFSSL support meet, and the
 // issuance is on the manager's audit log.
 func TestManagerServesExternalCA(t *testing.T) {
-	dir, err := os.MkdirTemp("", "ext")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	data := filepath.Join(dir, "m")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if code := runWith([]string{"init", "--no-run", "--data-dir", data, "--listen-addr", ln.Addr().String(), "--advertise-addr", ln.Addr().String()},
-		&strings.Builder{}, &strings.Builder{}); code != 0 {
-		t.Fatal("init failed")
-	}
 	const hexKey = "00112233445566778899aabbccddeeff"
-	if err := os.WriteFile(filepath.Join(dir, "k1.hex"), []byte(hexKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	policy := filepath.Join(dir, "policy.conf")
-	if err := os.WriteFile(policy, []byte("authkey k1 k1.hex\nallow key k1 clusters=* roles=worker\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	eln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	extAddr := eln.Addr().String()
-	eln.Close()
-	ext := &extCAFlags{listen: extAddr, policy: policy}
-	extCfg, err := ext.config()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() {
-		done <- manager.Run(ctx, manager.Config{DataDir: data, Listener: ln, Logger: quietLogger(), ExternalCA: extCfg,
-			CheckpointInterval: time.Hour, Ready: func(string) { close(ready) }})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("manager: %v", err)
+	var extAddr string
+	dir, data, _ := runTestManager(t, func(dir string) *manager.ExternalCAConfig {
+		if err := os.WriteFile(filepath.Join(dir, "k1.hex"), []byte(hexKey+"\n"), 0o600); err != nil {
+			t.Fatal(err)
 		}
+		policy := filepath.Join(dir, "policy.conf")
+		if err := os.WriteFile(policy, []byte("authkey k1 k1.hex\nallow key k1 clusters=* roles=worker\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		eln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		extAddr = eln.Addr().String()
+		eln.Close()
+		cfg, err := (&extCAFlags{listen: extAddr, policy: policy}).config()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
 	})
-	<-ready
+	ctx := context.Background()
 
 	roots, rootPEM, err := certdir.In(data).Root()
 	if err != nil {
