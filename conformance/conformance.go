@@ -340,6 +340,11 @@ func CheckNodeCertificate(t *testing.T, cert *x509.Certificate, chain []*x509.Ce
 	if len(issuer.SubjectKeyId) > 0 && !bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
 		t.Errorf("authority key ID = %x, want the CA's subject key ID %x", cert.AuthorityKeyId, issuer.SubjectKeyId)
 	}
+	if want, err := signer.SubjectKeyID(exp.PublicKey); err != nil {
+		t.Errorf("SubjectKeyID: %v", err)
+	} else if !bytes.Equal(cert.SubjectKeyId, want) {
+		t.Errorf("subject key ID = %x, want %x (SHA-1 of the public key, as swarm's CA gives)", cert.SubjectKeyId, want)
+	}
 	for _, ext := range cert.Extensions {
 		switch {
 		case ext.Id.Equal(oidKeyUsage), ext.Id.Equal(oidExtKeyUsage), ext.Id.Equal(oidBasicConstraints),

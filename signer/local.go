@@ -137,10 +137,15 @@ func (l *LocalIssuer) Sign(ctx context.Context, req *Request) (*x509.Certificate
 	} else {
 		tmpl.MaxPathLen = -1
 		tmpl.MaxPathLenZero = false
+		// Leaves carry the method-1 subject key ID that swarm's CA (CFSSL's
+		// signer) and Vault's PKI engine give every certificate.
+		if tmpl.SubjectKeyId, err = SubjectKeyID(req.PublicKey); err != nil {
+			return nil, err
+		}
 	}
 	// Go computes a subject key ID itself for CA certificates that have
-	// none; leaves get none, as swarm's do not.
-	der, err := x509.CreateCertificate(l.rand, tmpl, ca, req.PublicKey, l.key)
+	// none.
+	der, err := x509.CreateCertificate(l.rand, tmpl, ca, req.PublicKey, WithContext(ctx, l.key))
 	if err != nil {
 		return nil, fmt.Errorf("signer: failed to sign certificate for %q: %w", t.Subject, err)
 	}
@@ -163,7 +168,7 @@ func (l *LocalIssuer) CreateCSR(ctx context.Context, template *x509.CertificateR
 	if template == nil {
 		return nil, errors.New("signer: CSR template is missing")
 	}
-	der, err := x509.CreateCertificateRequest(l.rand, template, l.key)
+	der, err := x509.CreateCertificateRequest(l.rand, template, WithContext(ctx, l.key))
 	if err != nil {
 		return nil, fmt.Errorf("signer: failed to create CSR for the CA key: %w", err)
 	}

@@ -92,6 +92,12 @@ func checkIssued(u string, req *signer.Request, cert, issuer *x509.Certificate, 
 		return hinted("subject key id", fmt.Sprintf("%x", cert.SubjectKeyId), fmt.Sprintf("%x, the new root's", t.SubjectKeyId),
 			"CFSSL versions that ignore the request's extensions compute the SHA-1 of the public key (RFC 5280 method 1); a root whose key ID was computed otherwise, such as with truncated SHA-256, cannot be cross-signed by them")
 	}
+	if !t.IsCA {
+		if want, err := signer.SubjectKeyID(req.PublicKey); err != nil || !bytes.Equal(cert.SubjectKeyId, want) {
+			return hinted("subject key id", fmt.Sprintf("%x", cert.SubjectKeyId), fmt.Sprintf("%x", want),
+				"CFSSL's signer gives every certificate the SHA-1 of its public key (RFC 5280 method 1), as chancery's local issuer does")
+		}
+	}
 	if err := checkValidity(u, cert, issuer, now); err != nil {
 		return err
 	}

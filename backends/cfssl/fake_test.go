@@ -175,6 +175,13 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 	}
+	// CFSSL's signer gives every certificate the SHA-1 subject key ID.
+	ski, err := signer.SubjectKeyID(csr.PublicKey)
+	if err != nil {
+		cfsslError(w, http.StatusBadRequest, 9002, "bad public key")
+		return
+	}
+	tmpl.SubjectKeyId = ski
 	if sr.Profile == "CA" {
 		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageCRLSign
 		tmpl.ExtKeyUsage = nil

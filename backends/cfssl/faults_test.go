@@ -320,6 +320,7 @@ func TestCertificateThatDiffersIsRefused(t *testing.T) {
 		{"Expired", false, func(c *x509.Certificate, _ *crypto.PublicKey, _ *fakeIssuer) {
 			c.NotBefore, c.NotAfter = time.Now().Add(-3*time.Hour), time.Now().Add(-2*time.Hour)
 		}, "validity"},
+		{"NoSubjectKeyID", false, func(c *x509.Certificate, _ *crypto.PublicKey, _ *fakeIssuer) { c.SubjectKeyId = nil }, "subject key id"},
 		{"OCSPURL", false, func(c *x509.Certificate, _ *crypto.PublicKey, _ *fakeIssuer) {
 			c.OCSPServer = []string{"http://ocsp.example"}
 		}, "extensions"},

@@ -28,8 +28,7 @@ var allowedDifference = map[string]string{
 	"NotBefore":         "a timestamp: Vault's clock (checked within seconds below)",
 	"NotAfter":          "a timestamp (checked equal below)",
 	"AuthorityKeyId":    "the issuer's key identifier",
-	"SubjectKeyId":      "node certificates only: Vault always writes one, the local issuer none",
-	"Extensions":        "compared below: same extensions, in the same order, but for the key identifiers and SAN order",
+	"Extensions":        "compared below: same extensions, in the same order, but for the authority key ID and SAN order",
 	"DNSNames":          "node certificates only: the same names, sorted by Vault",
 	"PublicKey":         "compared with Equal below (a pointer)",
 }
@@ -37,8 +36,8 @@ var allowedDifference = map[string]string{
 // TestSameAsFileBackend signs the same requests with a root in Vault and a
 // root in a key file (the local issuer) and compares the certificates field
 // by field: they may differ only in serial, signature, key identifiers and
-// timestamps, and for node certificates in the order of their DNS names and
-// in Vault's subject key ID, as the package documentation says.
+// timestamps, and for node certificates in the order of their DNS names, as
+// the package documentation says.
 func TestSameAsFileBackend(t *testing.T) {
 	vs, _ := newTestSigner(t)
 	now := time.Now()
@@ -129,11 +128,6 @@ func compareCertificates(t *testing.T, vc, fc *x509.Certificate, node bool) {
 	sortedFile := slices.Clone(fc.DNSNames)
 	if node {
 		sort.Strings(sortedFile)
-		if len(vc.SubjectKeyId) == 0 || len(fc.SubjectKeyId) != 0 {
-			t.Errorf("subject key IDs: Vault %x, file %x; want Vault's only", vc.SubjectKeyId, fc.SubjectKeyId)
-		}
-	} else if !bytes.Equal(vc.SubjectKeyId, fc.SubjectKeyId) {
-		t.Errorf("SubjectKeyId: Vault %x, file %x", vc.SubjectKeyId, fc.SubjectKeyId)
 	}
 	if !slices.Equal(vc.DNSNames, sortedFile) {
 		t.Errorf("DNSNames: Vault %q, file %q", vc.DNSNames, fc.DNSNames)
@@ -147,18 +141,14 @@ func compareCertificates(t *testing.T, vc, fc *x509.Certificate, node bool) {
 var (
 	oidSAN          = asn1.ObjectIdentifier{2, 5, 29, 17}
 	oidAuthorityKey = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidSubjectKey   = asn1.ObjectIdentifier{2, 5, 29, 14}
 )
 
 // compareExtensions checks that the two certificates carry the same
 // extensions in the same order with the same criticality and values, but
-// for the key identifiers' values, Vault's extra subject key ID on node
-// certificates, and the order inside the SAN.
+// for the authority key ID's value and the order inside a node
+// certificate's SAN.
 func compareExtensions(t *testing.T, v, f []pkix.Extension, node bool) {
 	t.Helper()
-	if node {
-		v = slices.DeleteFunc(slices.Clone(v), func(e pkix.Extension) bool { return e.Id.Equal(oidSubjectKey) })
-	}
 	if len(v) != len(f) {
 		t.Fatalf("extensions: Vault %v, file %v", extIDs(v), extIDs(f))
 	}
@@ -168,7 +158,7 @@ func compareExtensions(t *testing.T, v, f []pkix.Extension, node bool) {
 			continue
 		}
 		switch {
-		case v[i].Id.Equal(oidAuthorityKey), v[i].Id.Equal(oidSubjectKey):
+		case v[i].Id.Equal(oidAuthorityKey):
 		case v[i].Id.Equal(oidSAN) && node:
 			if len(v[i].Value) != len(f[i].Value) {
 				t.Errorf("SAN: Vault %x, file %x", v[i].Value, f[i].Value)

@@ -67,8 +67,6 @@
 //     NODE, swarm-ca] comes out as the same names sorted. No Vault endpoint
 //     that takes names from chancery rather than from the CSR keeps their
 //     order.
-//   - Subject key ID: Vault gives node certificates one; the local issuer
-//     gives none.
 //   - A node CSR whose subject carries a user ID (UID) is refused
 //     (ErrUnsupported): Vault's sign endpoint copies it into the certificate
 //     or refuses the CSR, whatever the role says. chancery's own nodes make

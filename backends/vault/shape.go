@@ -394,6 +394,9 @@ func checkNode(cert *x509.Certificate, req *signer.Request, issuer *x509.Certifi
 	if !cert.NotAfter.Equal(t.NotAfter) {
 		m.add("NotAfter", stamp(cert.NotAfter), stamp(t.NotAfter))
 	}
+	if want, err := signer.SubjectKeyID(req.PublicKey); err != nil || !bytes.Equal(cert.SubjectKeyId, want) {
+		m.add("the subject key ID", hex.EncodeToString(cert.SubjectKeyId), hex.EncodeToString(want))
+	}
 	if d := cert.NotBefore.Sub(t.NotBefore); d > skew || d < -skew {
 		m.add("NotBefore", stamp(cert.NotBefore), fmt.Sprintf("%s within %s (Vault's clock may be off)", stamp(t.NotBefore), skew))
 	}

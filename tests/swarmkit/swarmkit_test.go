@@ -197,6 +197,10 @@ func compareNodeCerts(t *testing.T, got, want *x509.Certificate) {
 	if !bytes.Equal(got.RawSubjectPublicKeyInfo, want.RawSubjectPublicKeyInfo) {
 		t.Error("public key differs from the CSR's")
 	}
+	// Swarm's CA (CFSSL's signer) gives every certificate a subject key ID.
+	if len(want.SubjectKeyId) == 0 || !bytes.Equal(got.SubjectKeyId, want.SubjectKeyId) {
+		t.Errorf("subject key ID %x, swarm's %x", got.SubjectKeyId, want.SubjectKeyId)
+	}
 }
 
 func handshake(t *testing.T, server, client *tls.Config) {
