@@ -120,10 +120,9 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 			}
 			attempt--
 			continue
-		case (e.Kind == ErrPermissionDenied || e.Kind == ErrMountNotFound) && r.mountPath:
-			if c.mountMissing(ctx) {
-				e.Kind, e.Hint = ErrMountNotFound, hints[ErrMountNotFound]
-				e.Detail = fmt.Sprintf("no PKI secrets engine is mounted at %q (or none this token may see)", c.cfg.Mount)
+		case (e.Kind == ErrPermissionDenied || e.Kind == ErrMountNotFound || e.Status == http.StatusNotFound) && r.mountPath:
+			if d := c.mountMissing(ctx); d != "" {
+				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
 			return nil, e
 		case !e.transient() || attempt >= c.cfg.Retry.Attempts:
@@ -166,10 +165,28 @@ func (c *conn) do(ctx context.Context, r request) (*api.Secret, error) {
 	return nil, fmt.Errorf("vault: unknown method %q", r.method)
 }
 
-// mountMissing reports whether the PKI mount is absent: PKI answers LIST
-// MOUNT/issuers without authentication, so a refusal there means no PKI
-// engine is mounted at that path.
-func (c *conn) mountMissing(ctx context.Context) bool {
+// mountMissing reports, with a detail for the error, whether the mount is
+// absent or of another engine than the configured one; "" means it is
+// there. PKI answers LIST MOUNT/issuers without authentication, so a
+// refusal there means no PKI engine is mounted at that path. Transit needs
+// a token for everything, so the probe asks sys/internal/ui/mounts/MOUNT,
+// which describes a mount to any token that has a policy on it, and
+// answers 403 alike for a missing mount and one the token has no path in.
+func (c *conn) mountMissing(ctx context.Context) string {
+	if c.cfg.Engine == EngineTransit {
+		sec, err := c.client.Logical().ReadWithContext(ctx, "sys/internal/ui/mounts/"+c.cfg.Mount)
+		var re *api.ResponseError
+		switch {
+		case err != nil && errors.As(err, &re) && (re.StatusCode == 403 || re.StatusCode == 404):
+			return fmt.Sprintf("no transit secrets engine is mounted at %q (or none this token has a policy on)", c.cfg.Mount)
+		case err != nil || sec == nil || sec.Data == nil:
+			return ""
+		}
+		if t, _ := sec.Data["type"].(string); t != "" && t != EngineTransit {
+			return fmt.Sprintf("the mount at %q is a %s secrets engine, not transit", c.cfg.Mount, t)
+		}
+		return ""
+	}
 	req := c.client.NewRequest("LIST", "/v1/"+c.cfg.Mount+"/issuers")
 	req.ClientToken = "" // the probe is meaningful only without a token
 	// The raw request, as the Logical API cannot send a request without the
@@ -180,10 +197,13 @@ func (c *conn) mountMissing(ctx context.Context) bool {
 	}
 	var re *api.ResponseError
 	if err == nil || !errors.As(err, &re) {
-		return false
+		return ""
 	}
 	text := strings.Join(re.Errors, " ")
-	return re.StatusCode == 403 || strings.Contains(text, "no handler for route")
+	if re.StatusCode == 403 || strings.Contains(text, "no handler for route") {
+		return fmt.Sprintf("no PKI secrets engine is mounted at %q (or none this token may see)", c.cfg.Mount)
+	}
+	return ""
 }
 
 // neverSent reports whether err shows that the request never reached Vault

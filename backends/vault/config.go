@@ -3,6 +3,7 @@ package vault
 import (
 	"log/slog"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,9 +20,20 @@ const (
 	SettingAddress = "address"
 	// SettingNamespace is the Vault Enterprise namespace (--vault-namespace).
 	SettingNamespace = "namespace"
-	// SettingMount is the PKI secrets engine's mount path (--vault-mount).
-	// Default DefaultMount.
+	// SettingEngine is the secrets engine that holds the root key
+	// (--vault-engine): EnginePKI (the default) or EngineTransit.
+	SettingEngine = "engine"
+	// SettingMount is the secrets engine's mount path (--vault-mount).
+	// Default DefaultMount for PKI, DefaultTransitMount for transit.
 	SettingMount = "mount"
+	// SettingKey is the name of the root's transit key (--vault-key; transit
+	// only). Given to init, an existing key of that name is used, or else a
+	// key of that name is created; without it, init creates a key named
+	// chancery-root-RANDOM.
+	SettingKey = "key"
+	// SettingKeyVersion records the transit key version that signs; init
+	// pins the key's latest version.
+	SettingKeyVersion = "key_version"
 	// SettingIssuer is the issuer reference (ID or name) of the root
 	// (--vault-issuer). Given to init, an existing issuer is used instead
 	// of generating one; CreateRoot records the issuer's ID.
@@ -60,9 +72,22 @@ const (
 	SettingGenerated = "generated"
 )
 
+// Engines that can hold the root key (SettingEngine).
+const (
+	// EnginePKI is Vault's PKI secrets engine: Vault builds the node
+	// certificates (see the package documentation for where they differ
+	// from the local issuer's).
+	EnginePKI = "pki"
+	// EngineTransit is Vault's transit secrets engine: the key signs, and
+	// chancery's local issuer builds every certificate, exactly as the file
+	// and PKCS#11 backends do.
+	EngineTransit = "transit"
+)
+
 // Defaults of the settings.
 const (
 	DefaultMount        = "pki"
+	DefaultTransitMount = "transit"
 	DefaultTokenEnv     = "VAULT_TOKEN"
 	DefaultAppRoleMount = "approle"
 )
@@ -70,7 +95,7 @@ const (
 // userSettings are the keys a user may give to init; the others are
 // recorded by CreateRoot.
 var userSettings = map[string]bool{
-	SettingAddress: true, SettingNamespace: true, SettingMount: true, SettingIssuer: true,
+	SettingAddress: true, SettingNamespace: true, SettingEngine: true, SettingMount: true, SettingIssuer: true, SettingKey: true,
 	SettingCACert: true, SettingClientCert: true, SettingClientKey: true, SettingTLSServerName: true,
 	SettingTokenFile: true, SettingTokenEnv: true,
 	SettingAppRoleMount: true, SettingAppRoleRoleIDFile: true, SettingAppRoleSecretIDFile: true,
@@ -84,10 +109,18 @@ type Config struct {
 	Address string
 	// Namespace is the Vault Enterprise namespace; empty means none.
 	Namespace string
-	// Mount is the PKI mount path. Empty means DefaultMount.
+	// Engine is EnginePKI or EngineTransit; empty means EnginePKI.
+	Engine string
+	// Mount is the secrets engine's mount path. Empty means DefaultMount
+	// (PKI) or DefaultTransitMount (transit).
 	Mount string
-	// Issuer is the issuer reference (ID or name) of the root.
+	// Issuer is the issuer reference (ID or name) of the root (PKI only).
 	Issuer string
+	// Key is the name of the root's transit key (transit only).
+	Key string
+	// KeyVersion is the transit key version that signs (transit only);
+	// zero before init pins it.
+	KeyVersion int
 
 	// CACert, ClientCert, ClientKey and TLSServerName configure TLS to
 	// Vault (files in PEM).
@@ -150,8 +183,10 @@ func ConfigFromSettings(dataDir string, s backends.Settings) (Config, error) {
 	c := Config{
 		Address:             strings.TrimSpace(s[SettingAddress]),
 		Namespace:           strings.TrimSpace(s[SettingNamespace]),
+		Engine:              strings.ToLower(strings.TrimSpace(s[SettingEngine])),
 		Mount:               strings.TrimSpace(s[SettingMount]),
 		Issuer:              strings.TrimSpace(s[SettingIssuer]),
+		Key:                 strings.TrimSpace(s[SettingKey]),
 		CACert:              path(SettingCACert),
 		ClientCert:          path(SettingClientCert),
 		ClientKey:           path(SettingClientKey),
@@ -162,6 +197,13 @@ func ConfigFromSettings(dataDir string, s backends.Settings) (Config, error) {
 		AppRoleRoleIDFile:   path(SettingAppRoleRoleIDFile),
 		AppRoleSecretIDFile: path(SettingAppRoleSecretIDFile),
 	}
+	if v := strings.TrimSpace(s[SettingKeyVersion]); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return c, configError("%s %q: want a positive integer", SettingKeyVersion, v)
+		}
+		c.KeyVersion = n
+	}
 	return c, c.check()
 }
 
@@ -170,9 +212,32 @@ func (c *Config) check() error {
 	if c.Address == "" {
 		return configError("the Vault address is missing (--vault-addr)")
 	}
+	switch c.Engine {
+	case "":
+		c.Engine = EnginePKI
+	case EnginePKI, EngineTransit:
+	default:
+		return configError("unknown secrets engine %q (--vault-engine): want %s or %s", c.Engine, EnginePKI, EngineTransit)
+	}
 	c.Mount = strings.Trim(c.Mount, "/")
 	if c.Mount == "" {
 		c.Mount = DefaultMount
+		if c.Engine == EngineTransit {
+			c.Mount = DefaultTransitMount
+		}
+	}
+	switch {
+	case c.Engine == EngineTransit && c.Issuer != "":
+		return configError("--vault-issuer names a PKI issuer: with --vault-engine %s, name the key with --vault-key", EngineTransit)
+	case c.Engine == EnginePKI && c.Key != "":
+		return configError("--vault-key names a transit key: use it with --vault-engine %s", EngineTransit)
+	case c.Engine == EnginePKI && c.KeyVersion != 0:
+		return configError("%s is a transit setting", SettingKeyVersion)
+	}
+	if c.Key != "" {
+		if err := CheckKeyName(c.Key); err != nil {
+			return err
+		}
 	}
 	if strings.ContainsAny(c.Mount, " \t\n?#") {
 		return configError("invalid mount path %q", c.Mount)

@@ -1,5 +1,6 @@
 // Package vault is the backend that keeps the root CA in HashiCorp Vault's
-// PKI secrets engine, through github.com/hashicorp/vault/api. The root key is
+// PKI secrets engine, or its key in Vault's transit engine (see below),
+// through github.com/hashicorp/vault/api. The root key is
 // generated inside Vault (key type internal) and never leaves it; chancery
 // asks Vault to sign, with a least-privilege policy: Policy for `chancery
 // init`, which generates the root, and RunPolicy for a running manager,
@@ -78,6 +79,39 @@
 //
 // The conformance suite runs against a real Vault with the two options
 // that say so (conformance.Options.NotBeforeTolerance and DNSNamesSorted).
+//
+// # The transit engine: exactly the local issuer's certificates
+//
+// No PKI endpoint keeps the order of the DNS names chancery gives it
+// (Vault's issuance code sorts them), and a manager's certificate names
+// [swarm-manager, NODE, swarm-ca] in that order, as swarm's do. Where
+// certificates must match the other backends' exactly, the root key can
+// live in Vault's transit engine instead (SettingEngine EngineTransit,
+// `--vault-engine transit`): chancery's local issuer builds every
+// certificate (signer.NewLocalIssuer, as for a key file or an HSM) and Vault
+// signs its digest with MOUNT/sign/KEY (prehashed, the key version pinned,
+// ASN.1 ECDSA or PKCS #1 v1.5 RSA signatures). Node certificates, CA
+// certificates, the root and CSRs for the root's key then differ from the
+// file backend's only in serial, signature and authority key ID, and the
+// conformance suite runs with no option.
+//
+//   - init creates the key inside Vault (transit/keys/chancery-root-RANDOM,
+//     exportable=false, allow_plaintext_backup=false, so it never leaves
+//     Vault), or adopts a key made beforehand (SettingKey), which must not
+//     be exportable nor allow plaintext backups; it pins the key's latest
+//     version (SettingKeyVersion), so that a rotation of the transit key
+//     never changes the cluster's root key. A key init created is deleted
+//     when init fails.
+//   - Open reads the key's public half and checks it against the cluster's
+//     root, and that the key still cannot leave Vault.
+//   - TransitPolicy is what init needs; TransitRunPolicy, pinned to the key,
+//     lets a manager read the key and sign with it, nothing else (no
+//     rotation, export, backup, configuration or deletion), and is also
+//     all that init needs to adopt a key made beforehand.
+//
+// The trade-off: with transit, Vault sees digests, not certificates, so
+// Vault's own PKI records (issuers, CRLs, its issuance audit) do not show
+// chancery's certificates; chancery's audit log does, as on every backend.
 //
 // # Settings and authentication
 //

@@ -30,9 +30,9 @@ var (
 	// or the AppRole credentials were refused. It matches
 	// ErrPermissionDenied too.
 	ErrTokenInvalid = errors.New("vault: the Vault token is invalid, expired or revoked")
-	// ErrMountNotFound means no PKI secrets engine is mounted at the
-	// configured path.
-	ErrMountNotFound = errors.New("vault: PKI mount not found")
+	// ErrMountNotFound means no secrets engine of the configured kind (PKI
+	// or transit) is mounted at the configured path.
+	ErrMountNotFound = errors.New("vault: secrets engine mount not found")
 	// ErrIssuerNotFound means the mount holds no issuer with the configured
 	// reference.
 	ErrIssuerNotFound = errors.New("vault: issuer not found")
@@ -103,7 +103,7 @@ var hints = map[error]string{
 	ErrUnreachable:      "check the Vault address (--vault-addr), that Vault is running, and the network between them",
 	ErrPermissionDenied: "attach the policy `chancery vault policy` prints to chancery's token or AppRole",
 	ErrTokenInvalid:     "give chancery a valid token (--vault-token-file or the token environment variable), or check the AppRole role ID and secret ID",
-	ErrMountNotFound:    "enable a PKI secrets engine there (`vault secrets enable -path=MOUNT pki`) or fix --vault-mount",
+	ErrMountNotFound:    "enable the secrets engine there (`vault secrets enable -path=MOUNT pki`, or `transit` with --vault-engine transit) or fix --vault-mount",
 	ErrIssuerNotFound:   "check --vault-issuer against `vault list MOUNT/issuers`",
 }
 

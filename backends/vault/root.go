@@ -86,6 +86,14 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 	if err != nil {
 		return nil, nil, err
 	}
+	if cfg.Engine == EngineTransit {
+		ts, generated, err := createTransitRoot(ctx, c, req, now)
+		if err != nil {
+			c.close()
+			return nil, nil, err
+		}
+		return ts, recordTransitSettings(req.Settings, ts, generated), nil
+	}
 	var s *Signer
 	if cfg.Issuer != "" {
 		s, err = adoptRoot(ctx, c, cfg.Issuer, now, req)
@@ -346,6 +354,9 @@ func (Backend) Open(ctx context.Context, req backends.OpenRequest) (signer.Signe
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Engine == EngineTransit {
+		return OpenTransit(ctx, cfg, req.Chain, req.Rand)
+	}
 	s, err := Open(ctx, cfg, req.Chain, req.Rand)
 	if err != nil {
 		return nil, err
@@ -389,8 +400,9 @@ func Open(ctx context.Context, cfg Config, chain []*x509.Certificate, r io.Reade
 }
 
 // DeleteRoot removes what CreateRoot generated in Vault: the issuer, its key,
-// and the roles chancery configured for it. A root CreateRoot adopted
-// (SettingGenerated "false") is left alone.
+// and the roles chancery configured for it; with the transit engine, the
+// transit key. A root CreateRoot adopted (SettingGenerated "false") is left
+// alone.
 func (Backend) DeleteRoot(ctx context.Context, dataDir string, settings backends.Settings) error {
 	if settings[SettingGenerated] != "true" {
 		return nil
@@ -398,6 +410,17 @@ func (Backend) DeleteRoot(ctx context.Context, dataDir string, settings backends
 	cfg, err := ConfigFromSettings(dataDir, settings)
 	if err != nil {
 		return err
+	}
+	if cfg.Engine == EngineTransit {
+		if cfg.Key == "" {
+			return configError("no transit key in the settings (%s)", SettingKey)
+		}
+		c, err := dial(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		defer c.close()
+		return deleteTransitKey(ctx, c, cfg.Key)
 	}
 	if cfg.Issuer == "" {
 		return configError("no issuer in the settings (%s)", SettingIssuer)

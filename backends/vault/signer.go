@@ -317,9 +317,8 @@ func (s *Signer) checkCapabilities(ctx context.Context, role string) error {
 		if !ok {
 			e := &Error{Kind: ErrPermissionDenied, Op: "configure the node certificate role", Path: n.path,
 				Detail: fmt.Sprintf("the token's policies do not allow %s there", strings.Join(n.caps, " or ")), Hint: hints[ErrPermissionDenied]}
-			if s.conn.mountMissing(ctx) {
-				e.Kind, e.Hint = ErrMountNotFound, hints[ErrMountNotFound]
-				e.Detail = fmt.Sprintf("no PKI secrets engine is mounted at %q (or none this token may see)", m)
+			if d := s.conn.mountMissing(ctx); d != "" {
+				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
 			return e
 		}

@@ -44,6 +44,20 @@ func TestConfigFromSettings(t *testing.T) {
 		{"TokenAndAppRole", backends.Settings{SettingAddress: "a", SettingTokenFile: "t", SettingAppRoleRoleIDFile: "r", SettingAppRoleSecretIDFile: "s"}, "not both", nil},
 		{"RoleIDOnly", backends.Settings{SettingAddress: "a", SettingAppRoleRoleIDFile: "r"}, "secret ID file", nil},
 		{"SecretIDOnly", backends.Settings{SettingAddress: "a", SettingAppRoleSecretIDFile: "s"}, "role ID file", nil},
+		{"Transit", backends.Settings{SettingAddress: "a", SettingEngine: " Transit ", SettingKey: "root-1", SettingKeyVersion: "3"}, "", func(c Config) bool {
+			return c.Engine == EngineTransit && c.Mount == DefaultTransitMount && c.Key == "root-1" && c.KeyVersion == 3
+		}},
+		{"TransitMount", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingMount: "/team/transit/"}, "", func(c Config) bool {
+			return c.Mount == "team/transit"
+		}},
+		{"UnknownEngine", backends.Settings{SettingAddress: "a", SettingEngine: "kv"}, "unknown secrets engine", nil},
+		{"IssuerWithTransit", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingIssuer: "x"}, "--vault-key", nil},
+		{"KeyWithPKI", backends.Settings{SettingAddress: "a", SettingKey: "x"}, "--vault-engine transit", nil},
+		{"VersionWithPKI", backends.Settings{SettingAddress: "a", SettingKeyVersion: "1"}, "transit setting", nil},
+		{"BadKeyName", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingKey: "root/*"}, "letters, digits", nil},
+		{"WildcardKeyName", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingKey: "root+"}, "letters, digits", nil},
+		{"BadKeyVersion", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingKeyVersion: "0"}, "positive integer", nil},
+		{"NonNumericKeyVersion", backends.Settings{SettingAddress: "a", SettingEngine: "transit", SettingKeyVersion: "v1"}, "positive integer", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := ConfigFromSettings("/data", tc.settings)

@@ -59,7 +59,7 @@ func newInitCmd(a *app) *cobra.Command {
 				}
 				if caKey != "" || caCert != "" {
 					return withHint(errors.New("--ca-cert and --ca-key cannot be used with the vault backend"),
-						"import the root into Vault, then give its issuer with --vault-issuer")
+						"import the root into Vault, then give its issuer with --vault-issuer (PKI) or its key with --vault-key (transit)")
 				}
 				backend = vault.Name
 			}

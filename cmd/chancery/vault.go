@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -17,8 +19,10 @@ type vaultFlags map[string]*string
 var vaultFlagSettings = []struct{ flag, setting, help string }{
 	{"vault-addr", vault.SettingAddress, "Vault's address (https://HOST:8200); selects the vault backend"},
 	{"vault-namespace", vault.SettingNamespace, "Vault namespace (Enterprise)"},
-	{"vault-mount", vault.SettingMount, "PKI mount path (default " + vault.DefaultMount + ")"},
-	{"vault-issuer", vault.SettingIssuer, "use this existing root issuer in the mount instead of generating one"},
+	{"vault-engine", vault.SettingEngine, "secrets engine holding the root key: " + vault.EnginePKI + " (default; Vault builds node certificates, DNS names sorted) or " + vault.EngineTransit + " (Vault signs what chancery builds: exactly the file backend's certificates)"},
+	{"vault-mount", vault.SettingMount, "mount path of the engine (default " + vault.DefaultMount + ", or " + vault.DefaultTransitMount + " for transit)"},
+	{"vault-issuer", vault.SettingIssuer, "PKI: use this existing root issuer in the mount instead of generating one"},
+	{"vault-key", vault.SettingKey, "transit: use (or create) the root key of this name instead of creating chancery-root-RANDOM"},
 	{"vault-ca-cert", vault.SettingCACert, "PEM bundle that Vault's TLS certificate chains to"},
 	{"vault-client-cert", vault.SettingClientCert, "client certificate for TLS to Vault"},
 	{"vault-client-key", vault.SettingClientKey, "client key for TLS to Vault"},
@@ -51,15 +55,44 @@ func (v vaultFlags) settings(f *pflag.FlagSet) (backends.Settings, bool) {
 
 func newVaultCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "vault", Short: "Helpers for the Vault backend"}
-	var mount, issuer string
+	var mount, issuer, engine, key string
 	policy := &cobra.Command{
-		Use:   "policy [--vault-mount M] [--vault-issuer ID]",
-		Short: "Print the Vault policy chancery needs on a PKI mount (HCL): for init, or with --vault-issuer for a running manager",
-		Long: "Without --vault-issuer, prints the policy `chancery init` needs (it generates the root, and deletes\n" +
-			"what it made when init fails). With --vault-issuer ID (the root's issuer ID, which init records),\n" +
-			"prints the least-privilege policy for a running manager, pinned to that issuer: no generate, no delete.",
+		Use:   "policy [--vault-engine pki|transit] [--vault-mount M] [--vault-issuer ID | --vault-key NAME]",
+		Short: "Print the Vault policy chancery needs (HCL): for init, or with --vault-issuer (PKI) or --vault-key (transit) for a running manager",
+		Long: "PKI engine (the default): without --vault-issuer, prints the policy `chancery init` needs (it generates\n" +
+			"the root, and deletes what it made when init fails). With --vault-issuer ID (the root's issuer ID, which\n" +
+			"init records), prints the least-privilege policy for a running manager, pinned to that issuer: no\n" +
+			"generate, no delete.\n\n" +
+			"Transit engine (--vault-engine transit): without --vault-key, prints the policy `chancery init` needs to\n" +
+			"create the root key (chancery-root-RANDOM) and delete it when init fails. With --vault-key NAME (the\n" +
+			"key init recorded, or one made beforehand for init to adopt), prints the least-privilege policy: read\n" +
+			"that key and sign with it, nothing else.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch strings.ToLower(strings.TrimSpace(engine)) {
+			case vault.EnginePKI:
+				if cmd.Flags().Changed("vault-key") {
+					return withHint(errors.New("--vault-key names a transit key"), "add --vault-engine transit")
+				}
+			case vault.EngineTransit:
+				if cmd.Flags().Changed("vault-issuer") {
+					return withHint(errors.New("--vault-issuer names a PKI issuer"), "with --vault-engine transit, name the key with --vault-key")
+				}
+				if !cmd.Flags().Changed("vault-mount") {
+					mount = vault.DefaultTransitMount
+				}
+				if !cmd.Flags().Changed("vault-key") {
+					fmt.Fprint(a.stdout, vault.TransitPolicy(mount))
+					return nil
+				}
+				if err := vault.CheckKeyName(key); err != nil {
+					return err
+				}
+				fmt.Fprint(a.stdout, vault.TransitRunPolicy(mount, key))
+				return nil
+			default:
+				return fmt.Errorf("unknown --vault-engine %q: want %s or %s", engine, vault.EnginePKI, vault.EngineTransit)
+			}
 			if !cmd.Flags().Changed("vault-issuer") {
 				fmt.Fprint(a.stdout, vault.Policy(mount))
 				return nil
@@ -71,8 +104,10 @@ func newVaultCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
-	policy.Flags().StringVar(&mount, "vault-mount", vault.DefaultMount, "PKI mount path")
-	policy.Flags().StringVar(&issuer, "vault-issuer", "", "the root's issuer ID: print the run policy, pinned to it")
+	policy.Flags().StringVar(&engine, "vault-engine", vault.EnginePKI, "secrets engine: "+vault.EnginePKI+" or "+vault.EngineTransit)
+	policy.Flags().StringVar(&mount, "vault-mount", vault.DefaultMount, "mount path (default "+vault.DefaultMount+", or "+vault.DefaultTransitMount+" for transit)")
+	policy.Flags().StringVar(&issuer, "vault-issuer", "", "PKI: the root's issuer ID: print the run policy, pinned to it")
+	policy.Flags().StringVar(&key, "vault-key", "", "transit: the root key's name: print the run policy, pinned to it")
 	cmd.AddCommand(policy)
 	return cmd
 }

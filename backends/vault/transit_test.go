@@ -1,0 +1,417 @@
+package vault
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/vault/api"
+
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/conformance"
+	"github.com/chancery-pki/chancery/signer"
+)
+
+// transitEnv is a fresh transit mount and an AppRole limited to
+// TransitPolicy(mount).
+type transitEnv struct {
+	srv   *devServer
+	mount string
+	role  *appRole
+}
+
+func (s *devServer) newTransitMount(t testing.TB) string {
+	t.Helper()
+	m := "transit-" + randomHex(4)
+	s.write(t, "sys/mounts/"+m, map[string]any{"type": "transit"})
+	t.Cleanup(func() { s.root.Logical().Delete("sys/mounts/" + m) })
+	return m
+}
+
+func newTransitEnv(t testing.TB) *transitEnv {
+	t.Helper()
+	srv := vaultServer(t)
+	m := srv.newTransitMount(t)
+	return &transitEnv{srv: srv, mount: m, role: srv.newAppRole(t, TransitPolicy(m), nil)}
+}
+
+// settings are the init settings that reach e's mount with role.
+func (e *transitEnv) settings(role *appRole) backends.Settings {
+	return backends.Settings{
+		SettingAddress:             e.srv.addr,
+		SettingEngine:              EngineTransit,
+		SettingMount:               e.mount,
+		SettingAppRoleRoleIDFile:   role.roleIDFile,
+		SettingAppRoleSecretIDFile: role.secretIDFile,
+	}
+}
+
+// keys lists the mount's transit keys.
+func (e *transitEnv) keys(t testing.TB) []string {
+	t.Helper()
+	return e.srv.list(t, e.mount+"/keys")
+}
+
+// createTransitRootFor runs the registered backend's CreateRoot with the
+// transit engine and closes the Signer when the test ends.
+func createTransitRootFor(t testing.TB, settings backends.Settings, alg string) (*TransitSigner, backends.Settings) {
+	t.Helper()
+	b, err := backends.Get(Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sg, out, err := b.CreateRoot(context.Background(), backends.CreateRootRequest{
+		Settings: settings, KeyAlgorithm: alg, Now: time.Now(),
+	})
+	if err != nil {
+		t.Fatalf("CreateRoot: %v", err)
+	}
+	s := sg.(*TransitSigner)
+	t.Cleanup(func() { s.Close() })
+	return s, out
+}
+
+// openWith opens the root recorded in out as an AppRole limited to the run
+// policy pinned to its key, as a running manager does.
+func (e *transitEnv) openWith(t testing.TB, out backends.Settings, chain []*x509.Certificate) (*TransitSigner, *appRole) {
+	t.Helper()
+	run := e.srv.newAppRole(t, TransitRunPolicy(e.mount, out[SettingKey]), nil)
+	s := out.Clone()
+	s[SettingAppRoleRoleIDFile], s[SettingAppRoleSecretIDFile] = run.roleIDFile, run.secretIDFile
+	sg, err := Backend{}.Open(context.Background(), backends.OpenRequest{Settings: s, Chain: chain})
+	if err != nil {
+		t.Fatalf("Open under the run policy: %v", err)
+	}
+	ts := sg.(*TransitSigner)
+	t.Cleanup(func() { ts.Close() })
+	return ts, run
+}
+
+// newTransitTestSignerAlg makes a root in a fresh transit mount under the
+// init policy, and returns it opened again under the run policy.
+func newTransitTestSignerAlg(t testing.TB, alg string) (*TransitSigner, *transitEnv) {
+	t.Helper()
+	e := newTransitEnv(t)
+	created, out := createTransitRootFor(t, e.settings(e.role), alg)
+	s, _ := e.openWith(t, out, created.Chain())
+	return s, e
+}
+
+func newTransitTestSigner(t testing.TB) (*TransitSigner, *transitEnv) {
+	return newTransitTestSignerAlg(t, "")
+}
+
+// TestTransitConformance runs the shared suite, with no option at all,
+// against roots whose keys are in a real Vault's transit engine, signing as
+// an AppRole limited to TransitRunPolicy.
+func TestTransitConformance(t *testing.T) {
+	for _, alg := range []string{"P-256", "P-384", "RSA-3072"} {
+		t.Run(alg, func(t *testing.T) {
+			conformance.Run(t, func(t *testing.T) signer.Signer {
+				s, _ := newTransitTestSignerAlg(t, alg)
+				return s
+			}, conformance.Options{})
+		})
+	}
+}
+
+// TestTransitCreateRoot checks what init leaves: a key that cannot leave
+// Vault, the settings that reopen it, and a root signed by it.
+func TestTransitCreateRoot(t *testing.T) {
+	e := newTransitEnv(t)
+	s, out := createTransitRootFor(t, e.settings(e.role), "P-384")
+	name := out[SettingKey]
+	if !strings.HasPrefix(name, "chancery-root-") || out[SettingKeyVersion] != "1" || out[SettingGenerated] != "true" ||
+		out[SettingEngine] != EngineTransit || out[SettingMount] != e.mount {
+		t.Errorf("settings %v", out)
+	}
+	for k := range out {
+		if strings.Contains(out[k], e.role.secretID) || strings.Contains(out[k], e.role.roleID) {
+			t.Errorf("setting %s holds a secret", k)
+		}
+	}
+	root := s.Chain()[0]
+	if err := ca.CheckRootCA(root, root.PublicKey, time.Now()); err != nil {
+		t.Errorf("root: %v", err)
+	}
+	if err := root.CheckSignatureFrom(root); err != nil {
+		t.Errorf("root signature: %v", err)
+	}
+	key := e.srv.read(t, e.mount+"/keys/"+name).Data
+	if key["type"] != "ecdsa-p384" || key["exportable"] != false || key["allow_plaintext_backup"] != false || key["deletion_allowed"] != false {
+		t.Errorf("key %s: type %v exportable %v plaintext backup %v deletion allowed %v", name, key["type"], key["exportable"], key["allow_plaintext_backup"], key["deletion_allowed"])
+	}
+	// The private key cannot be read out, even with the root token.
+	if _, err := e.srv.root.Logical().Read(e.mount + "/export/signing-key/" + name); err == nil {
+		t.Error("Vault exported the root's private key")
+	}
+	d := s.Describe().String()
+	for _, want := range []string{"engine=transit", "key=" + name, "version=1", "auth=approle"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("description %q lacks %q", d, want)
+		}
+	}
+}
+
+// TestTransitRunPolicyRefuses shows what the run policy keeps a manager
+// from doing: anything to the key but reading and signing, and signing
+// with any other key.
+func TestTransitRunPolicyRefuses(t *testing.T) {
+	e := newTransitEnv(t)
+	created, out := createTransitRootFor(t, e.settings(e.role), "")
+	s, _ := e.openWith(t, out, created.Chain())
+	name := out[SettingKey]
+	other := "chancery-root-other"
+	e.srv.write(t, e.mount+"/keys/"+other, map[string]any{"type": "ecdsa-p256"})
+	l := s.conn.client.Logical()
+	for _, tc := range []struct{ method, path string }{
+		{http.MethodPost, "/keys/" + name + "/rotate"},
+		{http.MethodPost, "/keys/" + name + "/config"},
+		{http.MethodPost, "/keys/" + name + "/trim"},
+		{http.MethodDelete, "/keys/" + name},
+		{http.MethodGet, "/export/signing-key/" + name},
+		{http.MethodGet, "/backup/" + name},
+		{http.MethodPost, "/keys/chancery-root-new"},
+		{http.MethodPost, "/sign/" + other},
+		{http.MethodPost, "/sign/" + name + "/sha2-256"},
+	} {
+		var err error
+		p := e.mount + tc.path
+		data := map[string]any{"input": "AAAA", "type": "ecdsa-p256", "deletion_allowed": true}
+		switch tc.method {
+		case http.MethodPost:
+			_, err = l.Write(p, data)
+		case http.MethodDelete:
+			_, err = l.Delete(p)
+		default:
+			_, err = l.Read(p)
+		}
+		var re *api.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s under the run policy: %v, want 403", tc.method, p, err)
+		}
+	}
+	if _, err := s.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleManager, time.Now())); err != nil {
+		t.Errorf("Sign under the run policy: %v", err)
+	}
+}
+
+// TestTransitPinnedVersion: a rotation of the transit key in Vault does not
+// change the key that signs for the cluster.
+func TestTransitPinnedVersion(t *testing.T) {
+	s, e := newTransitTestSigner(t)
+	e.srv.write(t, e.mount+"/keys/"+s.KeyName()+"/rotate", nil)
+	root := s.Chain()[0]
+	req := nodeRequest(t, root, ca.RoleWorker, time.Now())
+	cert, err := s.Sign(context.Background(), req)
+	if err != nil {
+		t.Fatalf("Sign after a rotation: %v", err)
+	}
+	if err := cert.CheckSignatureFrom(root); err != nil {
+		t.Errorf("a certificate signed after the key's rotation does not verify under the root: %v", err)
+	}
+	if s.KeyVersion() != 1 {
+		t.Errorf("key version %d, want 1", s.KeyVersion())
+	}
+}
+
+// TestTransitAdoptKey: init with --vault-key uses a key made beforehand,
+// needing only the run policy, and never deletes it; a key that could leave
+// Vault is refused.
+func TestTransitAdoptKey(t *testing.T) {
+	e := newTransitEnv(t)
+	e.srv.write(t, e.mount+"/keys/team-root", map[string]any{"type": "ecdsa-p384"})
+	run := e.srv.newAppRole(t, TransitRunPolicy(e.mount, "team-root"), nil)
+	settings := e.settings(run)
+	settings[SettingKey] = "team-root"
+	s, out := createTransitRootFor(t, settings, "")
+	if out[SettingGenerated] != "false" || out[SettingKey] != "team-root" {
+		t.Errorf("settings %v", out)
+	}
+	if _, err := s.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleWorker, time.Now())); err != nil {
+		t.Errorf("Sign: %v", err)
+	}
+	if err := (Backend{}).DeleteRoot(context.Background(), "", out); err != nil {
+		t.Errorf("DeleteRoot of an adopted key: %v", err)
+	}
+	if !slices.Contains(e.keys(t), "team-root") {
+		t.Error("DeleteRoot deleted a key init adopted")
+	}
+	// --key-algorithm must agree with the key.
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, KeyAlgorithm: "P-256", Now: time.Now()})
+	wantError(t, err, ErrConfig)
+
+	for _, tc := range []struct {
+		name   string
+		params map[string]any
+		want   string
+	}{
+		{"Exportable", map[string]any{"type": "ecdsa-p256", "exportable": true}, "exportable"},
+		{"PlaintextBackup", map[string]any{"type": "ecdsa-p256", "allow_plaintext_backup": true}, "plaintext backups"},
+		{"Encryption", map[string]any{"type": "aes256-gcm96"}, "cannot sign"},
+		{"Ed25519", map[string]any{"type": "ed25519"}, "unsupported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := "team-" + strings.ToLower(tc.name)
+			e.srv.write(t, e.mount+"/keys/"+name, tc.params)
+			settings := e.settings(e.srv.newAppRole(t, TransitRunPolicy(e.mount, name), nil))
+			settings[SettingKey] = name
+			before := e.keys(t)
+			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+			wantError(t, err, ErrConfig)
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not say %q", err, tc.want)
+			}
+			if after := e.keys(t); !slices.Equal(after, before) {
+				t.Errorf("keys %v, were %v", after, before)
+			}
+		})
+	}
+}
+
+// TestTransitOpenRefuses: Open checks the key against the cluster's root.
+func TestTransitOpenRefuses(t *testing.T) {
+	e := newTransitEnv(t)
+	created, out := createTransitRootFor(t, e.settings(e.role), "")
+	other, otherOut := createTransitRootFor(t, e.settings(e.role), "")
+	for _, tc := range []struct {
+		name  string
+		edit  func(backends.Settings)
+		chain []*x509.Certificate
+		want  error
+		says  string
+	}{
+		{"OtherRoot", nil, other.Chain(), ErrIssuerNotFound, "not the key of the cluster's root"},
+		{"MissingKey", func(s backends.Settings) { s[SettingKey] = "chancery-root-missing" }, created.Chain(), ErrIssuerNotFound, "no key of that name"},
+		{"MissingVersion", func(s backends.Settings) { s[SettingKeyVersion] = "7" }, created.Chain(), ErrConfig, "no version 7"},
+		{"OtherKeysVersion", func(s backends.Settings) { s[SettingKey] = otherOut[SettingKey] }, created.Chain(), ErrIssuerNotFound, "not the key of the cluster's root"},
+		{"WrongMount", func(s backends.Settings) { s[SettingMount] = "transit-missing" }, created.Chain(), ErrMountNotFound, "no transit secrets engine"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := out.Clone()
+			if tc.edit != nil {
+				tc.edit(s)
+			}
+			_, err := Backend{}.Open(context.Background(), backends.OpenRequest{Settings: s, Chain: tc.chain})
+			wantError(t, err, tc.want, e.role.secretID, e.role.roleID)
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
+
+// TestTransitMountOfOtherEngine: a PKI mount named as the transit mount is
+// reported as such.
+func TestTransitMountOfOtherEngine(t *testing.T) {
+	e := newTransitEnv(t)
+	pki := e.srv.newMount(t)
+	role := e.srv.newAppRole(t, TransitPolicy(pki), nil)
+	settings := e.settings(role)
+	settings[SettingMount] = pki
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+	wantError(t, err, ErrMountNotFound)
+	if !strings.Contains(err.Error(), "is a pki secrets engine, not transit") {
+		t.Errorf("error %q does not name the mount's engine", err)
+	}
+}
+
+// transitPolicyWithout returns TransitPolicy(mount) without the block for
+// path (written with MOUNT for the mount).
+func transitPolicyWithout(t *testing.T, mount, path string) string {
+	t.Helper()
+	p := strings.ReplaceAll(path, "MOUNT", mount)
+	re := regexp.MustCompile(`(?s)path "` + regexp.QuoteMeta(p) + `" \{.*?\n\}\n`)
+	full := TransitPolicy(mount)
+	out := re.ReplaceAllString(full, "")
+	if out == full {
+		t.Fatalf("no block for %s in the policy", p)
+	}
+	return out
+}
+
+// TestTransitPolicyLacksPath takes each path out of TransitPolicy in turn:
+// init fails with an error naming the path, and leaves no key behind. The
+// token has no other policy, not even Vault's default.
+func TestTransitPolicyLacksPath(t *testing.T) {
+	for _, tc := range []struct{ path, mentions string }{
+		{"MOUNT/keys/chancery-root-*", "/keys/chancery-root-"},
+		{"MOUNT/sign/chancery-root-*", "/sign/chancery-root-"},
+		{"auth/token/lookup-self", "lookup-self"},
+	} {
+		t.Run(strings.ReplaceAll(tc.path, "/", "_"), func(t *testing.T) {
+			e := newTransitEnv(t)
+			name := "lacking-" + randomHex(4)
+			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": transitPolicyWithout(t, e.mount, tc.path)})
+			t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
+			file := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			settings := backends.Settings{SettingAddress: e.srv.addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
+			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+			wantError(t, err, ErrPermissionDenied, token)
+			if errors.Is(err, ErrTokenInvalid) {
+				t.Errorf("error %q blames the token, not the policy", err)
+			}
+			if !strings.Contains(err.Error(), tc.mentions) {
+				t.Errorf("error %q does not name %s", err, tc.mentions)
+			}
+			if keys := e.keys(t); len(keys) != 0 {
+				t.Errorf("init left keys %v in the mount", keys)
+			}
+		})
+	}
+}
+
+// TestTransitSealed: a sealed Vault is reported at once, and signing works
+// again after unsealing.
+func TestTransitSealed(t *testing.T) {
+	s, e := newTransitTestSigner(t)
+	req := nodeRequest(t, s.Chain()[0], ca.RoleWorker, time.Now())
+	e.srv.seal(t)
+	sealed := true
+	t.Cleanup(func() {
+		if sealed {
+			e.srv.unseal(t)
+		}
+	})
+	start := time.Now()
+	_, err := s.Sign(context.Background(), req)
+	wantError(t, err, ErrSealed)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %s: a sealed Vault is not a transient failure to retry", d)
+	}
+	e.srv.unseal(t)
+	sealed = false
+	if _, err := s.Sign(context.Background(), req); err != nil {
+		t.Errorf("Sign after unsealing: %v", err)
+	}
+}
+
+// TestTransitSignHonoursContext: a request whose context has ended is not
+// signed.
+func TestTransitSignHonoursContext(t *testing.T) {
+	s, _ := newTransitTestSigner(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	req := nodeRequest(t, s.Chain()[0], ca.RoleWorker, time.Now())
+	cancel()
+	if _, err := s.Sign(ctx, req); !errors.Is(err, context.Canceled) {
+		t.Errorf("Sign with a cancelled context: %v", err)
+	}
+	// The key itself, as the local issuer calls it.
+	if _, err := s.key.SignContext(ctx, nil, make([]byte, 32), crypto.SHA256); !errors.Is(err, context.Canceled) {
+		t.Errorf("SignContext with a cancelled context: %v", err)
+	}
+}
