@@ -78,6 +78,68 @@ func BenchmarkNodeIssuance(b *testing.B) {
 		})
 		return err
 	}
+	compareRates(b, chancery, vault)
+}
+
+// BenchmarkTransitNodeIssuance measures node certificates per second with
+// the root key in Vault's transit engine (the local issuer builds each
+// certificate, Vault signs its digest) against the same reference as
+// BenchmarkNodeIssuance: Vault's PKI engine issuing through
+// MOUNT/sign/ROLE, with the same API client configuration, on the same
+// server, alternating in batches, at 1 and 16 concurrent signers.
+//
+//	go test -run '^$' -bench TransitNodeIssuance -benchtime 2000x ./backends/vault
+func BenchmarkTransitNodeIssuance(b *testing.B) {
+	s, _ := newTestSigner(b)
+	ts, _ := newTransitTestSigner(b)
+	const pool = 64
+	csrs := make([][]byte, pool)
+	for i := range csrs {
+		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, newP256(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		csrs[i] = der
+	}
+	first := nodeRequest(b, s.Chain()[0], ca.RoleWorker, time.Now())
+	if _, err := s.Sign(context.Background(), first); err != nil {
+		b.Fatal(err)
+	}
+	plan, err := planNode(first, s.Chain()[0])
+	if err != nil {
+		b.Fatal(err)
+	}
+	rolePath := s.conn.cfg.Mount + "/sign/" + plan.spec.name(s.issuerID)
+	ctx := context.Background()
+	issuer := ts.Chain()[0]
+	chancery := func(i int) error {
+		req, err := ca.NodeCertificateRequest(ca.NodeRequest{
+			ClusterID: testClusterID, NodeID: testNodeID, Role: ca.RoleWorker,
+			CSR: csrs[i%pool], Expiry: ca.DefaultCertExpiry, Now: time.Now(),
+		}, issuer)
+		if err != nil {
+			return err
+		}
+		_, err = ts.Sign(ctx, req)
+		return err
+	}
+	vault := func(i int) error {
+		_, err := s.conn.client.Logical().WriteWithContext(ctx, rolePath, map[string]any{
+			"csr":                  string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: csrs[i%pool]})),
+			"common_name":          testNodeID,
+			"alt_names":            strings.Join([]string{"swarm-worker", testNodeID}, ","),
+			"exclude_cn_from_sans": true,
+			"not_after":            time.Now().Add(ca.DefaultCertExpiry).UTC().Format(time.RFC3339),
+			"format":               "der",
+		})
+		return err
+	}
+	compareRates(b, chancery, vault)
+}
+
+// compareRates runs chancery and vault alternately in batches of 64 at 1
+// and 16 concurrent callers, and reports both rates and their ratio.
+func compareRates(b *testing.B, chancery, vault func(int) error) {
 	for _, conc := range []int{1, 16} {
 		b.Run(fmt.Sprintf("signers=%d", conc), func(b *testing.B) {
 			const batch = 64

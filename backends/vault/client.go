@@ -128,7 +128,11 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 		case !e.transient() || attempt >= c.cfg.Retry.Attempts:
 			return nil, e
 		case r.once && !neverSent(err):
-			e.Hint = hintMayHaveActed + ": check the mount (`vault list " + c.cfg.Mount + "/issuers`) before trying again"
+			list := "/issuers"
+			if c.cfg.Engine == EngineTransit {
+				list = "/keys"
+			}
+			e.Hint = hintMayHaveActed + ": check the mount (`vault list " + c.cfg.Mount + list + "`) before trying again"
 			return nil, e
 		}
 		wait := backoff(c.cfg.Retry, attempt)

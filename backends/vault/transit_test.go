@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -413,5 +414,108 @@ func TestTransitSignHonoursContext(t *testing.T) {
 	// The key itself, as the local issuer calls it.
 	if _, err := s.key.SignContext(ctx, nil, make([]byte, 32), crypto.SHA256); !errors.Is(err, context.Canceled) {
 		t.Errorf("SignContext with a cancelled context: %v", err)
+	}
+}
+
+// TestTransitRevokedToken: a revoked token is reported as such, on every
+// call, and never appears in the error.
+func TestTransitRevokedToken(t *testing.T) {
+	e := newTransitEnv(t)
+	name := "tok-" + randomHex(4)
+	e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": TransitPolicy(e.mount)})
+	t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+	token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	settings := backends.Settings{SettingAddress: e.srv.addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
+	s, out := createTransitRootFor(t, settings, "")
+	e.srv.write(t, "auth/token/revoke", map[string]any{"token": token})
+	before := e.keys(t)
+	for _, tc := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Sign", func() error {
+			_, err := s.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleManager, time.Now()))
+			return err
+		}},
+		{"CreateCSR", func() error {
+			_, err := s.CreateCSR(context.Background(), &x509.CertificateRequest{RawSubject: s.Chain()[0].RawSubject})
+			return err
+		}},
+		{"Open", func() error {
+			_, err := Backend{}.Open(context.Background(), backends.OpenRequest{Settings: out, Chain: s.Chain()})
+			return err
+		}},
+		{"CreateRoot", func() error {
+			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			wantError(t, err, ErrTokenInvalid, token)
+			if !errors.Is(err, ErrPermissionDenied) {
+				t.Errorf("error %q does not match ErrPermissionDenied", err)
+			}
+		})
+	}
+	if after := e.keys(t); !slices.Equal(after, before) {
+		t.Errorf("keys %v, were %v", after, before)
+	}
+}
+
+// TestTransitCreateRootAnswerLost: Vault creates the key or signs the root,
+// but chancery gets no usable answer. CreateRoot fails, does not create a
+// key again, and leaves no key in the mount.
+func TestTransitCreateRootAnswerLost(t *testing.T) {
+	var posts atomic.Int32
+	onlyPost := func(mod func(*http.Response) error) func(*http.Response) error {
+		return func(resp *http.Response) error {
+			if (resp.Request.Method != http.MethodPost && resp.Request.Method != http.MethodPut) || strings.HasSuffix(resp.Request.URL.Path, "/config") {
+				return nil
+			}
+			posts.Add(1)
+			return mod(resp)
+		}
+	}
+	for _, tc := range []struct {
+		name, match string
+		mod         func(*http.Response) error
+	}{
+		{"Create502", "/keys/chancery-root-", func(resp *http.Response) error {
+			replaceBody(resp, http.StatusBadGateway, []byte(`{"errors":["upstream hiccup"]}`))
+			return nil
+		}},
+		{"SignatureGarbled", "/sign/chancery-root-", func(resp *http.Response) error {
+			return editData(resp, func(d map[string]any) { d["signature"] = "vault:v1:MAYCAQECAQI=" })
+		}},
+		{"SignatureOfOtherVersion", "/sign/chancery-root-", func(resp *http.Response) error {
+			return editData(resp, func(d map[string]any) { d["signature"] = "vault:v2:MAYCAQECAQI=" })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTransitEnv(t)
+			posts.Store(0)
+			addr, _ := lostAnswerProxy(t, e.srv.addr, tc.match, onlyPost(tc.mod))
+			settings := e.settings(e.role)
+			settings[SettingAddress] = addr
+			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+			if err == nil {
+				t.Fatal("CreateRoot succeeded without Vault's answer")
+			}
+			t.Logf("error: %v", err)
+			if strings.Contains(err.Error(), e.role.secretID) {
+				t.Errorf("error %q holds the secret ID", err)
+			}
+			if n := posts.Load(); n != 1 {
+				t.Errorf("%d requests to %s, want 1: a call Vault may have acted on is not sent again", n, tc.match)
+			}
+			if keys := e.keys(t); len(keys) != 0 {
+				t.Errorf("left in the mount: keys %v", keys)
+			}
+		})
 	}
 }
