@@ -63,7 +63,7 @@ func TestRenewal(t *testing.T) {
 			root, _ := createRoot(t, e.settings(), "")
 			clk := clockFake()
 			s, err := Open(context.Background(), Config{
-				Address: srv.addr, Mount: e.mount, Issuer: root.IssuerID(), Clock: clk, Retry: fastRetry,
+				Address: srv.Addr, Mount: e.mount, Issuer: root.IssuerID(), Clock: clk, Retry: fastRetry,
 				AppRoleRoleIDFile: e.role.roleIDFile, AppRoleSecretIDFile: e.role.secretIDFile,
 			}, root.Chain(), nil)
 			if err != nil {
@@ -83,7 +83,7 @@ func TestRenewal(t *testing.T) {
 // file again when its token is refused, as when an agent rotates it.
 func TestTokenFileReread(t *testing.T) {
 	e, token, file := tokenEnv(t)
-	settings := backends.Settings{SettingAddress: e.srv.addr, SettingMount: e.mount, SettingTokenFile: file}
+	settings := backends.Settings{SettingAddress: e.srv.Addr, SettingMount: e.mount, SettingTokenFile: file}
 	s, _ := createRoot(t, settings, "")
 	policies := e.srv.write(t, "auth/token/lookup", map[string]any{"token": token}).Data["policies"]
 	e.srv.write(t, "auth/token/revoke", map[string]any{"token": token})

@@ -24,6 +24,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/signer"
+	"github.com/chancery-pki/chancery/vaultdev"
 )
 
 // mountState is what a test checks was left unchanged: the issuers, keys and
@@ -121,7 +122,7 @@ func tokenEnv(t *testing.T) (e *env, token, file string) {
 	e = newEnv(t)
 	name := "tok-" + randomHex(4)
 	e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": Policy(e.mount)})
-	t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+	t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 	sec := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"})
 	token = sec.Auth.ClientToken
 	file = filepath.Join(t.TempDir(), "token")
@@ -133,7 +134,7 @@ func tokenEnv(t *testing.T) (e *env, token, file string) {
 
 func TestRevokedToken(t *testing.T) {
 	e, token, file := tokenEnv(t)
-	settings := backends.Settings{SettingAddress: e.srv.addr, SettingMount: e.mount, SettingTokenFile: file}
+	settings := backends.Settings{SettingAddress: e.srv.Addr, SettingMount: e.mount, SettingTokenFile: file}
 	s, out := createRoot(t, settings, "")
 	if _, err := s.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleWorker, time.Now())); err != nil {
 		t.Fatal(err)
@@ -219,8 +220,8 @@ func TestWrongMount(t *testing.T) {
 		// The root token may go anywhere: Vault answers "no handler".
 		{"RootToken", func() backends.Settings {
 			f := filepath.Join(t.TempDir(), "token")
-			os.WriteFile(f, []byte(e.srv.rootToken), 0o600)
-			return backends.Settings{SettingAddress: e.srv.addr, SettingMount: "nope-" + randomHex(3), SettingTokenFile: f}
+			os.WriteFile(f, []byte(e.srv.RootToken), 0o600)
+			return backends.Settings{SettingAddress: e.srv.Addr, SettingMount: "nope-" + randomHex(3), SettingTokenFile: f}
 		}},
 		// A mount that exists but is not PKI.
 		{"NotPKI", func() backends.Settings {
@@ -232,13 +233,13 @@ func TestWrongMount(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			settings := tc.settings()
 			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
-			wantError(t, err, ErrMountNotFound, e.srv.rootToken, e.role.secretID)
+			wantError(t, err, ErrMountNotFound, e.srv.RootToken, e.role.secretID)
 			if !strings.Contains(err.Error(), settings[SettingMount]) {
 				t.Errorf("error %q does not name the mount", err)
 			}
 			settings[SettingIssuer] = "00000000-0000-0000-0000-000000000000"
 			_, err = Backend{}.Open(context.Background(), backends.OpenRequest{Settings: settings})
-			wantError(t, err, ErrMountNotFound, e.srv.rootToken, e.role.secretID)
+			wantError(t, err, ErrMountNotFound, e.srv.RootToken, e.role.secretID)
 		})
 	}
 	if after := e.state(t); !after.equal(before) {
@@ -302,7 +303,7 @@ func TestPolicyLacksPath(t *testing.T) {
 			}
 			name := "lacking-" + randomHex(4)
 			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, e.mount, tc.path)})
-			t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+			t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 			file := filepath.Join(t.TempDir(), "token")
 			os.WriteFile(file, []byte(token), 0o600)
@@ -325,7 +326,7 @@ func TestPolicyLacksPath(t *testing.T) {
 			var err error
 			switch tc.op {
 			case "CreateRoot":
-				create := backends.Settings{SettingAddress: e.srv.addr, SettingMount: e.mount, SettingTokenFile: file}
+				create := backends.Settings{SettingAddress: e.srv.Addr, SettingMount: e.mount, SettingTokenFile: file}
 				_, _, err = Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: create, Now: time.Now()})
 			case "SignNode":
 				_, err = open().Sign(context.Background(), nodeRequest(t, full.Chain()[0], ca.RoleManager, time.Now()))
@@ -433,7 +434,7 @@ func flakyProxy(t *testing.T, target string, match string, n int64) (string, *at
 
 func TestTransientRetried(t *testing.T) {
 	e := newEnv(t)
-	addr, hits := flakyProxy(t, e.srv.addr, "/sign/", 2)
+	addr, hits := flakyProxy(t, e.srv.Addr, "/sign/", 2)
 	settings := e.settings()
 	settings[SettingAddress] = addr
 	s, _ := createRoot(t, settings, "")
@@ -450,7 +451,7 @@ func TestTransientRetried(t *testing.T) {
 // root Vault made, so it is not sent again, and the error says so.
 func TestCreateRootNotRetriedBlindly(t *testing.T) {
 	e := newEnv(t)
-	addr, hits := flakyProxy(t, e.srv.addr, "/generate/root/", 1)
+	addr, hits := flakyProxy(t, e.srv.Addr, "/generate/root/", 1)
 	settings := e.settings()
 	settings[SettingAddress] = addr
 	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
@@ -495,7 +496,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
-			cfg.Address, cfg.Mount, cfg.Issuer, cfg.Logger, cfg.Retry = e.srv.addr, e.mount, s.issuerID, logger, fastRetry
+			cfg.Address, cfg.Mount, cfg.Issuer, cfg.Logger, cfg.Retry = e.srv.Addr, e.mount, s.issuerID, logger, fastRetry
 			_, err := Open(context.Background(), cfg, nil, nil)
 			wantError(t, err, ErrTokenInvalid, fakeToken, fakeSecretID, e.role.secretID, e.role.roleID)
 		})
@@ -503,7 +504,7 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 	// A working Signer's renewals, retries and logins log nothing secret
 	// either.
 	clk := clockFake()
-	cfg := Config{Address: e.srv.addr, Mount: e.mount, Issuer: s.issuerID, AppRoleRoleIDFile: e.role.roleIDFile,
+	cfg := Config{Address: e.srv.Addr, Mount: e.mount, Issuer: s.issuerID, AppRoleRoleIDFile: e.role.roleIDFile,
 		AppRoleSecretIDFile: e.role.secretIDFile, Logger: logger, Clock: clk}
 	good, err := Open(context.Background(), cfg, nil, nil)
 	if err != nil {
@@ -530,16 +531,17 @@ func TestNoSecretsInErrorsOrLogs(t *testing.T) {
 // chancery works; without it, the error says to give the CA, at once.
 func TestTLS(t *testing.T) {
 	vaultServer(t) // skips or fails as the other tests do without vault
-	bin, _ := findVault()
-	srv, err := startDevServer(bin, true)
+	bin, _ := vaultdev.Find()
+	tlsSrv, err := vaultdev.Start(bin, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.stop()
+	defer tlsSrv.Stop()
+	srv := &devServer{Server: tlsSrv}
 	e := &env{srv: srv, mount: srv.newMount(t)}
 	e.role = srv.newAppRole(t, Policy(e.mount), nil)
 	settings := e.settings()
-	settings[SettingCACert] = srv.caPath
+	settings[SettingCACert] = srv.CAPath
 	s, _ := createRoot(t, settings, "")
 	if _, err := s.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleWorker, time.Now())); err != nil {
 		t.Fatal(err)
@@ -563,7 +565,7 @@ func TestRoleDeletedUnderUs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range e.srv.list(t, e.mount+"/roles") {
-		e.srv.root.Logical().Delete(e.mount + "/roles/" + r)
+		e.srv.Root.Logical().Delete(e.mount + "/roles/" + r)
 	}
 	if _, err := s.Sign(context.Background(), req); err != nil {
 		t.Fatalf("Sign after the role was deleted: %v", err)

@@ -39,7 +39,7 @@ func newEnv(t testing.TB) *env {
 // settings are the init settings that reach e's mount with its AppRole.
 func (e *env) settings() backends.Settings {
 	return backends.Settings{
-		SettingAddress:             e.srv.addr,
+		SettingAddress:             e.srv.Addr,
 		SettingMount:               e.mount,
 		SettingAppRoleRoleIDFile:   e.role.roleIDFile,
 		SettingAppRoleSecretIDFile: e.role.secretIDFile,

@@ -100,7 +100,7 @@ func TestOpenAndDeleteRoot(t *testing.T) {
 	if _, err := opened.Sign(context.Background(), nodeRequest(t, s.Chain()[0], ca.RoleManager, time.Now())); err != nil {
 		t.Fatal(err)
 	}
-	if d := opened.(signer.Describer).Describe().String(); d != "vault address="+e.srv.addr+" mount="+e.mount+" issuer="+s.IssuerID()+" auth=approle" {
+	if d := opened.(signer.Describer).Describe().String(); d != "vault address="+e.srv.Addr+" mount="+e.mount+" issuer="+s.IssuerID()+" auth=approle" {
 		t.Errorf("Describe() = %q", d)
 	}
 

@@ -261,7 +261,7 @@ func TestCreateRootAnswerLost(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
-			addr, statuses := lostAnswerProxy(t, e.srv.addr, "/generate/root/", tc.mod)
+			addr, statuses := lostAnswerProxy(t, e.srv.Addr, "/generate/root/", tc.mod)
 			settings := e.settings()
 			settings[SettingAddress] = addr
 			ctx := context.Background()

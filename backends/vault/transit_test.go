@@ -35,7 +35,7 @@ func (s *devServer) newTransitMount(t testing.TB) string {
 	t.Helper()
 	m := "transit-" + randomHex(4)
 	s.write(t, "sys/mounts/"+m, map[string]any{"type": "transit"})
-	t.Cleanup(func() { s.root.Logical().Delete("sys/mounts/" + m) })
+	t.Cleanup(func() { s.Root.Logical().Delete("sys/mounts/" + m) })
 	return m
 }
 
@@ -49,7 +49,7 @@ func newTransitEnv(t testing.TB) *transitEnv {
 // settings are the init settings that reach e's mount with role.
 func (e *transitEnv) settings(role *appRole) backends.Settings {
 	return backends.Settings{
-		SettingAddress:             e.srv.addr,
+		SettingAddress:             e.srv.Addr,
 		SettingEngine:              EngineTransit,
 		SettingMount:               e.mount,
 		SettingAppRoleRoleIDFile:   role.roleIDFile,
@@ -153,7 +153,7 @@ func TestTransitCreateRoot(t *testing.T) {
 		t.Errorf("key %s: type %v exportable %v plaintext backup %v deletion allowed %v", name, key["type"], key["exportable"], key["allow_plaintext_backup"], key["deletion_allowed"])
 	}
 	// The private key cannot be read out, even with the root token.
-	if _, err := e.srv.root.Logical().Read(e.mount + "/export/signing-key/" + name); err == nil {
+	if _, err := e.srv.Root.Logical().Read(e.mount + "/export/signing-key/" + name); err == nil {
 		t.Error("Vault exported the root's private key")
 	}
 	d := s.Describe().String()
@@ -354,13 +354,13 @@ func TestTransitPolicyLacksPath(t *testing.T) {
 			e := newTransitEnv(t)
 			name := "lacking-" + randomHex(4)
 			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": transitPolicyWithout(t, e.mount, tc.path)})
-			t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+			t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 			file := filepath.Join(t.TempDir(), "token")
 			if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			settings := backends.Settings{SettingAddress: e.srv.addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
+			settings := backends.Settings{SettingAddress: e.srv.Addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
 			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
 			wantError(t, err, ErrPermissionDenied, token)
 			if errors.Is(err, ErrTokenInvalid) {
@@ -423,13 +423,13 @@ func TestTransitRevokedToken(t *testing.T) {
 	e := newTransitEnv(t)
 	name := "tok-" + randomHex(4)
 	e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": TransitPolicy(e.mount)})
-	t.Cleanup(func() { e.srv.root.Logical().Delete("sys/policies/acl/" + name) })
+	t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 	token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 	file := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(file, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	settings := backends.Settings{SettingAddress: e.srv.addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
+	settings := backends.Settings{SettingAddress: e.srv.Addr, SettingEngine: EngineTransit, SettingMount: e.mount, SettingTokenFile: file}
 	s, out := createTransitRootFor(t, settings, "")
 	e.srv.write(t, "auth/token/revoke", map[string]any{"token": token})
 	before := e.keys(t)
@@ -499,7 +499,7 @@ func TestTransitCreateRootAnswerLost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newTransitEnv(t)
 			posts.Store(0)
-			addr, _ := lostAnswerProxy(t, e.srv.addr, tc.match, onlyPost(tc.mod))
+			addr, _ := lostAnswerProxy(t, e.srv.Addr, tc.match, onlyPost(tc.mod))
 			settings := e.settings(e.role)
 			settings[SettingAddress] = addr
 			_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package vault
+package vaultdev
 
 import "syscall"
 
