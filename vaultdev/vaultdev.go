@@ -308,3 +308,22 @@ func (s *Server) Stop() {
 	}
 	os.RemoveAll(filepath.Dir(s.logPath))
 }
+
+// StartForTest starts a dev server of t's own, stopped when t ends. Without
+// a vault binary it skips t, or fails it when CI=true.
+func StartForTest(t testing.TB) *Server {
+	t.Helper()
+	bin, err := Find()
+	if err != nil {
+		if os.Getenv("CI") == "true" || !errors.Is(err, ErrNoBinary) {
+			t.Fatalf("vault: %v", err)
+		}
+		t.Skipf("vault: %v", err)
+	}
+	s, err := Start(bin, false)
+	if err != nil {
+		t.Fatalf("vault: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
