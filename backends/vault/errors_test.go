@@ -260,13 +260,12 @@ func TestMissingIssuer(t *testing.T) {
 	}
 }
 
-// policyWithout returns Policy(mount) without the block for path (written
-// with MOUNT for the mount).
-func policyWithout(t *testing.T, mount, path string) string {
+// policyWithout returns the policy full without the block for path
+// (written with MOUNT for the mount).
+func policyWithout(t *testing.T, full, mount, path string) string {
 	t.Helper()
 	p := strings.ReplaceAll(path, "MOUNT", mount)
 	re := regexp.MustCompile(`(?s)path "` + regexp.QuoteMeta(p) + `" \{.*?\n\}\n`)
-	full := Policy(mount)
 	out := re.ReplaceAllString(full, "")
 	if out == full {
 		t.Fatalf("no block for %s in the policy", p)
@@ -302,7 +301,7 @@ func TestPolicyLacksPath(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := "lacking-" + randomHex(4)
-			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, e.mount, tc.path)})
+			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, Policy(e.mount), e.mount, tc.path)})
 			t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 			file := filepath.Join(t.TempDir(), "token")

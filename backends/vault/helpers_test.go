@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"io"
 	"testing"
 	"time"
 
@@ -50,18 +51,25 @@ func (e *env) settings() backends.Settings {
 // --backend vault` does, and closes the Signer when the test ends.
 func createRoot(t testing.TB, settings backends.Settings, alg string) (*Signer, backends.Settings) {
 	t.Helper()
+	s, out := createWith(t, settings, alg)
+	return s.(*Signer), out
+}
+
+// createWith runs the registered backend's CreateRoot and closes the
+// Signer when the test ends.
+func createWith(t testing.TB, settings backends.Settings, alg string) (signer.Signer, backends.Settings) {
+	t.Helper()
 	b, err := backends.Get(Name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sg, out, err := b.CreateRoot(context.Background(), backends.CreateRootRequest{
+	s, out, err := b.CreateRoot(context.Background(), backends.CreateRootRequest{
 		Settings: settings, KeyAlgorithm: alg, Now: time.Now(),
 	})
 	if err != nil {
 		t.Fatalf("CreateRoot: %v", err)
 	}
-	s := sg.(*Signer)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { s.(io.Closer).Close() })
 	return s, out
 }
 

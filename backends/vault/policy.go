@@ -58,16 +58,25 @@ func RunPolicy(mount, issuerID string) string {
 // Vault issuer ID or name (letters, digits, '-', '_', '.'), without the
 // wildcards '+' and '*' that would widen the policy to other issuers.
 func CheckIssuerID(id string) error {
-	if id == "" {
-		return configError("no issuer ID (see `vault list MOUNT/issuers`, or the cluster's %s setting)", SettingIssuer)
+	return checkPathName("issuer ID", id, fmt.Sprintf("see `vault list MOUNT/issuers`, or the cluster's %s setting", SettingIssuer))
+}
+
+// checkPathName checks that name can stand in a policy path as what: at
+// most 128 letters, digits, '-', '_' and '.', and not "." or "..".
+func checkPathName(what, name, hint string) error {
+	if name == "" {
+		return configError("no %s (%s)", what, hint)
 	}
-	for _, r := range id {
+	if len(name) > 128 {
+		return configError("%s of %d characters: want at most 128", what, len(name))
+	}
+	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return configError("issuer ID %q: want letters, digits, '-', '_' and '.' only", id)
+			return configError("%s %q: want letters, digits, '-', '_' and '.' only", what, name)
 		}
 	}
-	if id == "." || id == ".." {
-		return configError("issuer ID %q", id)
+	if name == "." || name == ".." {
+		return configError("%s %q", what, name)
 	}
 	return nil
 }
@@ -119,21 +128,7 @@ func TransitRunPolicy(mount, key string) string {
 // letters, digits, '-', '_' and '.', without the wildcards '+' and '*' that
 // would widen the policy to other keys.
 func CheckKeyName(name string) error {
-	if name == "" {
-		return configError("no transit key name (see `vault list MOUNT/keys`, or the cluster's %s setting)", SettingKey)
-	}
-	if len(name) > 128 {
-		return configError("transit key name of %d characters: want at most 128", len(name))
-	}
-	for _, r := range name {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return configError("transit key name %q: want letters, digits, '-', '_' and '.' only", name)
-		}
-	}
-	if name == "." || name == ".." {
-		return configError("transit key name %q", name)
-	}
-	return nil
+	return checkPathName("transit key name", name, fmt.Sprintf("see `vault list MOUNT/keys`, or the cluster's %s setting", SettingKey))
 }
 
 func transitPolicyMount(mount string) string {

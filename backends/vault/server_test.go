@@ -84,10 +84,15 @@ func (s *devServer) list(t testing.TB, path string) []string {
 
 // newMount enables a PKI engine at a fresh random path, disabled when the
 // test ends.
-func (s *devServer) newMount(t testing.TB) string {
+func (s *devServer) newMount(t testing.TB) string { return s.newEngine(t, EnginePKI) }
+
+// newTransitMount does the same with a transit engine.
+func (s *devServer) newTransitMount(t testing.TB) string { return s.newEngine(t, EngineTransit) }
+
+func (s *devServer) newEngine(t testing.TB, engine string) string {
 	t.Helper()
-	m := "pki-" + randomHex(4)
-	s.write(t, "sys/mounts/"+m, map[string]any{"type": "pki"})
+	m := engine + "-" + randomHex(4)
+	s.write(t, "sys/mounts/"+m, map[string]any{"type": engine})
 	t.Cleanup(func() { s.Root.Logical().Delete("sys/mounts/" + m) })
 	return m
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -29,14 +28,6 @@ type transitEnv struct {
 	srv   *devServer
 	mount string
 	role  *appRole
-}
-
-func (s *devServer) newTransitMount(t testing.TB) string {
-	t.Helper()
-	m := "transit-" + randomHex(4)
-	s.write(t, "sys/mounts/"+m, map[string]any{"type": "transit"})
-	t.Cleanup(func() { s.Root.Logical().Delete("sys/mounts/" + m) })
-	return m
 }
 
 func newTransitEnv(t testing.TB) *transitEnv {
@@ -67,19 +58,8 @@ func (e *transitEnv) keys(t testing.TB) []string {
 // transit engine and closes the Signer when the test ends.
 func createTransitRootFor(t testing.TB, settings backends.Settings, alg string) (*TransitSigner, backends.Settings) {
 	t.Helper()
-	b, err := backends.Get(Name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sg, out, err := b.CreateRoot(context.Background(), backends.CreateRootRequest{
-		Settings: settings, KeyAlgorithm: alg, Now: time.Now(),
-	})
-	if err != nil {
-		t.Fatalf("CreateRoot: %v", err)
-	}
-	s := sg.(*TransitSigner)
-	t.Cleanup(func() { s.Close() })
-	return s, out
+	s, out := createWith(t, settings, alg)
+	return s.(*TransitSigner), out
 }
 
 // openWith opens the root recorded in out as an AppRole limited to the run
@@ -327,20 +307,6 @@ func TestTransitMountOfOtherEngine(t *testing.T) {
 	}
 }
 
-// transitPolicyWithout returns TransitPolicy(mount) without the block for
-// path (written with MOUNT for the mount).
-func transitPolicyWithout(t *testing.T, mount, path string) string {
-	t.Helper()
-	p := strings.ReplaceAll(path, "MOUNT", mount)
-	re := regexp.MustCompile(`(?s)path "` + regexp.QuoteMeta(p) + `" \{.*?\n\}\n`)
-	full := TransitPolicy(mount)
-	out := re.ReplaceAllString(full, "")
-	if out == full {
-		t.Fatalf("no block for %s in the policy", p)
-	}
-	return out
-}
-
 // TestTransitPolicyLacksPath takes each path out of TransitPolicy in turn:
 // init fails with an error naming the path, and leaves no key behind. The
 // token has no other policy, not even Vault's default.
@@ -353,7 +319,7 @@ func TestTransitPolicyLacksPath(t *testing.T) {
 		t.Run(strings.ReplaceAll(tc.path, "/", "_"), func(t *testing.T) {
 			e := newTransitEnv(t)
 			name := "lacking-" + randomHex(4)
-			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": transitPolicyWithout(t, e.mount, tc.path)})
+			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, TransitPolicy(e.mount), e.mount, tc.path)})
 			t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 			file := filepath.Join(t.TempDir(), "token")

@@ -75,6 +75,31 @@ func stopped(t *testing.T, node string, done <-chan error) error {
 	}
 }
 
+// runLeader runs node's manager on ln until the test ends, and waits until
+// it serves.
+func (l *lab) runLeader(node string, ln net.Listener) {
+	l.t.Helper()
+	ready, done := make(chan struct{}), make(chan error, 1)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		done <- manager.Run(l.ctx, manager.Config{DataDir: l.dir(node), Listener: ln, Logger: quietLogger(),
+			HeartbeatPeriod: 100 * time.Millisecond, CheckpointInterval: time.Hour, Ready: func(string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			if err := <-done; err != nil {
+				l.t.Errorf("%s's manager: %v", node, err)
+			}
+		}()
+	case err := <-done:
+		l.t.Fatalf("%s's manager did not start: %v", node, err)
+	}
+}
+
 // runFollower runs a joined manager: its agent and the manager API it
 // serves by forwarding to the leader. It returns the API's address.
 func (l *lab) runFollower(node string) string {
@@ -149,17 +174,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 		t.Fatalf("init output:\n%s", out)
 	}
 	node1ID := m[1]
-	ready := make(chan struct{})
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		err := manager.Run(ctx, manager.Config{DataDir: l.dir("node1"), Listener: ln, Logger: quietLogger(),
-			HeartbeatPeriod: 100 * time.Millisecond, CheckpointInterval: time.Hour, Ready: func(string) { close(ready) }})
-		if err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	<-ready
+	l.runLeader("node1", ln)
 	info, _ := l.cli(false, "info", "--data-dir", l.dir("node1"))
 	clusterID := regexp.MustCompile(`(?m)^ ClusterID: ([0-9a-z]{25})$`).FindStringSubmatch(info)[1]
 	for _, want := range []string{" NodeID: " + node1ID, " Is Manager: true", " Managers: 1", " Nodes: 1", "  Expiry Duration: 3 months"} {

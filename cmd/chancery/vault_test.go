@@ -10,11 +10,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
-	"github.com/chancery-pki/chancery/manager"
 	"github.com/chancery-pki/chancery/vaultdev"
 )
 
@@ -95,17 +93,7 @@ func TestVaultTransitEndToEnd(t *testing.T) {
 	runPolicy, _ := l.cli(false, "vault", "policy", "--vault-engine", "transit", "--vault-key", key)
 	write("sys/policies/acl/chancery", map[string]any{"policy": runPolicy})
 
-	ready := make(chan struct{})
-	l.wg.Add(1)
-	go func() {
-		defer l.wg.Done()
-		err := manager.Run(ctx, manager.Config{DataDir: l.dir("node1"), Listener: ln, Logger: quietLogger(),
-			HeartbeatPeriod: 100 * time.Millisecond, CheckpointInterval: time.Hour, Ready: func(string) { close(ready) }})
-		if err != nil {
-			t.Errorf("manager: %v", err)
-		}
-	}()
-	<-ready
+	l.runLeader("node1", ln)
 	info, _ := l.cli(false, "info", "--data-dir", l.dir("node1"))
 	for _, want := range []string{"  Backend: vault\n", "engine: transit\n", "key: " + key + "\n"} {
 		if !strings.Contains(info, want) {
