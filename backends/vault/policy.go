@@ -155,8 +155,12 @@ var transitRunPolicyPaths = []policyPath{
 // transitPolicyPaths are the paths `chancery init --vault-engine transit`
 // calls.
 var transitPolicyPaths = []policyPath{
-	{"MOUNT/keys/chancery-root-*", []string{"create", "update", "read", "delete"},
-		"`chancery init`: create the root key inside Vault (exportable=false: it never leaves Vault), read its public half.\nDelete: undo a failed `chancery init`. The glob also covers the key's config (below).", nil},
+	{"MOUNT/keys/chancery-root-*", []string{"update", "read", "delete"},
+		"`chancery init`: create the root key inside Vault (exportable=false: it never leaves Vault), read its public half;\n"+
+			"allow its deletion (MOUNT/keys/KEY/config) and delete it to undo a failed `chancery init`.\n"+
+			"The glob also covers the keys' rotate, trim and config paths, which a policy cannot leave out: a token\n"+
+			"with this policy can destroy chancery's keys, but not read them out (no export or backup path).\n"+
+			"Use it for init only, then replace it with the run policy.", nil},
 	{"MOUNT/sign/chancery-root-*", []string{"update"},
 		"Sign the root certificate with the new key.", nil},
 	{"auth/token/lookup-self", []string{"read"},
