@@ -292,7 +292,14 @@ func (s *Server) LogTail() string {
 	if s.UnsealKey != "" {
 		out = strings.ReplaceAll(out, s.UnsealKey, "[unseal key]")
 	}
-	return out
+	// The banner's unseal key, also before readUnsealKey has found it.
+	lines := strings.Split(out, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, "Unseal Key:") {
+			lines[i] = "Unseal Key: [unseal key]"
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Stop ends the server and removes its directory.

@@ -120,7 +120,8 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 			}
 			attempt--
 			continue
-		case (e.Kind == ErrPermissionDenied || e.Kind == ErrMountNotFound || e.Status == http.StatusNotFound) && r.mountPath:
+		case r.mountPath && (e.Kind == ErrPermissionDenied || e.Kind == ErrMountNotFound ||
+			e.Status == http.StatusNotFound && c.cfg.Engine == EngineTransit):
 			if d := c.mountMissing(ctx); d != "" {
 				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
@@ -185,6 +186,11 @@ func (c *conn) mountMissing(ctx context.Context) string {
 			return fmt.Sprintf("no transit secrets engine is mounted at %q (or none this token has a policy on)", c.cfg.Mount)
 		case err != nil || sec == nil || sec.Data == nil:
 			return ""
+		}
+		// The answer is about the longest mount that prefixes the path:
+		// a parent of the configured one is not it.
+		if p, _ := sec.Data["path"].(string); strings.Trim(p, "/") != c.cfg.Mount {
+			return fmt.Sprintf("no transit secrets engine is mounted at %q (the path is inside mount %q)", c.cfg.Mount, strings.Trim(p, "/"))
 		}
 		if t, _ := sec.Data["type"].(string); t != "" && t != EngineTransit {
 			return fmt.Sprintf("the mount at %q is a %s secrets engine, not transit", c.cfg.Mount, t)

@@ -27,9 +27,8 @@ const (
 	// Default DefaultMount for PKI, DefaultTransitMount for transit.
 	SettingMount = "mount"
 	// SettingKey is the name of the root's transit key (--vault-key; transit
-	// only). Given to init, an existing key of that name is used, or else a
-	// key of that name is created; without it, init creates a key named
-	// chancery-root-RANDOM.
+	// only; default DefaultTransitKey). init creates the key; a key of that
+	// name that exists already is used only when named explicitly.
 	SettingKey = "key"
 	// SettingKeyVersion records the transit key version that signs; init
 	// pins the key's latest version.
@@ -88,6 +87,7 @@ const (
 const (
 	DefaultMount        = "pki"
 	DefaultTransitMount = "transit"
+	DefaultTransitKey   = "chancery-root"
 	DefaultTokenEnv     = "VAULT_TOKEN"
 	DefaultAppRoleMount = "approle"
 )
@@ -239,8 +239,8 @@ func (c *Config) check() error {
 			return err
 		}
 	}
-	if strings.ContainsAny(c.Mount, " \t\n?#") {
-		return configError("invalid mount path %q", c.Mount)
+	if err := CheckMount(c.Mount); err != nil {
+		return err
 	}
 	c.Namespace = strings.Trim(c.Namespace, "/")
 	if c.TokenEnv == "" {

@@ -90,24 +90,28 @@
 // `--vault-engine transit`): chancery's local issuer builds every
 // certificate (signer.NewLocalIssuer, as for a key file or an HSM) and Vault
 // signs its digest with MOUNT/sign/KEY (prehashed, the key version pinned,
-// ASN.1 ECDSA or PKCS #1 v1.5 RSA signatures). Node certificates, CA
-// certificates, the root and CSRs for the root's key then differ from the
-// file backend's only in serial, signature and authority key ID, and the
+// ASN.1 ECDSA or PKCS #1 v1.5 RSA signatures). A node certificate, or a
+// cross-signed root, then differs from the file backend's for the same
+// request only in serial, signature and authority key ID, and the
 // conformance suite runs with no option.
 //
-//   - init creates the key inside Vault (transit/keys/chancery-root-RANDOM,
-//     exportable=false, allow_plaintext_backup=false, so it never leaves
-//     Vault), or adopts a key made beforehand (SettingKey), which must not
-//     be exportable nor allow plaintext backups; it pins the key's latest
-//     version (SettingKeyVersion), so that a rotation of the transit key
-//     never changes the cluster's root key. A key init created is deleted
-//     when init fails.
-//   - Open reads the key's public half and checks it against the cluster's
-//     root, and that the key still cannot leave Vault.
-//   - TransitPolicy is what init needs; TransitRunPolicy, pinned to the key,
-//     lets a manager read the key and sign with it, nothing else (no
-//     rotation, export, backup, configuration or deletion), and is also
-//     all that init needs to adopt a key made beforehand.
+//   - init creates the key inside Vault (MOUNT/keys/KEY, KEY from
+//     SettingKey, DefaultTransitKey by default), never exportable and
+//     without plaintext backups, so that it never leaves Vault, and pins
+//     its latest version (SettingKeyVersion), so that a rotation of the
+//     transit key never changes the cluster's root key. A key init created
+//     is deleted when init fails. A key of that name that exists already is
+//     used only when named explicitly, and must not be exportable, allow
+//     plaintext backups, or have been imported; so that two clusters never
+//     share a root key by accident.
+//   - Open reads the key and checks the pinned version against the
+//     cluster's root, and that the key still cannot leave Vault and still
+//     signs with that version (min_encryption_version).
+//   - TransitPolicy is what init needs: exact paths for that key alone, its
+//     parameters pinned (no exportable key, no config but deletion_allowed,
+//     no rotate, trim, export or backup). TransitRunPolicy lets a manager
+//     read the key and sign with it, nothing else, and is also all that init
+//     needs to use a key made beforehand.
 //
 // The trade-off: with transit, Vault sees digests, not certificates, so
 // Vault's own PKI records (issuers, CRLs, its issuance audit) do not show

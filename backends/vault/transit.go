@@ -73,8 +73,8 @@ var transitHashes = map[crypto.Hash]string{
 }
 
 // SignContext has Vault sign digest with the pinned key version: ECDSA
-// signatures come back in ASN.1 DER, RSA ones in PKCS #1 v1.5 (or PSS when
-// opts asks for it), as crypto.Signer returns them.
+// signatures come back in ASN.1 DER, RSA ones in PKCS #1 v1.5, as
+// crypto.Signer returns them.
 func (k *transitKey) SignContext(ctx context.Context, _ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	if opts == nil {
 		return nil, errors.New("vault: transit signing needs a hash function")
@@ -97,18 +97,12 @@ func (k *transitKey) SignContext(ctx context.Context, _ io.Reader, digest []byte
 	case *ecdsa.PublicKey:
 		data["marshaling_algorithm"] = "asn1"
 	case *rsa.PublicKey:
-		data["signature_algorithm"] = "pkcs1v15"
-		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			data["signature_algorithm"] = "pss"
-			switch {
-			case pss.SaltLength == rsa.PSSSaltLengthEqualsHash:
-				data["salt_length"] = "hash"
-			case pss.SaltLength > 0:
-				data["salt_length"] = strconv.Itoa(pss.SaltLength)
-			default:
-				data["salt_length"] = "auto"
-			}
+		if _, ok := opts.(*rsa.PSSOptions); ok {
+			// crypto/x509 signs with RSA-PSS only when asked to, and
+			// chancery never asks.
+			return nil, errors.New("vault: transit signing with RSA-PSS is not supported")
 		}
+		data["signature_algorithm"] = "pkcs1v15"
 	}
 	path := k.conn.cfg.Mount + "/sign/" + k.name
 	sec, err := k.conn.call(ctx, request{op: "sign with the root's transit key", method: http.MethodPost, path: path, data: data, mountPath: true})
@@ -151,14 +145,18 @@ type transitKeyInfo struct {
 	keyType              string
 	exportable           bool
 	allowPlaintextBackup bool
+	imported             bool
 	supportsSigning      bool
 	latest               int
+	minEncryption        int            // min_encryption_version; 0 means none
 	public               map[int]string // PEM, by version
 }
 
 // transitSigningTypes are the transit key types chancery signs with: those
 // whose keys signer.CheckPublicKey accepts.
 var transitSigningTypes = []string{"ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048", "rsa-3072", "rsa-4096"}
+
+const transitTypeList = "ecdsa-p256, ecdsa-p384, ecdsa-p521, rsa-2048, rsa-3072 or rsa-4096"
 
 // readTransitKey reads MOUNT/keys/NAME. It returns (nil, nil) when no key
 // has that name.
@@ -185,6 +183,8 @@ func readTransitKey(ctx context.Context, c *conn, name string) (*transitKeyInfo,
 	info.exportable, _ = d["exportable"].(bool)
 	info.allowPlaintextBackup, _ = d["allow_plaintext_backup"].(bool)
 	info.supportsSigning, _ = d["supports_signing"].(bool)
+	info.imported, _ = d["imported_key"].(bool)
+	info.minEncryption, _ = intOf(d["min_encryption_version"])
 	latest, ok := intOf(d["latest_version"])
 	if !ok || latest < 1 {
 		return nil, bad("Vault returned no latest_version")
@@ -218,22 +218,29 @@ func intOf(v any) (int, bool) {
 	return 0, false
 }
 
-// check refuses a key chancery must not use as a root: one that can leave
-// Vault (exportable, or with plaintext backups allowed), one that cannot
-// sign, or a version without a supported public key.
+// check refuses a key chancery must not use as a root: one whose private
+// key can leave Vault or has been outside it (exportable, plaintext backups
+// allowed, imported), one that cannot sign, or a version without a
+// supported public key or that Vault no longer signs with.
 func (info *transitKeyInfo) check(name string, version int) (crypto.PublicKey, error) {
 	refuse := func(detail, hint string) error {
 		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Hint: hint}
 	}
+	const types = "use a key of type " + transitTypeList
 	switch {
 	case !info.supportsSigning:
-		return nil, refuse(fmt.Sprintf("the key (type %s) cannot sign", info.keyType), "use an ecdsa-p256, ecdsa-p384 or rsa-3072 key")
+		return nil, refuse(fmt.Sprintf("the key (type %s) cannot sign", info.keyType), types)
 	case !slices.Contains(transitSigningTypes, info.keyType):
-		return nil, refuse(fmt.Sprintf("key type %s is unsupported for a cluster root", info.keyType), "use an ecdsa-p256, ecdsa-p384 or rsa-3072 key")
+		return nil, refuse(fmt.Sprintf("key type %s is unsupported for a cluster root", info.keyType), types)
 	case info.exportable:
 		return nil, refuse("the key is exportable: its private key can leave Vault", "create a key with exportable=false (the default), or let chancery init create one")
 	case info.allowPlaintextBackup:
 		return nil, refuse("the key allows plaintext backups: its private key can leave Vault", "create a key with allow_plaintext_backup=false (the default), or let chancery init create one")
+	case info.imported:
+		return nil, refuse("the key was imported: its private key has been outside Vault", "let Vault generate the key (`vault write MOUNT/keys/NAME type=ecdsa-p256`), or let chancery init create one")
+	case info.minEncryption > version:
+		return nil, refuse(fmt.Sprintf("the key's min_encryption_version %d is above version %d, which signs for the cluster", info.minEncryption, version),
+			"set min_encryption_version back to at most that version (`vault write MOUNT/keys/NAME/config min_encryption_version=...`)")
 	}
 	p, ok := info.public[version]
 	if !ok {
@@ -249,7 +256,7 @@ func (info *transitKeyInfo) check(name string, version int) (crypto.PublicKey, e
 		return nil, refuse(fmt.Sprintf("version %d's public key: %v", version, err), "")
 	}
 	if err := signer.CheckPublicKey(pub); err != nil {
-		return nil, refuse(err.Error(), "use an ecdsa-p256, ecdsa-p384 or rsa-3072 key")
+		return nil, refuse(err.Error(), types)
 	}
 	return pub, nil
 }
@@ -328,31 +335,30 @@ func newTransitSigner(c *conn, key *transitKey, chain []*x509.Certificate, r io.
 }
 
 // createTransitRoot makes the cluster's root with a key in the transit
-// engine: the named key if it exists (adopted, left in place on error), or
-// a new key, created non-exportable and without plaintext backups, that
-// signs the root chancery builds (ca.NewRootTemplate, self-signed). On error
-// a key it created is deleted.
+// engine: a new key named c.cfg.Key (DefaultTransitKey when empty), created
+// of the requested type, never exportable and without plaintext backups,
+// that signs the root chancery builds (ca.NewRootTemplate, self-signed). A
+// key of that name that exists already is used only when it was named
+// explicitly (--vault-key), so that two clusters never share a root key by
+// accident; such a key is adopted, and left in place on error. On error a
+// key it created is deleted.
 func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequest, now time.Time) (*TransitSigner, bool, error) {
 	keyType, err := transitKeyType(req.KeyAlgorithm)
 	if err != nil {
 		return nil, false, err
 	}
-	name := c.cfg.Key
-	var info *transitKeyInfo
-	if name != "" {
-		if info, err = readTransitKey(ctx, c, name); err != nil {
-			return nil, false, err
-		}
-		if info != nil && req.KeyAlgorithm != "" && info.keyType != keyType {
-			return nil, false, configError("transit key %s is of type %s, not %s (--key-algorithm)", name, info.keyType, keyType)
-		}
-	} else if name, err = generatedName(); err != nil {
+	name, explicit := c.cfg.Key, c.cfg.Key != ""
+	if !explicit {
+		name = DefaultTransitKey
+	}
+	info, err := readTransitKey(ctx, c, name)
+	if err != nil {
 		return nil, false, err
 	}
 	generated := info == nil
 	if generated {
 		path := c.cfg.Mount + "/keys/" + name
-		_, err := c.call(ctx, request{op: "create the root's transit key", method: http.MethodPost, path: path, once: true, mountPath: true,
+		sec, err := c.call(ctx, request{op: "create the root's transit key", method: http.MethodPost, path: path, once: true, mountPath: true,
 			data: map[string]any{"type": keyType, "exportable": false, "allow_plaintext_backup": false}})
 		if err != nil {
 			if vaultDidNotAct(err) {
@@ -360,14 +366,32 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 			}
 			return nil, false, undoTransitKey(ctx, c, err, name)
 		}
+		if sec != nil && slices.ContainsFunc(sec.Warnings, func(w string) bool { return strings.Contains(w, "already existed") }) {
+			// Made by someone else between the read and the create: not
+			// chancery's to delete.
+			generated = false
+		}
 		if info, err = readTransitKey(ctx, c, name); err == nil && info == nil {
 			err = &Error{Kind: ErrVault, Op: "read transit key " + name, Path: path, Detail: "the key just created is missing"}
 		}
 		if err != nil {
-			return nil, false, undoTransitKey(ctx, c, err, name)
+			if generated {
+				err = undoTransitKey(ctx, c, err, name)
+			}
+			return nil, false, err
 		}
-		if info.keyType != keyType {
+		if generated && info.keyType != keyType {
 			return nil, false, undoTransitKey(ctx, c, configError("transit key %s came out of type %s, not %s", name, info.keyType, keyType), name)
+		}
+	}
+	if !generated {
+		if !explicit {
+			return nil, false, &Error{Kind: ErrConfig, Op: "create the root's transit key", Path: c.cfg.Mount + "/keys/" + name,
+				Detail: fmt.Sprintf("transit key %s exists already (another cluster's root?)", name),
+				Hint:   fmt.Sprintf("to make it this cluster's root, pass --vault-key %s; to create a new key, name it with --vault-key", name)}
+		}
+		if req.KeyAlgorithm != "" && info.keyType != keyType {
+			return nil, false, configError("transit key %s is of type %s, not %s (--key-algorithm)", name, info.keyType, keyType)
 		}
 	}
 	fail := func(err error) (*TransitSigner, bool, error) {

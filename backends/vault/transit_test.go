@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -23,7 +24,7 @@ import (
 )
 
 // transitEnv is a fresh transit mount and an AppRole limited to
-// TransitPolicy(mount).
+// TransitPolicy(mount, ""), for the default key name.
 type transitEnv struct {
 	srv   *devServer
 	mount string
@@ -34,7 +35,7 @@ func newTransitEnv(t testing.TB) *transitEnv {
 	t.Helper()
 	srv := vaultServer(t)
 	m := srv.newTransitMount(t)
-	return &transitEnv{srv: srv, mount: m, role: srv.newAppRole(t, TransitPolicy(m), nil)}
+	return &transitEnv{srv: srv, mount: m, role: srv.newAppRole(t, TransitPolicy(m, ""), nil)}
 }
 
 // settings are the init settings that reach e's mount with role.
@@ -112,7 +113,7 @@ func TestTransitCreateRoot(t *testing.T) {
 	e := newTransitEnv(t)
 	s, out := createTransitRootFor(t, e.settings(e.role), "P-384")
 	name := out[SettingKey]
-	if !strings.HasPrefix(name, "chancery-root-") || out[SettingKeyVersion] != "1" || out[SettingGenerated] != "true" ||
+	if name != DefaultTransitKey || out[SettingKeyVersion] != "1" || out[SettingGenerated] != "true" ||
 		out[SettingEngine] != EngineTransit || out[SettingMount] != e.mount {
 		t.Errorf("settings %v", out)
 	}
@@ -264,7 +265,10 @@ func TestTransitAdoptKey(t *testing.T) {
 func TestTransitOpenRefuses(t *testing.T) {
 	e := newTransitEnv(t)
 	created, out := createTransitRootFor(t, e.settings(e.role), "")
-	other, otherOut := createTransitRootFor(t, e.settings(e.role), "")
+	second := e.settings(e.srv.newAppRole(t, TransitPolicy(e.mount, "root-other"), nil))
+	second[SettingKey] = "root-other"
+	other, otherOut := createTransitRootFor(t, second, "")
+	missing := e.srv.newAppRole(t, TransitRunPolicy(e.mount, "root-missing"), nil)
 	for _, tc := range []struct {
 		name  string
 		edit  func(backends.Settings)
@@ -273,9 +277,16 @@ func TestTransitOpenRefuses(t *testing.T) {
 		says  string
 	}{
 		{"OtherRoot", nil, other.Chain(), ErrIssuerNotFound, "not the key of the cluster's root"},
-		{"MissingKey", func(s backends.Settings) { s[SettingKey] = "chancery-root-missing" }, created.Chain(), ErrIssuerNotFound, "no key of that name"},
+		{"MissingKey", func(s backends.Settings) {
+			s[SettingKey] = "root-missing"
+			s[SettingAppRoleRoleIDFile], s[SettingAppRoleSecretIDFile] = missing.roleIDFile, missing.secretIDFile
+		}, created.Chain(), ErrIssuerNotFound, "no key of that name"},
 		{"MissingVersion", func(s backends.Settings) { s[SettingKeyVersion] = "7" }, created.Chain(), ErrConfig, "no version 7"},
-		{"OtherKeysVersion", func(s backends.Settings) { s[SettingKey] = otherOut[SettingKey] }, created.Chain(), ErrIssuerNotFound, "not the key of the cluster's root"},
+		{"OtherKeysVersion", func(s backends.Settings) {
+			s[SettingKey] = otherOut[SettingKey]
+			s[SettingAppRoleRoleIDFile], s[SettingAppRoleSecretIDFile] = second[SettingAppRoleRoleIDFile], second[SettingAppRoleSecretIDFile]
+		}, created.Chain(), ErrIssuerNotFound, "not the key of the cluster's root"},
+		{"KeyOutsideThePolicy", func(s backends.Settings) { s[SettingKey] = otherOut[SettingKey] }, created.Chain(), ErrPermissionDenied, "keys/root-other"},
 		{"WrongMount", func(s backends.Settings) { s[SettingMount] = "transit-missing" }, created.Chain(), ErrMountNotFound, "no transit secrets engine"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,7 +308,7 @@ func TestTransitOpenRefuses(t *testing.T) {
 func TestTransitMountOfOtherEngine(t *testing.T) {
 	e := newTransitEnv(t)
 	pki := e.srv.newMount(t)
-	role := e.srv.newAppRole(t, TransitPolicy(pki), nil)
+	role := e.srv.newAppRole(t, TransitPolicy(pki, ""), nil)
 	settings := e.settings(role)
 	settings[SettingMount] = pki
 	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
@@ -312,14 +323,14 @@ func TestTransitMountOfOtherEngine(t *testing.T) {
 // token has no other policy, not even Vault's default.
 func TestTransitPolicyLacksPath(t *testing.T) {
 	for _, tc := range []struct{ path, mentions string }{
-		{"MOUNT/keys/chancery-root-*", "/keys/chancery-root-"},
-		{"MOUNT/sign/chancery-root-*", "/sign/chancery-root-"},
+		{"MOUNT/keys/chancery-root", "/keys/chancery-root"},
+		{"MOUNT/sign/chancery-root", "/sign/chancery-root"},
 		{"auth/token/lookup-self", "lookup-self"},
 	} {
 		t.Run(strings.ReplaceAll(tc.path, "/", "_"), func(t *testing.T) {
 			e := newTransitEnv(t)
 			name := "lacking-" + randomHex(4)
-			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, TransitPolicy(e.mount), e.mount, tc.path)})
+			e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": policyWithout(t, TransitPolicy(e.mount, ""), e.mount, tc.path)})
 			t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 			token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 			file := filepath.Join(t.TempDir(), "token")
@@ -388,7 +399,7 @@ func TestTransitSignHonoursContext(t *testing.T) {
 func TestTransitRevokedToken(t *testing.T) {
 	e := newTransitEnv(t)
 	name := "tok-" + randomHex(4)
-	e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": TransitPolicy(e.mount)})
+	e.srv.write(t, "sys/policies/acl/"+name, map[string]any{"policy": TransitPolicy(e.mount, "")})
 	t.Cleanup(func() { e.srv.Root.Logical().Delete("sys/policies/acl/" + name) })
 	token := e.srv.write(t, "auth/token/create", map[string]any{"policies": []string{name}, "no_default_policy": true, "ttl": "1h"}).Auth.ClientToken
 	file := filepath.Join(t.TempDir(), "token")
@@ -451,14 +462,14 @@ func TestTransitCreateRootAnswerLost(t *testing.T) {
 		name, match string
 		mod         func(*http.Response) error
 	}{
-		{"Create502", "/keys/chancery-root-", func(resp *http.Response) error {
+		{"Create502", "/keys/chancery-root", func(resp *http.Response) error {
 			replaceBody(resp, http.StatusBadGateway, []byte(`{"errors":["upstream hiccup"]}`))
 			return nil
 		}},
-		{"SignatureGarbled", "/sign/chancery-root-", func(resp *http.Response) error {
+		{"SignatureGarbled", "/sign/chancery-root", func(resp *http.Response) error {
 			return editData(resp, func(d map[string]any) { d["signature"] = "vault:v1:MAYCAQECAQI=" })
 		}},
-		{"SignatureOfOtherVersion", "/sign/chancery-root-", func(resp *http.Response) error {
+		{"SignatureOfOtherVersion", "/sign/chancery-root", func(resp *http.Response) error {
 			return editData(resp, func(d map[string]any) { d["signature"] = "vault:v2:MAYCAQECAQI=" })
 		}},
 	} {
@@ -483,5 +494,175 @@ func TestTransitCreateRootAnswerLost(t *testing.T) {
 				t.Errorf("left in the mount: keys %v", keys)
 			}
 		})
+	}
+}
+
+// TestTransitInitPolicyConfined: the init policy reaches its own key name
+// only, and cannot make the key leave Vault or weaken it: no exportable
+// key, no config but deletion_allowed, no rotate, trim, export or backup,
+// and nothing on another cluster's key in the same mount.
+func TestTransitInitPolicyConfined(t *testing.T) {
+	e := newTransitEnv(t)
+	s, _ := createTransitRootFor(t, e.settings(e.role), "")
+	e.srv.write(t, e.mount+"/keys/other-cluster", map[string]any{"type": "ecdsa-p256"})
+	l := s.conn.client.Logical()
+	k := e.mount + "/keys/" + DefaultTransitKey
+	for _, tc := range []struct {
+		method, path string
+		data         map[string]any
+	}{
+		{http.MethodPost, k + "/config", map[string]any{"exportable": true}},
+		{http.MethodPost, k + "/config", map[string]any{"allow_plaintext_backup": true}},
+		{http.MethodPost, k + "/config", map[string]any{"min_decryption_version": 2}},
+		{http.MethodPost, k, map[string]any{"type": "ecdsa-p256", "exportable": true}},
+		{http.MethodPost, k, map[string]any{"type": "ecdsa-p256", "allow_plaintext_backup": true}},
+		{http.MethodPost, k, map[string]any{"type": "ed25519"}},
+		{http.MethodPost, k + "/rotate", nil},
+		{http.MethodPost, k + "/trim", map[string]any{"min_available_version": 2}},
+		{http.MethodGet, e.mount + "/export/signing-key/" + DefaultTransitKey, nil},
+		{http.MethodGet, e.mount + "/backup/" + DefaultTransitKey, nil},
+		{http.MethodPost, e.mount + "/keys/" + DefaultTransitKey + "-2", map[string]any{"type": "ecdsa-p256"}},
+		{http.MethodPost, e.mount + "/sign/other-cluster", map[string]any{"input": "AAAA"}},
+		{http.MethodGet, e.mount + "/keys/other-cluster", nil},
+		{http.MethodPost, e.mount + "/keys/other-cluster/config", map[string]any{"deletion_allowed": true}},
+		{http.MethodDelete, e.mount + "/keys/other-cluster", nil},
+	} {
+		var err error
+		switch tc.method {
+		case http.MethodPost:
+			_, err = l.Write(tc.path, tc.data)
+		case http.MethodDelete:
+			_, err = l.Delete(tc.path)
+		default:
+			_, err = l.Read(tc.path)
+		}
+		var re *api.ResponseError
+		if !errors.As(err, &re) || re.StatusCode != http.StatusForbidden {
+			t.Errorf("%s %s %v under the init policy: %v, want 403", tc.method, tc.path, tc.data, err)
+		}
+	}
+	key := e.srv.read(t, k).Data
+	if key["exportable"] != false || key["allow_plaintext_backup"] != false || key["latest_version"] != json.Number("1") {
+		t.Errorf("the root key changed: exportable %v, plaintext backup %v, latest version %v", key["exportable"], key["allow_plaintext_backup"], key["latest_version"])
+	}
+}
+
+// TestTransitOpenRefusesWeakenedKey: a key made exportable, or allowed
+// plaintext backups, after init, or whose pinned version Vault no longer
+// signs with, is refused when the manager opens it, with what to do.
+func TestTransitOpenRefusesWeakenedKey(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		weaken func(e *transitEnv, key string)
+		says   string
+	}{
+		{"Exportable", func(e *transitEnv, key string) {
+			e.srv.write(t, e.mount+"/keys/"+key+"/config", map[string]any{"exportable": true})
+		}, "exportable"},
+		{"PlaintextBackup", func(e *transitEnv, key string) {
+			e.srv.write(t, e.mount+"/keys/"+key+"/config", map[string]any{"allow_plaintext_backup": true})
+		}, "plaintext backups"},
+		{"MinEncryptionVersion", func(e *transitEnv, key string) {
+			e.srv.write(t, e.mount+"/keys/"+key+"/rotate", nil)
+			e.srv.write(t, e.mount+"/keys/"+key+"/config", map[string]any{"min_encryption_version": 2})
+		}, "min_encryption_version 2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newTransitEnv(t)
+			created, out := createTransitRootFor(t, e.settings(e.role), "")
+			tc.weaken(e, out[SettingKey])
+			_, err := Backend{}.Open(context.Background(), backends.OpenRequest{Settings: out, Chain: created.Chain()})
+			wantError(t, err, ErrConfig, e.role.secretID)
+			if !strings.Contains(err.Error(), tc.says) {
+				t.Errorf("error %q does not say %q", err, tc.says)
+			}
+		})
+	}
+}
+
+// TestTransitDefaultKeyExists: init without --vault-key never takes over a
+// key that exists; named explicitly, the key is adopted and never deleted.
+func TestTransitDefaultKeyExists(t *testing.T) {
+	e := newTransitEnv(t)
+	first, _ := createTransitRootFor(t, e.settings(e.role), "")
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: e.settings(e.role), Now: time.Now()})
+	wantError(t, err, ErrConfig, e.role.secretID)
+	if !strings.Contains(err.Error(), "--vault-key "+DefaultTransitKey) {
+		t.Errorf("error %q does not say how to use it", err)
+	}
+	explicit := e.settings(e.role)
+	explicit[SettingKey] = DefaultTransitKey
+	s, out := createTransitRootFor(t, explicit, "")
+	if out[SettingGenerated] != "false" || !signer.SamePublicKey(s.Chain()[0].PublicKey, first.Chain()[0].PublicKey) {
+		t.Errorf("settings %v: want the existing key adopted", out)
+	}
+	if err := (Backend{}).DeleteRoot(context.Background(), "", out); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(e.keys(t), DefaultTransitKey) {
+		t.Error("DeleteRoot deleted an adopted key")
+	}
+}
+
+// TestTransitKeyAppearsDuringCreate: when Vault says the key it was asked
+// to create existed already (made by someone else since chancery looked),
+// init does not take it over unless it was named, and never deletes it.
+func TestTransitKeyAppearsDuringCreate(t *testing.T) {
+	e := newTransitEnv(t)
+	addr, _ := lostAnswerProxy(t, e.srv.Addr, "/keys/"+DefaultTransitKey, func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodPut && resp.Request.Method != http.MethodPost || strings.HasSuffix(resp.Request.URL.Path, "/config") {
+			return nil
+		}
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return err
+		}
+		body["warnings"] = []string{"key " + DefaultTransitKey + " already existed"}
+		b, _ := json.Marshal(body)
+		replaceBody(resp, resp.StatusCode, b)
+		return nil
+	})
+	settings := e.settings(e.role)
+	settings[SettingAddress] = addr
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+	wantError(t, err, ErrConfig)
+	if !strings.Contains(err.Error(), "exists already") {
+		t.Errorf("error %q", err)
+	}
+	if !slices.Contains(e.keys(t), DefaultTransitKey) {
+		t.Error("init deleted a key it did not create")
+	}
+}
+
+// TestTransitUndoFails: when init fails and its undo is refused too, the
+// error says which key may be left and how to delete it.
+func TestTransitUndoFails(t *testing.T) {
+	e := newTransitEnv(t)
+	hcl := policyWithout(t, TransitPolicy(e.mount, ""), e.mount, "MOUNT/sign/"+DefaultTransitKey)
+	hcl = policyWithout(t, hcl, e.mount, "MOUNT/keys/"+DefaultTransitKey+"/config")
+	role := e.srv.newAppRole(t, hcl, nil)
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: e.settings(role), Now: time.Now()})
+	wantError(t, err, ErrPermissionDenied, role.secretID)
+	for _, want := range []string{"/sign/" + DefaultTransitKey, "transit key " + DefaultTransitKey + " may be left in Vault", "deletion_allowed=true"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+// TestTransitNestedMount: a mount path inside a transit mount is not taken
+// for the mount itself.
+func TestTransitNestedMount(t *testing.T) {
+	e := newTransitEnv(t)
+	role := e.srv.newAppRole(t, TransitPolicy(e.mount+"/sub", "")+TransitRunPolicy(e.mount, "x"), nil)
+	settings := e.settings(role)
+	settings[SettingMount] = e.mount + "/sub"
+	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
+	wantError(t, err, ErrMountNotFound, role.secretID)
+	if !strings.Contains(err.Error(), "inside mount") {
+		t.Errorf("error %q does not say the path is inside another mount", err)
+	}
+	if keys := e.keys(t); len(keys) != 0 {
+		t.Errorf("keys %v", keys)
 	}
 }

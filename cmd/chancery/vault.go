@@ -22,7 +22,7 @@ var vaultFlagSettings = []struct{ flag, setting, help string }{
 	{"vault-engine", vault.SettingEngine, "secrets engine holding the root key: " + vault.EnginePKI + " (default; Vault builds node certificates, DNS names sorted) or " + vault.EngineTransit + " (Vault signs what chancery builds: exactly the file backend's certificates)"},
 	{"vault-mount", vault.SettingMount, "mount path of the engine (default " + vault.DefaultMount + ", or " + vault.DefaultTransitMount + " for transit)"},
 	{"vault-issuer", vault.SettingIssuer, "PKI: use this existing root issuer in the mount instead of generating one"},
-	{"vault-key", vault.SettingKey, "transit: use (or create) the root key of this name instead of creating chancery-root-RANDOM"},
+	{"vault-key", vault.SettingKey, "transit: the root key's name (default " + vault.DefaultTransitKey + "); init creates it, or uses it if it exists"},
 	{"vault-ca-cert", vault.SettingCACert, "PEM bundle that Vault's TLS certificate chains to"},
 	{"vault-client-cert", vault.SettingClientCert, "client certificate for TLS to Vault"},
 	{"vault-client-key", vault.SettingClientKey, "client key for TLS to Vault"},
@@ -56,23 +56,27 @@ func (v vaultFlags) settings(f *pflag.FlagSet) (backends.Settings, bool) {
 func newVaultCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "vault", Short: "Helpers for the Vault backend"}
 	var mount, issuer, engine, key string
+	var run bool
 	policy := &cobra.Command{
-		Use:   "policy [--vault-engine pki|transit] [--vault-mount M] [--vault-issuer ID | --vault-key NAME]",
-		Short: "Print the Vault policy chancery needs (HCL): for init, or with --vault-issuer (PKI) or --vault-key (transit) for a running manager",
+		Use:   "policy [--vault-engine pki|transit] [--vault-mount M] [--vault-issuer ID | --vault-key NAME [--run]]",
+		Short: "Print the Vault policy chancery needs (HCL): for init, or with --vault-issuer (PKI) or --run (transit) for a running manager",
 		Long: "PKI engine (the default): without --vault-issuer, prints the policy `chancery init` needs (it generates\n" +
 			"the root, and deletes what it made when init fails). With --vault-issuer ID (the root's issuer ID, which\n" +
 			"init records), prints the least-privilege policy for a running manager, pinned to that issuer: no\n" +
 			"generate, no delete.\n\n" +
-			"Transit engine (--vault-engine transit): without --vault-key, prints the policy `chancery init` needs to\n" +
-			"create the root key (chancery-root-RANDOM) and delete it when init fails. With --vault-key NAME (the\n" +
-			"key init recorded, or one made beforehand for init to adopt), prints the least-privilege policy: read\n" +
-			"that key and sign with it, nothing else.",
+			"Transit engine (--vault-engine transit): prints the policy `chancery init` needs to create the root key\n" +
+			"--vault-key NAME (default " + vault.DefaultTransitKey + "), never exportable, and to delete it when init fails: exact\n" +
+			"paths, no other key. With --run, prints the least-privilege policy for a running manager: read that key\n" +
+			"and sign with it, nothing else; it is also all that init needs to use a key made beforehand.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch strings.ToLower(strings.TrimSpace(engine)) {
 			case vault.EnginePKI:
 				if cmd.Flags().Changed("vault-key") {
 					return withHint(errors.New("--vault-key names a transit key"), "add --vault-engine transit")
+				}
+				if run {
+					return withHint(errors.New("--run is for the transit engine"), "with the PKI engine, --vault-issuer ID selects the run policy")
 				}
 			case vault.EngineTransit:
 				if cmd.Flags().Changed("vault-issuer") {
@@ -81,17 +85,23 @@ func newVaultCmd(a *app) *cobra.Command {
 				if !cmd.Flags().Changed("vault-mount") {
 					mount = vault.DefaultTransitMount
 				}
-				if !cmd.Flags().Changed("vault-key") {
-					fmt.Fprint(a.stdout, vault.TransitPolicy(mount))
-					return nil
+				if err := vault.CheckMount(mount); err != nil {
+					return err
 				}
 				if err := vault.CheckKeyName(key); err != nil {
 					return err
 				}
-				fmt.Fprint(a.stdout, vault.TransitRunPolicy(mount, key))
+				if run {
+					fmt.Fprint(a.stdout, vault.TransitRunPolicy(mount, key))
+				} else {
+					fmt.Fprint(a.stdout, vault.TransitPolicy(mount, key))
+				}
 				return nil
 			default:
 				return fmt.Errorf("unknown --vault-engine %q: want %s or %s", engine, vault.EnginePKI, vault.EngineTransit)
+			}
+			if err := vault.CheckMount(mount); err != nil {
+				return err
 			}
 			if !cmd.Flags().Changed("vault-issuer") {
 				fmt.Fprint(a.stdout, vault.Policy(mount))
@@ -107,7 +117,8 @@ func newVaultCmd(a *app) *cobra.Command {
 	policy.Flags().StringVar(&engine, "vault-engine", vault.EnginePKI, "secrets engine: "+vault.EnginePKI+" or "+vault.EngineTransit)
 	policy.Flags().StringVar(&mount, "vault-mount", vault.DefaultMount, "mount path (default "+vault.DefaultMount+", or "+vault.DefaultTransitMount+" for transit)")
 	policy.Flags().StringVar(&issuer, "vault-issuer", "", "PKI: the root's issuer ID: print the run policy, pinned to it")
-	policy.Flags().StringVar(&key, "vault-key", "", "transit: the root key's name: print the run policy, pinned to it")
+	policy.Flags().StringVar(&key, "vault-key", vault.DefaultTransitKey, "transit: the root key's name")
+	policy.Flags().BoolVar(&run, "run", false, "transit: print the run policy, for a running manager")
 	cmd.AddCommand(policy)
 	return cmd
 }

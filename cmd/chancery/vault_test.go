@@ -85,12 +85,11 @@ func TestVaultTransitEndToEnd(t *testing.T) {
 	if err != nil || keys == nil {
 		t.Fatalf("transit keys: %v", err)
 	}
-	names := keys.Data["keys"].([]any)
-	if len(names) != 1 {
-		t.Fatalf("transit keys %v, want the one init created", names)
+	if names := keys.Data["keys"].([]any); len(names) != 1 || names[0] != "chancery-root" {
+		t.Fatalf("transit keys %v, want the one init created, chancery-root", names)
 	}
-	key := names[0].(string)
-	runPolicy, _ := l.cli(false, "vault", "policy", "--vault-engine", "transit", "--vault-key", key)
+	const key = "chancery-root"
+	runPolicy, _ := l.cli(false, "vault", "policy", "--vault-engine", "transit", "--run")
 	write("sys/policies/acl/chancery", map[string]any{"policy": runPolicy})
 
 	l.runLeader("node1", ln)
