@@ -88,15 +88,20 @@ func (s *Signer) Capabilities() signer.Capabilities {
 	return signer.Capabilities{GeneratesKeys: true, CreatesCSR: true, SignsPublicKey: true, NeedsCSR: true}
 }
 
-// Describe says where the key lives: the Vault address, namespace, mount
-// and issuer, and how chancery authenticates. No secret is included.
+// Describe says where the key lives: the Vault address, namespace, engine,
+// mount and issuer, how chancery authenticates, and that Vault sorts node
+// certificates' DNS names. No secret is included.
 func (s *Signer) Describe() signer.Description {
 	cfg := s.conn.cfg
 	d := signer.Description{Backend: Name, Details: [][2]string{{"address", cfg.Address}}}
 	if cfg.Namespace != "" {
 		d.Details = append(d.Details, [2]string{"namespace", cfg.Namespace})
 	}
-	d.Details = append(d.Details, [2]string{"mount", cfg.Mount}, [2]string{"issuer", s.issuerID}, [2]string{"auth", cfg.authMethod()})
+	d.Details = append(d.Details, [2]string{"engine", EnginePKI}, [2]string{"mount", cfg.Mount}, [2]string{"issuer", s.issuerID},
+		[2]string{"auth", cfg.authMethod()},
+		// What makes this engine's node certificates differ from the
+		// contract's, said where operators look (`chancery info`).
+		[2]string{"dns_names", "sorted by Vault's PKI engine (--vault-engine transit keeps swarm's order)"})
 	return d
 }
 
