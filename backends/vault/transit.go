@@ -25,7 +25,7 @@ import (
 	"github.com/chancery-pki/chancery/signer"
 )
 
-// transitKeyTypes maps chancery's key algorithm names to transit key types.
+// transitKeyType maps chancery's key algorithm names to transit key types.
 func transitKeyType(alg string) (string, error) {
 	keyType, bits, err := keyParams(alg)
 	if err != nil {
