@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cfssldev"
 	"github.com/chancery-pki/chancery/conformance"
 	"github.com/chancery-pki/chancery/signer"
 )
@@ -22,11 +23,11 @@ import (
 // certificate signed now: backdated by an hour, for the profile's expiry.
 // cfssl 1.2.0 takes validity from its profile, not from the request.
 func profileValidity(req *signer.Request) (notBefore, notAfter time.Time) {
-	expiry := testNodeExpiry
+	expiry := cfssldev.NodeExpiry
 	if req.Profile == signer.ProfileCA {
-		expiry = testCAExpiry
+		expiry = cfssldev.CAExpiry
 	}
-	notBefore = time.Now().Add(-testBackdate)
+	notBefore = time.Now().Add(-cfssldev.Backdate)
 	return notBefore, notBefore.Add(expiry)
 }
 
@@ -49,7 +50,7 @@ var servedConfigs = []struct {
 }
 
 func TestConformance(t *testing.T) {
-	needCFSSL(t)
+	cfssldev.Need(t)
 	for _, tc := range servedConfigs {
 		t.Run(tc.name, func(t *testing.T) {
 			conformance.Run(t, func(t *testing.T) signer.Signer {
