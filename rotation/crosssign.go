@@ -60,6 +60,9 @@ func (p Path) String() string {
 }
 
 // ChoosePath returns how old can cross-sign next's root, or ErrNoPath.
+// SignsPublicKey decides: a backend that signs a CA certificate for a public
+// key alone needs no CSR for it, even when it needs one for node
+// certificates (NeedsCSR, as Vault's PKI engine does).
 func ChoosePath(old, next signer.Signer) (Path, error) {
 	oc, nc := signer.CapabilitiesOf(old), signer.CapabilitiesOf(next)
 	if oc.SignsPublicKey {
@@ -68,7 +71,8 @@ func ChoosePath(old, next signer.Signer) (Path, error) {
 	if _, ok := next.(signer.CSRCreator); ok && nc.CreatesCSR {
 		return PathCSR, nil
 	}
-	return 0, fmt.Errorf("%w: the current root's backend (%s) signs CA certificates only from a CSR, and the new root's backend (%s) cannot make a CSR for its key",
+	return 0, fmt.Errorf("%w: the current root's backend (%s) signs CA certificates only from a CSR, and the new root's backend (%s) cannot make a CSR for its key; "+
+		"put the new root in a backend that holds or can use its key (file, pkcs11, vault)",
 		ErrNoPath, describe(old), describe(next))
 }
 
@@ -79,30 +83,70 @@ func describe(s signer.Signer) string {
 	return "unknown"
 }
 
+// Options tune CrossSign.
+type Options struct {
+	// Now is the time of the rotation. Zero means time.Now().
+	Now time.Time
+	// MinLifetime is how long the cross-signed certificate must stay valid
+	// from Now, at least (capped by when either root expires): it must
+	// outlast the rotation, which lasts about a node certificate's
+	// lifetime. Zero means ca.DefaultCertExpiry.
+	MinLifetime time.Duration
+}
+
+// clockSkew is how far in the future a certificate from a remote CA may
+// start, as swarm allows.
+const clockSkew = 5 * time.Minute
+
 // CrossSign has old's CA sign next's root: a CA certificate with the new
 // root's subject (byte for byte), public key and subject key ID, no path
-// length limit, certificate and CRL signing, valid while both roots are
-// (from the later NotBefore to the earlier NotAfter). The result is checked
-// before it is returned: issued by old's CA, with its signature, for the
-// new root's key and subject.
+// length limit, certificate and CRL signing, asked to be valid while both
+// roots are (a remote CA may shorten that: an external CFSSL CA takes the
+// validity from its CA profile). It returns the certificates to append to
+// every certificate the new root issues during the rotation: the
+// cross-signed certificate, then old's intermediates, if any, up to the
+// root the nodes trust.
+//
+// The result is checked before it is returned, as nodes will check it: it
+// must chain to old's root at opts.Now for server and client
+// authentication, carry the new root's subject, key and key ID, be a CA
+// without a path length limit, extended key usages or name constraints,
+// and stay valid for opts.MinLifetime.
 //
 // next's chain must be a single self-signed root, checked as an imported
-// root is (ca.CheckRootCA at now).
-func CrossSign(ctx context.Context, old, next signer.Signer, now time.Time) (*x509.Certificate, error) {
+// root is (ca.CheckRootCA), and old's chain must be valid at opts.Now.
+func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x509.Certificate, error) {
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	minLife := opts.MinLifetime
+	if minLife <= 0 {
+		minLife = ca.DefaultCertExpiry
+	}
 	oldChain, nextChain := old.Chain(), next.Chain()
-	if len(oldChain) == 0 || len(nextChain) == 0 {
-		return nil, errors.New("rotation: a signer without a CA certificate")
+	switch {
+	case len(oldChain) == 0:
+		return nil, errors.New("rotation: the current signer has no CA certificate")
+	case len(nextChain) == 0:
+		return nil, errors.New("rotation: the new signer has no CA certificate")
 	}
-	issuer, newRoot := oldChain[0], nextChain[0]
-	if len(nextChain) != 1 || !bytes.Equal(newRoot.RawIssuer, newRoot.RawSubject) {
-		return nil, fmt.Errorf("rotation: the new root %q is not a self-signed root", newRoot.Subject)
+	issuer, oldRoot, newRoot := oldChain[0], oldChain[len(oldChain)-1], nextChain[0]
+	if len(nextChain) != 1 {
+		return nil, fmt.Errorf("rotation: the new root must be a root alone, not a chain of %d certificates", len(nextChain))
 	}
-	if err := ca.CheckRootCA(newRoot, newRoot.PublicKey, now); err != nil {
+	if !bytes.Equal(newRoot.RawIssuer, newRoot.RawSubject) {
+		return nil, fmt.Errorf("rotation: the new CA %q is not a self-signed root (issued by %q)", newRoot.Subject, newRoot.Issuer)
+	}
+	if err := ca.CheckRootCA(newRoot, newRoot.PublicKey, now.Add(clockSkew)); err != nil {
 		return nil, fmt.Errorf("rotation: the new root: %w", err)
 	}
 	for _, c := range oldChain {
 		if signer.SamePublicKey(c.PublicKey, newRoot.PublicKey) {
-			return nil, ErrSameRoot
+			return nil, fmt.Errorf("%w: %q in the current chain", ErrSameRoot, c.Subject)
+		}
+		if now.Add(clockSkew).Before(c.NotBefore) || !now.Before(c.NotAfter) {
+			return nil, fmt.Errorf("rotation: the current CA %q is not valid now (valid from %s to %s)", c.Subject, stamp(c.NotBefore), stamp(c.NotAfter))
 		}
 	}
 	path, err := ChoosePath(old, next)
@@ -115,9 +159,6 @@ func CrossSign(ctx context.Context, old, next signer.Signer, now time.Time) (*x5
 	}
 	if issuer.NotAfter.Before(notAfter) {
 		notAfter = issuer.NotAfter
-	}
-	if !notAfter.After(now) {
-		return nil, fmt.Errorf("rotation: the current CA %q and the new root %q are not both valid after now", issuer.Subject, newRoot.Subject)
 	}
 	req := &signer.Request{
 		PublicKey: newRoot.PublicKey,
@@ -149,15 +190,26 @@ func CrossSign(ctx context.Context, old, next signer.Signer, now time.Time) (*x5
 	if err != nil {
 		return nil, fmt.Errorf("rotation: cross-signing the new root: %w", err)
 	}
-	if err := checkCrossSign(cross, issuer, newRoot); err != nil {
+	// It must last as long as asked for, or minLife, whichever is sooner.
+	wantUntil := now.Add(minLife)
+	if notAfter.Before(wantUntil) {
+		wantUntil = notAfter
+	}
+	if err := checkCrossSign(cross, issuer, newRoot, now, wantUntil.Add(-time.Minute)); err != nil {
 		return nil, err
 	}
-	return cross, nil
+	appendix := append([]*x509.Certificate{cross}, oldChain[:len(oldChain)-1]...)
+	if err := verifiesUnder(appendix, oldRoot, now); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCrossSign, err)
+	}
+	return appendix, nil
 }
 
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
 // checkCrossSign checks what every node relies on in the cross-signed
-// certificate.
-func checkCrossSign(cross, issuer, newRoot *x509.Certificate) error {
+// certificate, each with its own message.
+func checkCrossSign(cross, issuer, newRoot *x509.Certificate, now, until time.Time) error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrBadCrossSign, what) }
 	switch {
 	case !bytes.Equal(cross.RawSubject, newRoot.RawSubject):
@@ -172,11 +224,42 @@ func checkCrossSign(cross, issuer, newRoot *x509.Certificate) error {
 		return bad(fmt.Sprintf("it limits the path length to %d", cross.MaxPathLen))
 	case cross.KeyUsage&x509.KeyUsageCertSign == 0:
 		return bad("it lacks the certificate signing key usage")
+	case len(cross.ExtKeyUsage)+len(cross.UnknownExtKeyUsage) != 0:
+		return bad("it has extended key usages, which would restrict the node certificates below it")
+	case hasNameConstraints(cross):
+		return bad("it has name constraints, which would restrict the node certificates below it")
+	case len(cross.UnhandledCriticalExtensions) != 0:
+		return bad(fmt.Sprintf("it has critical extensions nodes do not know: %v", cross.UnhandledCriticalExtensions))
 	case len(newRoot.SubjectKeyId) > 0 && !bytes.Equal(cross.SubjectKeyId, newRoot.SubjectKeyId):
 		return bad("its subject key ID is not the new root's")
+	case now.Add(clockSkew).Before(cross.NotBefore):
+		return bad(fmt.Sprintf("it is valid only from %s", stamp(cross.NotBefore)))
+	case cross.NotAfter.Before(until):
+		return bad(fmt.Sprintf("it expires at %s, before %s: the rotation could outlast it (an external CA's CA profile sets this)", stamp(cross.NotAfter), stamp(until)))
 	}
 	if err := cross.CheckSignatureFrom(issuer); err != nil {
 		return bad(fmt.Sprintf("its signature does not verify under the current CA: %v", err))
+	}
+	return nil
+}
+
+func hasNameConstraints(c *x509.Certificate) bool {
+	return len(c.PermittedDNSDomains)+len(c.ExcludedDNSDomains)+len(c.PermittedIPRanges)+len(c.ExcludedIPRanges)+
+		len(c.PermittedEmailAddresses)+len(c.ExcludedEmailAddresses)+len(c.PermittedURIDomains)+len(c.ExcludedURIDomains) != 0
+}
+
+// verifiesUnder checks, as Go's TLS stack does on a node, that the chain
+// reaches root at now for both server and client authentication.
+func verifiesUnder(chain []*x509.Certificate, root *x509.Certificate, now time.Time) error {
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	roots.AddCert(root)
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	for _, usage := range []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth} {
+		if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{usage}}); err != nil {
+			return fmt.Errorf("it does not chain to the current root %q: %v", root.Subject, err)
+		}
 	}
 	return nil
 }

@@ -6,9 +6,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +24,15 @@ const (
 	testNodeID    = "kgwuvt1oqhqjsht0qcsq67rvu"
 )
 
+func newRSAKey(t testing.TB) *rsa.PrivateKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
 func newKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -33,8 +44,12 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 
 // localRoot is a fresh P-256 root held by the local issuer.
 func localRoot(t testing.TB, now time.Time) *signer.LocalIssuer {
+	return localRootWith(t, newKey(t), now)
+}
+
+// localRootWith is a fresh root of key held by the local issuer.
+func localRootWith(t testing.TB, key crypto.Signer, now time.Time) *signer.LocalIssuer {
 	t.Helper()
-	key := newKey(t)
 	root, err := signer.SelfSign(nil, key, ca.NewRootTemplate("swarm-ca", now))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +72,7 @@ var testKeys = map[*signer.LocalIssuer]crypto.Signer{}
 // CSR for the request's key. mutate, when set, spoils what it returns.
 type csrOnly struct {
 	*signer.LocalIssuer
+	signed bool
 	sawCSR bool
 	mutate func(*x509.Certificate) *x509.Certificate
 }
@@ -66,6 +82,7 @@ func (c *csrOnly) Capabilities() signer.Capabilities { return signer.Capabilitie
 func (c *csrOnly) Describe() signer.Description { return signer.Description{Backend: "cfssl"} }
 
 func (c *csrOnly) Sign(ctx context.Context, req *signer.Request) (*x509.Certificate, error) {
+	c.signed = true
 	if req.CSR == nil || !signer.SamePublicKey(req.CSR.PublicKey, req.PublicKey) {
 		return nil, errors.New("csrOnly: a CSR for the request's key is needed")
 	}
@@ -105,18 +122,23 @@ func leafOf(t *testing.T, s signer.Signer, now time.Time) *x509.Certificate {
 }
 
 // checkRotation checks what a rotation relies on: a leaf of the new root,
-// with the cross-signed certificate appended, verifies against the old
-// root, and against the new root.
-func checkRotation(t *testing.T, old, next signer.Signer, cross *x509.Certificate, now time.Time) {
+// with the appendix CrossSign returned, verifies against the old root now,
+// for server and client authentication, as swarm's nodes use it; and
+// against the new root.
+func checkRotation(t *testing.T, old, next signer.Signer, appendix []*x509.Certificate, now time.Time) {
 	t.Helper()
 	leaf := leafOf(t, next, now)
-	at := leaf.NotBefore.Add(time.Minute)
-	oldRoots := old.Chain()[len(old.Chain())-1:]
-	chain := append([]*x509.Certificate{leaf, cross}, old.Chain()[:len(old.Chain())-1]...)
-	if err := ca.VerifyChain(chain, oldRoots, at); err != nil {
-		t.Errorf("a leaf of the new root does not verify against the old root through the cross-signed certificate: %v", err)
+	oldRoot := old.Chain()[len(old.Chain())-1]
+	if err := verifiesUnder(append([]*x509.Certificate{leaf}, appendix...), oldRoot, now); err != nil {
+		t.Errorf("a leaf of the new root, with the appendix, does not verify against the old root: %v", err)
 	}
-	if err := ca.VerifyChain([]*x509.Certificate{leaf, cross}, next.Chain(), at); err != nil {
+	if err := ca.VerifyChain(append([]*x509.Certificate{leaf}, appendix...), []*x509.Certificate{oldRoot}, now); err != nil {
+		t.Errorf("VerifyChain against the old root: %v", err)
+	}
+	if err := verifiesUnder([]*x509.Certificate{leaf}, next.Chain()[0], now); err != nil {
+		t.Errorf("a leaf of the new root does not verify against the new root: %v", err)
+	}
+	if err := ca.VerifyChain([]*x509.Certificate{leaf, appendix[0]}, next.Chain(), now); err != nil {
 		t.Errorf("a leaf with the cross-signed certificate appended does not verify against the new root: %v", err)
 	}
 }
@@ -128,31 +150,71 @@ func TestCrossSignPaths(t *testing.T) {
 		if p, err := ChoosePath(old, next); err != nil || p != PathPublicKey {
 			t.Fatalf("ChoosePath = %v, %v; want %v", p, err, PathPublicKey)
 		}
-		cross, err := CrossSign(context.Background(), old, next, now)
+		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkRotation(t, old, next, cross, now)
+		checkRotation(t, old, next, appendix, now)
 	})
 	t.Run("CSR", func(t *testing.T) {
 		old, next := &csrOnly{LocalIssuer: localRoot(t, now)}, localRoot(t, now)
 		if p, err := ChoosePath(old, next); err != nil || p != PathCSR {
 			t.Fatalf("ChoosePath = %v, %v; want %v", p, err, PathCSR)
 		}
-		cross, err := CrossSign(context.Background(), old, next, now)
+		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !old.sawCSR {
 			t.Error("the old CA signed no CSR")
 		}
-		checkRotation(t, old, next, cross, now)
+		checkRotation(t, old, next, appendix, now)
+	})
+	t.Run("RSA", func(t *testing.T) {
+		rsaOld, rsaNext := localRootWith(t, newRSAKey(t), now), localRootWith(t, newRSAKey(t), now)
+		for _, pair := range [][2]signer.Signer{
+			{rsaOld, rsaNext}, {localRoot(t, now), rsaNext}, {rsaOld, localRoot(t, now)},
+			{&csrOnly{LocalIssuer: rsaOld}, rsaNext},
+		} {
+			appendix, err := CrossSign(context.Background(), pair[0], pair[1], Options{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkRotation(t, pair[0], pair[1], appendix, now)
+		}
+	})
+	t.Run("CurrentIsAnIntermediate", func(t *testing.T) {
+		// The current CA is an intermediate under the root the nodes
+		// trust, as with an external CA that signs with one.
+		root := localRoot(t, now)
+		interKey := newKey(t)
+		inter := reissueWith(t, &x509.Certificate{
+			SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "intermediate"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		}, root.Chain()[0], testKeys[root], interKey.Public(), nil)
+		old, err := signer.NewLocalIssuer(signer.LocalConfig{Key: interKey, Chain: []*x509.Certificate{inter, root.Chain()[0]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := localRoot(t, now)
+		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(appendix) != 2 || appendix[1] != inter {
+			t.Fatalf("appendix of %d certificates, want the cross-signed one and the intermediate", len(appendix))
+		}
+		checkRotation(t, old, next, appendix, now)
 	})
 	t.Run("NoPath", func(t *testing.T) {
 		old, next := &csrOnly{LocalIssuer: localRoot(t, now)}, keyOnly{localRoot(t, now)}
-		_, err := CrossSign(context.Background(), old, next, now)
+		_, err := CrossSign(context.Background(), old, next, Options{Now: now})
 		if !errors.Is(err, ErrNoPath) {
 			t.Fatalf("error %v, want ErrNoPath", err)
+		}
+		if old.sawCSR || old.signed {
+			t.Error("the old CA was asked to sign before the path was known")
 		}
 		for _, want := range []string{"(cfssl)", "only from a CSR", "(unknown) cannot make a CSR"} {
 			if !strings.Contains(err.Error(), want) {
@@ -168,10 +230,11 @@ func TestCrossSignValidity(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	old := localRoot(t, now.Add(-48*time.Hour))
 	next := localRoot(t, now)
-	cross, err := CrossSign(context.Background(), old, next, now)
+	appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cross := appendix[0]
 	if !cross.NotBefore.Equal(next.Chain()[0].NotBefore) || !cross.NotAfter.Equal(old.Chain()[0].NotAfter) {
 		t.Errorf("validity [%s, %s], want [%s, %s]", cross.NotBefore, cross.NotAfter, next.Chain()[0].NotBefore, old.Chain()[0].NotAfter)
 	}
@@ -189,6 +252,10 @@ func TestCrossSignRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// faulty is the old root answering with a spoiled certificate.
+	faulty := func(edit func(*x509.Certificate)) signer.Signer {
+		return &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate { return reissue(t, c, old, edit) }}
+	}
 
 	for _, tc := range []struct {
 		name string
@@ -199,26 +266,39 @@ func TestCrossSignRefuses(t *testing.T) {
 	}{
 		{"SameRoot", old, old, ErrSameRoot, "current root's key"},
 		{"NewRootIsALeaf", old, fixedChain{next, []*x509.Certificate{leaf}}, nil, "not a self-signed root"},
-		{"NewRootWithAChain", old, fixedChain{next, []*x509.Certificate{next.Chain()[0], old.Chain()[0]}}, nil, "not a self-signed root"},
-		{"ExpiredNewRoot", old, localRoot(t, now.Add(-30*365*24*time.Hour)), nil, "the new root"},
-		{"OtherSubject", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
-			return reissue(t, c, old, func(x *x509.Certificate) { x.RawSubject = nil; x.Subject = pkix.Name{CommonName: "other"} })
-		}}, next, ErrBadCrossSign, "subject"},
+		{"NewRootWithAChain", old, fixedChain{next, []*x509.Certificate{next.Chain()[0], old.Chain()[0]}}, nil, "not a chain of 2"},
+		{"ExpiredNewRoot", old, localRoot(t, now.Add(-30*365*24*time.Hour)), ca.ErrRootExpiresTooSoon, "the new root"},
+		{"FutureNewRoot", old, localRoot(t, now.Add(2*time.Hour)), ca.ErrRootNotYetValid, "the new root"},
+		{"ExpiredCurrentRoot", localRoot(t, now.Add(-30*365*24*time.Hour)), next, nil, "is not valid now"},
+		{"FutureCurrentRoot", localRoot(t, now.Add(2*time.Hour)), next, nil, "is not valid now"},
+		{"CreateCSRFails", &csrOnly{LocalIssuer: old}, failingCSR{next}, nil, "a CSR for the new root's key: the token is gone"},
+		{"CSRForAnotherKey", &csrOnly{LocalIssuer: old}, otherKeyCSR{next, otherKey}, nil, "a CSR for another key"},
+		{"OtherSubject", faulty(func(x *x509.Certificate) { x.RawSubject = nil; x.Subject = pkix.Name{CommonName: "other"} }), next, ErrBadCrossSign, "subject"},
 		{"OtherKey", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
 			return reissueFor(t, c, old, otherKey.Public(), nil)
 		}}, next, ErrBadCrossSign, "public key"},
-		{"PathLengthZero", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
-			return reissue(t, c, old, func(x *x509.Certificate) { x.MaxPathLen, x.MaxPathLenZero = 0, true })
-		}}, next, ErrBadCrossSign, "path length"},
-		{"NotCA", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
-			return reissue(t, c, old, func(x *x509.Certificate) { x.IsCA = false; x.KeyUsage = x509.KeyUsageDigitalSignature })
-		}}, next, ErrBadCrossSign, "CA:TRUE"},
+		{"OtherIssuerName", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
+			other, err := signer.SelfSign(nil, otherKey, ca.NewRootTemplate("other-ca", now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return reissueBy(t, c, other, otherKey)
+		}}, next, ErrBadCrossSign, "issuer"},
+		{"PathLengthZero", faulty(func(x *x509.Certificate) { x.MaxPathLen, x.MaxPathLenZero = 0, true }), next, ErrBadCrossSign, "path length"},
+		{"PathLengthOne", faulty(func(x *x509.Certificate) { x.MaxPathLen = 1 }), next, ErrBadCrossSign, "path length to 1"},
+		{"NotCA", faulty(func(x *x509.Certificate) { x.IsCA = false; x.KeyUsage = x509.KeyUsageDigitalSignature }), next, ErrBadCrossSign, "CA:TRUE"},
+		{"NoCertSign", faulty(func(x *x509.Certificate) { x.KeyUsage = x509.KeyUsageCRLSign }), next, ErrBadCrossSign, "certificate signing"},
+		{"ServerAuthOnly", faulty(func(x *x509.Certificate) { x.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth} }), next, ErrBadCrossSign, "extended key usages"},
+		{"NameConstraints", faulty(func(x *x509.Certificate) { x.PermittedDNSDomains = []string{"example.com"} }), next, ErrBadCrossSign, "name constraints"},
+		{"OtherKeyID", faulty(func(x *x509.Certificate) { x.SubjectKeyId = []byte{1, 2, 3} }), next, ErrBadCrossSign, "key ID"},
+		{"NotYetValid", faulty(func(x *x509.Certificate) { x.NotBefore = now.Add(time.Hour) }), next, ErrBadCrossSign, "valid only from"},
+		{"ShortLived", faulty(func(x *x509.Certificate) { x.NotAfter = now.Add(7 * 24 * time.Hour) }), next, ErrBadCrossSign, "the rotation could outlast it"},
 		{"SignedByAnother", &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
 			return reissueBy(t, c, impostor, otherKey)
 		}}, next, ErrBadCrossSign, "signature"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := CrossSign(context.Background(), tc.old, tc.next, now)
+			_, err := CrossSign(context.Background(), tc.old, tc.next, Options{Now: now})
 			if err == nil {
 				t.Fatal("no error")
 			}
@@ -230,6 +310,39 @@ func TestCrossSignRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCrossSignMinLifetime: a cross-signed certificate that would not
+// outlast the rotation is refused; a shorter rotation accepts it.
+func TestCrossSignMinLifetime(t *testing.T) {
+	now := time.Now()
+	old, next := localRoot(t, now), localRoot(t, now)
+	short := &csrOnly{LocalIssuer: old, mutate: func(c *x509.Certificate) *x509.Certificate {
+		return reissue(t, c, old, func(x *x509.Certificate) { x.NotAfter = now.Add(10 * 24 * time.Hour) })
+	}}
+	if _, err := CrossSign(context.Background(), short, next, Options{Now: now}); !errors.Is(err, ErrBadCrossSign) {
+		t.Errorf("a 10-day cross-signed certificate for a rotation of ca.DefaultCertExpiry: %v", err)
+	}
+	if _, err := CrossSign(context.Background(), short, next, Options{Now: now, MinLifetime: 7 * 24 * time.Hour}); err != nil {
+		t.Errorf("a 10-day cross-signed certificate for a 7-day rotation: %v", err)
+	}
+}
+
+// failingCSR is a new root whose backend cannot make its CSR now.
+type failingCSR struct{ *signer.LocalIssuer }
+
+func (failingCSR) CreateCSR(context.Context, *x509.CertificateRequest) ([]byte, error) {
+	return nil, errors.New("the token is gone")
+}
+
+// otherKeyCSR is a new root whose backend makes a CSR for another key.
+type otherKeyCSR struct {
+	*signer.LocalIssuer
+	key crypto.Signer
+}
+
+func (o otherKeyCSR) CreateCSR(_ context.Context, tmpl *x509.CertificateRequest) ([]byte, error) {
+	return x509.CreateCertificateRequest(rand.Reader, tmpl, o.key)
 }
 
 // fixedChain is a Signer whose Chain is given.

@@ -105,7 +105,7 @@ func TestCrossSignMatrix(t *testing.T) {
 				if old.name == "cfssl" {
 					want = PathCSR
 				}
-				cross, err := CrossSign(context.Background(), o, n, now)
+				appendix, err := CrossSign(context.Background(), o, n, Options{Now: now})
 				if old.name == "cfssl" && next.name == "cfssl" {
 					if !errors.Is(err, ErrNoPath) {
 						t.Fatalf("CrossSign: %v, want ErrNoPath", err)
@@ -119,7 +119,7 @@ func TestCrossSignMatrix(t *testing.T) {
 				if err != nil {
 					t.Fatalf("CrossSign: %v", err)
 				}
-				checkRotation(t, o, n, cross, now)
+				checkRotation(t, o, n, appendix, now)
 			})
 		}
 	}

@@ -86,8 +86,9 @@ type Capabilities struct {
 	// SignsPublicKey means the backend can sign a CA certificate for a public
 	// key alone, without a CSR from the subject.
 	SignsPublicKey bool
-	// NeedsCSR means every request must carry a CSR: the remote CA signs only
-	// CSRs.
+	// NeedsCSR means node certificate requests must carry a CSR: the remote
+	// CA signs only CSRs. Unless SignsPublicKey is set too, CA certificate
+	// requests need one as well (a CSR made with the subject's key).
 	NeedsCSR bool
 }
 
