@@ -146,6 +146,7 @@ type transitKeyInfo struct {
 	exportable           bool
 	allowPlaintextBackup bool
 	imported             bool
+	deletionAllowed      bool
 	supportsSigning      bool
 	latest               int
 	minEncryption        int            // min_encryption_version; 0 means none
@@ -184,6 +185,7 @@ func readTransitKey(ctx context.Context, c *conn, name string) (*transitKeyInfo,
 	info.allowPlaintextBackup, _ = d["allow_plaintext_backup"].(bool)
 	info.supportsSigning, _ = d["supports_signing"].(bool)
 	info.imported, _ = d["imported_key"].(bool)
+	info.deletionAllowed, _ = d["deletion_allowed"].(bool)
 	info.minEncryption, _ = intOf(d["min_encryption_version"])
 	latest, ok := intOf(d["latest_version"])
 	if !ok || latest < 1 {
@@ -315,14 +317,24 @@ func (s *TransitSigner) Close() error {
 	return nil
 }
 
-func newTransitSigner(c *conn, key *transitKey, chain []*x509.Certificate, r io.Reader) (*TransitSigner, error) {
+// newTransitSigner is the Signer of key, under chain. Its description,
+// for `chancery info`, carries the key's attributes that info checked.
+func newTransitSigner(c *conn, key *transitKey, info *transitKeyInfo, chain []*x509.Certificate, r io.Reader) (*TransitSigner, error) {
 	cfg := c.cfg
 	d := signer.Description{Backend: Name, Details: [][2]string{{"address", cfg.Address}}}
 	if cfg.Namespace != "" {
 		d.Details = append(d.Details, [2]string{"namespace", cfg.Namespace})
 	}
 	d.Details = append(d.Details, [2]string{"engine", EngineTransit}, [2]string{"mount", cfg.Mount},
-		[2]string{"key", key.name}, [2]string{"version", strconv.Itoa(key.version)}, [2]string{"auth", cfg.authMethod()})
+		[2]string{"key", key.name}, [2]string{"version", strconv.Itoa(key.version)}, [2]string{"auth", cfg.authMethod()},
+		[2]string{"key_type", info.keyType}, [2]string{"latest_version", strconv.Itoa(info.latest)},
+		// check refused anything else: the key never left Vault and cannot.
+		[2]string{"exportable", "false"}, [2]string{"allow_plaintext_backup", "false"}, [2]string{"imported", "false"})
+	if info.deletionAllowed {
+		d.Details = append(d.Details, [2]string{"deletion_allowed", "true (a token with delete on the key can destroy the root)"})
+	} else {
+		d.Details = append(d.Details, [2]string{"deletion_allowed", "false"})
+	}
 	li, err := signer.NewLocalIssuer(signer.LocalConfig{
 		Key: key, Chain: chain, Rand: r, Description: d,
 		Capabilities: signer.Capabilities{GeneratesKeys: true},
@@ -409,7 +421,7 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 	if err != nil {
 		return fail(vaultFirst(err))
 	}
-	s, err := newTransitSigner(c, key, []*x509.Certificate{root}, req.Rand)
+	s, err := newTransitSigner(c, key, info, []*x509.Certificate{root}, req.Rand)
 	if err != nil {
 		return fail(err)
 	}
@@ -498,7 +510,7 @@ func openTransit(ctx context.Context, c *conn, chain []*x509.Certificate, r io.R
 			Detail: fmt.Sprintf("version %d of the key is not the key of the cluster's root %q", cfg.KeyVersion, chain[0].Subject),
 			Hint:   "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
-	return newTransitSigner(c, &transitKey{conn: c, name: cfg.Key, version: cfg.KeyVersion, pub: pub}, chain, r)
+	return newTransitSigner(c, &transitKey{conn: c, name: cfg.Key, version: cfg.KeyVersion, pub: pub}, info, chain, r)
 }
 
 // recordTransitSettings returns the settings that reopen a transit root:

@@ -138,7 +138,8 @@ func TestTransitCreateRoot(t *testing.T) {
 		t.Error("Vault exported the root's private key")
 	}
 	d := s.Describe().String()
-	for _, want := range []string{"engine=transit", "key=" + name, "version=1", "auth=approle"} {
+	for _, want := range []string{"engine=transit", "key=" + name, "version=1", "auth=approle", "key_type=ecdsa-p384",
+		"exportable=false", "allow_plaintext_backup=false", "imported=false", "deletion_allowed=false"} {
 		if !strings.Contains(d, want) {
 			t.Errorf("description %q lacks %q", d, want)
 		}

@@ -94,7 +94,7 @@ func TestVaultTransitEndToEnd(t *testing.T) {
 
 	l.runLeader("node1", ln)
 	info, _ := l.cli(false, "info", "--data-dir", l.dir("node1"))
-	for _, want := range []string{"  Backend: vault\n", "engine: transit\n", "key: " + key + "\n"} {
+	for _, want := range []string{"  Backend: vault\n", "engine: transit\n", "key: " + key + "\n", "exportable: false\n", "imported: false\n"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("info lacks %q:\n%s", want, info)
 		}
