@@ -4,18 +4,32 @@
 // only the old root still validate certificates from the new key.
 //
 // The path is chosen from the backends' declared capabilities
-// (signer.Capabilities), never from their names: an old root whose backend
-// signs a CA certificate for a public key alone needs nothing from the new
-// one; an old root that signs only CSRs (an external CFSSL CA) needs a CSR
-// signed by the new root's key, which the new root's backend must be able to
-// make (signer.CSRCreator). A pair that no path connects is refused with
-// ErrNoPath, before anything is signed.
+// (signer.Capabilities), never from their names:
+//
+//   - an old root whose backend signs a CA certificate for a public key
+//     alone needs nothing from the new one (PathPublicKey);
+//   - an old root that signs only CSRs (an external CFSSL CA) signs a CSR
+//     made with the new root's key, when the new root's backend can make one
+//     (PathCSR);
+//   - when it cannot either (from one external CA to another, which swarm
+//     cannot do), the old root certifies a one-time bridge key, through its
+//     CSR, and the bridge key certifies the new root's key, which the new
+//     root's self-signature shows its backend holds; the bridge key is then
+//     discarded (PathBridge). Nodes that trust the old root validate the new
+//     root's certificates through both.
 package rotation
 
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
@@ -25,10 +39,6 @@ import (
 )
 
 var (
-	// ErrNoPath means the old root's backend cannot cross-sign the new
-	// root: it signs CA certificates only from a CSR, and the new root's
-	// backend cannot make one for its key.
-	ErrNoPath = errors.New("rotation: no cross-signing path between these backends")
 	// ErrSameRoot means the new root has the old root's key: there is
 	// nothing to rotate to.
 	ErrSameRoot = errors.New("rotation: the new root has the current root's key")
@@ -47,6 +57,9 @@ const (
 	// PathCSR: the old root's backend signs a CSR that the new root's
 	// backend makes with the new root's key.
 	PathCSR
+	// PathBridge: the old root's backend signs the CSR of a one-time bridge
+	// key, which signs the new root's public key and is then discarded.
+	PathBridge
 )
 
 func (p Path) String() string {
@@ -55,32 +68,26 @@ func (p Path) String() string {
 		return "public key"
 	case PathCSR:
 		return "CSR from the new root's key"
+	case PathBridge:
+		return "one-time bridge key"
 	}
 	return "none"
 }
 
-// ChoosePath returns how old can cross-sign next's root, or ErrNoPath.
-// SignsPublicKey decides: a backend that signs a CA certificate for a public
-// key alone needs no CSR for it, even when it needs one for node
-// certificates (NeedsCSR, as Vault's PKI engine does).
-func ChoosePath(old, next signer.Signer) (Path, error) {
+// ChoosePath returns how old cross-signs next's root. SignsPublicKey
+// decides first: a backend that signs a CA certificate for a public key
+// alone needs no CSR for it, even when it needs one for node certificates
+// (NeedsCSR, as Vault's PKI engine does). Otherwise a CSR from the new
+// root's backend, or else the bridge.
+func ChoosePath(old, next signer.Signer) Path {
 	oc, nc := signer.CapabilitiesOf(old), signer.CapabilitiesOf(next)
 	if oc.SignsPublicKey {
-		return PathPublicKey, nil
+		return PathPublicKey
 	}
 	if _, ok := next.(signer.CSRCreator); ok && nc.CreatesCSR {
-		return PathCSR, nil
+		return PathCSR
 	}
-	return 0, fmt.Errorf("%w: the current root's backend (%s) signs CA certificates only from a CSR, and the new root's backend (%s) cannot make a CSR for its key; "+
-		"put the new root in a backend that holds or can use its key (file, pkcs11, vault)",
-		ErrNoPath, describe(old), describe(next))
-}
-
-func describe(s signer.Signer) string {
-	if d, ok := s.(signer.Describer); ok {
-		return d.Describe().Backend
-	}
-	return "unknown"
+	return PathBridge
 }
 
 // Options tune CrossSign.
@@ -104,8 +111,8 @@ const clockSkew = 5 * time.Minute
 // roots are (a remote CA may shorten that: an external CFSSL CA takes the
 // validity from its CA profile). It returns the certificates to append to
 // every certificate the new root issues during the rotation: the
-// cross-signed certificate, then old's intermediates, if any, up to the
-// root the nodes trust.
+// cross-signed certificate, then the bridge's certificate on PathBridge,
+// then old's intermediates, if any, up to the root the nodes trust.
 //
 // The result is checked before it is returned, as nodes will check it: it
 // must chain to old's root at opts.Now for server and client
@@ -149,10 +156,7 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 			return nil, fmt.Errorf("rotation: the current CA %q is not valid now (valid from %s to %s)", c.Subject, stamp(c.NotBefore), stamp(c.NotAfter))
 		}
 	}
-	path, err := ChoosePath(old, next)
-	if err != nil {
-		return nil, err
-	}
+	path := ChoosePath(old, next)
 	notBefore, notAfter := newRoot.NotBefore, newRoot.NotAfter
 	if issuer.NotBefore.After(notBefore) {
 		notBefore = issuer.NotBefore
@@ -160,12 +164,55 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 	if issuer.NotAfter.Before(notAfter) {
 		notAfter = issuer.NotAfter
 	}
-	req := &signer.Request{
-		PublicKey: newRoot.PublicKey,
+	// It must last as long as asked for, or minLife, whichever is sooner.
+	wantUntil := now.Add(minLife)
+	if notAfter.Before(wantUntil) {
+		wantUntil = notAfter
+	}
+	wantUntil = wantUntil.Add(-time.Minute)
+
+	var appendix []*x509.Certificate
+	switch path {
+	case PathPublicKey, PathCSR:
+		req := crossRequest(newRoot.RawSubject, newRoot.SubjectKeyId, newRoot.PublicKey, notBefore, notAfter)
+		if path == PathCSR {
+			csr, err := csrOf(ctx, next.(signer.CSRCreator), newRoot)
+			if err != nil {
+				return nil, err
+			}
+			req.CSR = csr
+		}
+		cross, err := old.Sign(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("rotation: cross-signing the new root: %w", err)
+		}
+		if err := checkCrossSign(cross, issuer, newRoot, now, wantUntil); err != nil {
+			return nil, err
+		}
+		appendix = []*x509.Certificate{cross}
+	case PathBridge:
+		bridge, cross, err := viaBridge(ctx, old, issuer, newRoot, notBefore, notAfter, now, wantUntil)
+		if err != nil {
+			return nil, err
+		}
+		appendix = []*x509.Certificate{cross, bridge}
+	}
+	appendix = append(appendix, oldChain[:len(oldChain)-1]...)
+	if err := verifiesUnder(appendix, oldRoot, now); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadCrossSign, err)
+	}
+	return appendix, nil
+}
+
+// crossRequest asks for a CA certificate of the given subject, key ID and
+// key, with no path length limit, valid from notBefore to notAfter.
+func crossRequest(rawSubject, keyID []byte, pub crypto.PublicKey, notBefore, notAfter time.Time) *signer.Request {
+	return &signer.Request{
+		PublicKey: pub,
 		Profile:   signer.ProfileCA,
 		Template: &x509.Certificate{
-			RawSubject:            newRoot.RawSubject,
-			SubjectKeyId:          newRoot.SubjectKeyId,
+			RawSubject:            rawSubject,
+			SubjectKeyId:          keyID,
 			NotBefore:             notBefore,
 			NotAfter:              notAfter,
 			IsCA:                  true,
@@ -174,35 +221,81 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 			KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		},
 	}
-	if path == PathCSR {
-		der, err := next.(signer.CSRCreator).CreateCSR(ctx, &x509.CertificateRequest{RawSubject: newRoot.RawSubject})
-		if err != nil {
-			return nil, fmt.Errorf("rotation: a CSR for the new root's key: %w", err)
-		}
-		if req.CSR, err = x509.ParseCertificateRequest(der); err != nil {
-			return nil, fmt.Errorf("rotation: the new root's backend made an unreadable CSR: %w", err)
-		}
-		if !signer.SamePublicKey(req.CSR.PublicKey, newRoot.PublicKey) {
-			return nil, errors.New("rotation: the new root's backend made a CSR for another key")
-		}
-	}
-	cross, err := old.Sign(ctx, req)
+}
+
+// csrOf has the new root's backend make a CSR for its key, with its subject.
+func csrOf(ctx context.Context, c signer.CSRCreator, newRoot *x509.Certificate) (*x509.CertificateRequest, error) {
+	der, err := c.CreateCSR(ctx, &x509.CertificateRequest{RawSubject: newRoot.RawSubject})
 	if err != nil {
-		return nil, fmt.Errorf("rotation: cross-signing the new root: %w", err)
+		return nil, fmt.Errorf("rotation: a CSR for the new root's key: %w", err)
 	}
-	// It must last as long as asked for, or minLife, whichever is sooner.
-	wantUntil := now.Add(minLife)
-	if notAfter.Before(wantUntil) {
-		wantUntil = notAfter
+	csr, err := x509.ParseCertificateRequest(der)
+	if err != nil {
+		return nil, fmt.Errorf("rotation: the new root's backend made an unreadable CSR: %w", err)
 	}
-	if err := checkCrossSign(cross, issuer, newRoot, now, wantUntil.Add(-time.Minute)); err != nil {
-		return nil, err
+	if !signer.SamePublicKey(csr.PublicKey, newRoot.PublicKey) {
+		return nil, errors.New("rotation: the new root's backend made a CSR for another key")
 	}
-	appendix := append([]*x509.Certificate{cross}, oldChain[:len(oldChain)-1]...)
-	if err := verifiesUnder(appendix, oldRoot, now); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadCrossSign, err)
+	return csr, nil
+}
+
+// viaBridge certifies a fresh P-256 bridge key by old (through the bridge's
+// CSR, as a CA that signs only CSRs needs), then the new root's key by the
+// bridge, and forgets the bridge key: it exists only in memory, for the two
+// signatures. The new root's self-signature, checked by ca.CheckRootCA,
+// shows that its backend holds its key.
+func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Certificate, notBefore, notAfter, now, until time.Time) (bridge, cross *x509.Certificate, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: a bridge key: %w", err)
 	}
-	return appendix, nil
+	var id [8]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return nil, nil, fmt.Errorf("rotation: a bridge key: %w", err)
+	}
+	subject, err := asn1.Marshal(pkix.Name{CommonName: "chancery-rotation-bridge-" + hex.EncodeToString(id[:])}.ToRDNSequence())
+	if err != nil {
+		return nil, nil, err
+	}
+	keyID, err := signer.SubjectKeyID(key.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{RawSubject: subject}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: the bridge's CSR: %w", err)
+	}
+	req := crossRequest(subject, keyID, key.Public(), notBefore, notAfter)
+	if req.CSR, err = x509.ParseCertificateRequest(csrDER); err != nil {
+		return nil, nil, err
+	}
+	bridge, err = old.Sign(ctx, req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: certifying the bridge key: %w", err)
+	}
+	want := &x509.Certificate{RawSubject: subject, PublicKey: key.Public(), SubjectKeyId: keyID}
+	if err := checkCrossSign(bridge, issuer, want, now, until); err != nil {
+		return nil, nil, fmt.Errorf("rotation: the bridge's certificate: %w", err)
+	}
+	bi, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{bridge}})
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: the bridge: %w", err)
+	}
+	// Within the bridge's own validity, which the old CA may have set.
+	if bridge.NotBefore.After(notBefore) {
+		notBefore = bridge.NotBefore
+	}
+	if bridge.NotAfter.Before(notAfter) {
+		notAfter = bridge.NotAfter
+	}
+	cross, err = bi.Sign(ctx, crossRequest(newRoot.RawSubject, newRoot.SubjectKeyId, newRoot.PublicKey, notBefore, notAfter))
+	if err != nil {
+		return nil, nil, fmt.Errorf("rotation: the bridge certifying the new root: %w", err)
+	}
+	if err := checkCrossSign(cross, bridge, newRoot, now, until); err != nil {
+		return nil, nil, err
+	}
+	return bridge, cross, nil
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

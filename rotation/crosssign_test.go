@@ -1,6 +1,7 @@
 package rotation
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -147,8 +148,8 @@ func TestCrossSignPaths(t *testing.T) {
 	now := time.Now()
 	t.Run("PublicKey", func(t *testing.T) {
 		old, next := localRoot(t, now), localRoot(t, now)
-		if p, err := ChoosePath(old, next); err != nil || p != PathPublicKey {
-			t.Fatalf("ChoosePath = %v, %v; want %v", p, err, PathPublicKey)
+		if p := ChoosePath(old, next); p != PathPublicKey {
+			t.Fatalf("ChoosePath = %v, want %v", p, PathPublicKey)
 		}
 		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
 		if err != nil {
@@ -158,8 +159,8 @@ func TestCrossSignPaths(t *testing.T) {
 	})
 	t.Run("CSR", func(t *testing.T) {
 		old, next := &csrOnly{LocalIssuer: localRoot(t, now)}, localRoot(t, now)
-		if p, err := ChoosePath(old, next); err != nil || p != PathCSR {
-			t.Fatalf("ChoosePath = %v, %v; want %v", p, err, PathCSR)
+		if p := ChoosePath(old, next); p != PathCSR {
+			t.Fatalf("ChoosePath = %v, want %v", p, PathCSR)
 		}
 		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
 		if err != nil {
@@ -207,19 +208,33 @@ func TestCrossSignPaths(t *testing.T) {
 		}
 		checkRotation(t, old, next, appendix, now)
 	})
-	t.Run("NoPath", func(t *testing.T) {
+	t.Run("Bridge", func(t *testing.T) {
+		// From a CA that signs only CSRs to a root whose backend cannot make
+		// one: a one-time bridge key in between.
 		old, next := &csrOnly{LocalIssuer: localRoot(t, now)}, keyOnly{localRoot(t, now)}
-		_, err := CrossSign(context.Background(), old, next, Options{Now: now})
-		if !errors.Is(err, ErrNoPath) {
-			t.Fatalf("error %v, want ErrNoPath", err)
+		if p := ChoosePath(old, next); p != PathBridge {
+			t.Fatalf("ChoosePath = %v, want %v", p, PathBridge)
 		}
-		if old.sawCSR || old.signed {
-			t.Error("the old CA was asked to sign before the path was known")
+		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, want := range []string{"(cfssl)", "only from a CSR", "(unknown) cannot make a CSR"} {
-			if !strings.Contains(err.Error(), want) {
-				t.Errorf("error %q does not say %q", err, want)
-			}
+		if len(appendix) != 2 || !old.sawCSR {
+			t.Fatalf("appendix of %d certificates (CSR signed: %v), want the cross-signed one and the bridge's", len(appendix), old.sawCSR)
+		}
+		cross, bridge := appendix[0], appendix[1]
+		if !strings.HasPrefix(bridge.Subject.CommonName, "chancery-rotation-bridge-") || !bytes.Equal(cross.RawIssuer, bridge.RawSubject) {
+			t.Errorf("bridge %q, cross-signed by %q", bridge.Subject, cross.Issuer)
+		}
+		checkRotation(t, old, next, appendix, now)
+
+		// A bridge certificate the old CA spoils is refused.
+		spoiled := &csrOnly{LocalIssuer: old.LocalIssuer, mutate: func(c *x509.Certificate) *x509.Certificate {
+			return reissue(t, c, old.LocalIssuer, func(x *x509.Certificate) { x.MaxPathLen, x.MaxPathLenZero = 0, true })
+		}}
+		_, err = CrossSign(context.Background(), spoiled, next, Options{Now: now})
+		if !errors.Is(err, ErrBadCrossSign) || !strings.Contains(err.Error(), "bridge") {
+			t.Errorf("a bridge with a path length of 0: %v", err)
 		}
 	})
 }
