@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +21,7 @@ import (
 
 	chca "github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/extca"
+	"github.com/chancery-pki/chancery/rotation"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -309,5 +311,93 @@ func TestSwarmKitRefusedForOtherCluster(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(err.Error()), []byte("refused by rule rotation:1")) {
 		t.Errorf("error %v, want the policy's refusal", err)
+	}
+}
+
+// csrOnlyCA is a CA that signs only CSRs, as an external CFSSL CA does, so
+// that rotation.CrossSign takes its CSR or bridge path.
+type csrOnlyCA struct{ *signer.LocalIssuer }
+
+func (csrOnlyCA) Capabilities() signer.Capabilities { return signer.Capabilities{NeedsCSR: true} }
+
+// keyOnlyRoot is a new root whose backend cannot make a CSR.
+type keyOnlyRoot struct{ *signer.LocalIssuer }
+
+func (keyOnlyRoot) Capabilities() signer.Capabilities { return signer.Capabilities{NeedsCSR: true} }
+
+// TestSwarmKitAcceptsRotationAppendix gives swarm's own root rotation what
+// chancery's rotation.CrossSign returns, on each of its paths: swarm takes
+// it as the cross-signed CA certificate of a rotation, and a node
+// certificate it issues during the rotation validates, with swarm's code,
+// against the old root alone.
+func TestSwarmKitAcceptsRotationAppendix(t *testing.T) {
+	now := time.Now()
+	newLocal := func(t *testing.T) (*signer.LocalIssuer, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		root, err := signer.SelfSign(nil, key, chca.NewRootTemplate(swarmca.DefaultRootCN, now))
+		if err != nil {
+			t.Fatal(err)
+		}
+		iss, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{root}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss, key
+	}
+	for _, tc := range []struct {
+		name      string
+		path      rotation.Path
+		old, next func(*signer.LocalIssuer) signer.Signer
+	}{
+		{"PublicKey", rotation.PathPublicKey, func(l *signer.LocalIssuer) signer.Signer { return l }, func(l *signer.LocalIssuer) signer.Signer { return l }},
+		{"CSR", rotation.PathCSR, func(l *signer.LocalIssuer) signer.Signer { return csrOnlyCA{l} }, func(l *signer.LocalIssuer) signer.Signer { return l }},
+		{"Bridge", rotation.PathBridge, func(l *signer.LocalIssuer) signer.Signer { return csrOnlyCA{l} }, func(l *signer.LocalIssuer) signer.Signer { return keyOnlyRoot{l} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			oldIss, _ := newLocal(t)
+			nextIss, nextKey := newLocal(t)
+			old, next := tc.old(oldIss), tc.next(nextIss)
+			if p := rotation.ChoosePath(old, next); p != tc.path {
+				t.Fatalf("path %v, want %v", p, tc.path)
+			}
+			appendix, err := rotation.CrossSign(context.Background(), old, next, rotation.Options{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keyDER, err := x509.MarshalECPrivateKey(nextKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldPEM := chca.EncodeCertificatesPEM(oldIss.Chain()...)
+			rotating, err := swarmca.RootCAFromAPI(&api.RootCA{
+				CACert: oldPEM,
+				RootRotation: &api.RootRotation{
+					CACert:            chca.EncodeCertificatesPEM(nextIss.Chain()...),
+					CAKey:             pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}),
+					CrossSignedCACert: chca.EncodeCertificatesPEM(appendix...),
+				},
+			}, swarmca.DefaultNodeCertExpiration)
+			if err != nil {
+				t.Fatalf("swarm refuses the appendix for its root rotation: %v", err)
+			}
+			csr, _, err := swarmca.GenerateNewCSR()
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf, err := rotating.ParseValidateAndSignCSR(csr, nodeID, swarmca.WorkerRole, clusterID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			oldRoot, err := swarmca.NewRootCA(oldPEM, nil, nil, swarmca.DefaultNodeCertExpiration, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := swarmca.ValidateCertChain(oldRoot.Pool, leaf, false); err != nil {
+				t.Errorf("a node certificate of the rotation against the old root alone, with swarm's validation: %v", err)
+			}
+		})
 	}
 }
