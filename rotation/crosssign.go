@@ -14,8 +14,9 @@
 //   - when it cannot either (from one external CA to another, which swarm
 //     cannot do), the old root certifies a one-time bridge key, through its
 //     CSR, and the bridge key certifies the new root's key, which the new
-//     root's self-signature shows its backend holds; the bridge key is then
-//     discarded (PathBridge). Nodes that trust the old root validate the new
+//     root's self-signature binds to its subject; the bridge key is then
+//     dropped (PathBridge), only when the caller allows it
+//     (Options.AllowBridge). Nodes that trust the old root validate the new
 //     root's certificates through both.
 package rotation
 
@@ -39,6 +40,10 @@ import (
 )
 
 var (
+	// ErrNeedsBridge means the current CA signs CA certificates only from a
+	// CSR, the new root's backend cannot make one, and Options.AllowBridge
+	// is not set.
+	ErrNeedsBridge = errors.New("rotation: this pair of backends needs a bridge key, which was not allowed")
 	// ErrSameRoot means the new root has the old root's key: there is
 	// nothing to rotate to.
 	ErrSameRoot = errors.New("rotation: the new root has the current root's key")
@@ -99,6 +104,12 @@ type Options struct {
 	// outlast the rotation, which lasts about a node certificate's
 	// lifetime. Zero means ca.DefaultCertExpiry.
 	MinLifetime time.Duration
+	// AllowBridge lets CrossSign take PathBridge: the current CA then
+	// certifies a CA key that chancery makes in memory and drops after one
+	// signature. Without it, a pair that needs the bridge is refused with
+	// ErrNeedsBridge, so that no such CA certificate is made without the
+	// operator's consent.
+	AllowBridge bool
 }
 
 // clockSkew is how far in the future a certificate from a remote CA may
@@ -157,6 +168,21 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 		}
 	}
 	path := ChoosePath(old, next)
+	if path == PathBridge && !opts.AllowBridge {
+		return nil, fmt.Errorf("%w: the current CA signs CA certificates only from a CSR, and the new root's backend cannot make one for its key; "+
+			"allow a one-time bridge key, or put the new root in a backend that holds its key (file, pkcs11, vault)", ErrNeedsBridge)
+	}
+	// Every CA of the current chain must allow the CA certificates that
+	// will stand below it: the cross-signed one, and the bridge's.
+	below := 1
+	if path == PathBridge {
+		below = 2
+	}
+	for i, c := range oldChain {
+		if c.BasicConstraintsValid && c.MaxPathLen >= 0 && i+below > c.MaxPathLen {
+			return nil, fmt.Errorf("rotation: the current CA %q limits the path length to %d, and the rotation puts %d CA certificates below it", c.Subject, c.MaxPathLen, i+below)
+		}
+	}
 	notBefore, notAfter := newRoot.NotBefore, newRoot.NotAfter
 	if issuer.NotBefore.After(notBefore) {
 		notBefore = issuer.NotBefore
@@ -198,7 +224,14 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 		appendix = []*x509.Certificate{cross, bridge}
 	}
 	appendix = append(appendix, oldChain[:len(oldChain)-1]...)
-	if err := verifiesUnder(appendix, oldRoot, now); err != nil {
+	// At now, or when the last of them starts, within the skew allowed.
+	at := now
+	for _, c := range appendix {
+		if c.NotBefore.After(at) {
+			at = c.NotBefore
+		}
+	}
+	if err := verifiesUnder(appendix, oldRoot, at); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCrossSign, err)
 	}
 	return appendix, nil
@@ -241,25 +274,31 @@ func csrOf(ctx context.Context, c signer.CSRCreator, newRoot *x509.Certificate) 
 
 // viaBridge certifies a fresh P-256 bridge key by old (through the bridge's
 // CSR, as a CA that signs only CSRs needs), then the new root's key by the
-// bridge, and forgets the bridge key: it exists only in memory, for the two
-// signatures. The new root's self-signature, checked by ca.CheckRootCA,
-// shows that its backend holds its key.
+// bridge, and drops the bridge key: it exists only in memory, for the two
+// signatures (Go does not wipe it). The bridge's subject names the root it
+// bridges to (OU: its subject key ID). The bridge states what the public-key
+// path states: the new root, whose self-signature ca.CheckRootCA checked,
+// as given by the backend chancery was configured with. The old CA's CA
+// profile decides the bridge's constraints and validity where it sets them
+// (an external CFSSL CA does); the result is checked either way.
 func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Certificate, notBefore, notAfter, now, until time.Time) (bridge, cross *x509.Certificate, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotation: a bridge key: %w", err)
 	}
 	var id [8]byte
-	if _, err := rand.Read(id[:]); err != nil {
-		return nil, nil, fmt.Errorf("rotation: a bridge key: %w", err)
+	rand.Read(id[:]) // crypto/rand.Read does not fail
+	name := pkix.Name{CommonName: "chancery-rotation-bridge-" + hex.EncodeToString(id[:])}
+	if len(newRoot.SubjectKeyId) > 0 {
+		name.OrganizationalUnit = []string{"bridge to root " + hex.EncodeToString(newRoot.SubjectKeyId)}
 	}
-	subject, err := asn1.Marshal(pkix.Name{CommonName: "chancery-rotation-bridge-" + hex.EncodeToString(id[:])}.ToRDNSequence())
+	subject, err := asn1.Marshal(name.ToRDNSequence())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("rotation: the bridge's subject: %w", err)
 	}
 	keyID, err := signer.SubjectKeyID(key.Public())
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("rotation: the bridge's key ID: %w", err)
 	}
 	csrDER, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{RawSubject: subject}, key)
 	if err != nil {
@@ -267,7 +306,7 @@ func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Cer
 	}
 	req := crossRequest(subject, keyID, key.Public(), notBefore, notAfter)
 	if req.CSR, err = x509.ParseCertificateRequest(csrDER); err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("rotation: the bridge's CSR: %w", err)
 	}
 	bridge, err = old.Sign(ctx, req)
 	if err != nil {

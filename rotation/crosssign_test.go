@@ -10,6 +10,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"math/big"
 	"strings"
@@ -215,7 +216,11 @@ func TestCrossSignPaths(t *testing.T) {
 		if p := ChoosePath(old, next); p != PathBridge {
 			t.Fatalf("ChoosePath = %v, want %v", p, PathBridge)
 		}
-		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now})
+		// Not without the caller's consent, and nothing is signed then.
+		if _, err := CrossSign(context.Background(), old, next, Options{Now: now}); !errors.Is(err, ErrNeedsBridge) || old.signed {
+			t.Fatalf("without AllowBridge: %v (signed: %v), want ErrNeedsBridge and nothing signed", err, old.signed)
+		}
+		appendix, err := CrossSign(context.Background(), old, next, Options{Now: now, AllowBridge: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +228,9 @@ func TestCrossSignPaths(t *testing.T) {
 			t.Fatalf("appendix of %d certificates (CSR signed: %v), want the cross-signed one and the bridge's", len(appendix), old.sawCSR)
 		}
 		cross, bridge := appendix[0], appendix[1]
-		if !strings.HasPrefix(bridge.Subject.CommonName, "chancery-rotation-bridge-") || !bytes.Equal(cross.RawIssuer, bridge.RawSubject) {
+		wantOU := "bridge to root " + hex.EncodeToString(next.Chain()[0].SubjectKeyId)
+		if !strings.HasPrefix(bridge.Subject.CommonName, "chancery-rotation-bridge-") || len(bridge.Subject.OrganizationalUnit) != 1 ||
+			bridge.Subject.OrganizationalUnit[0] != wantOU || !bytes.Equal(cross.RawIssuer, bridge.RawSubject) {
 			t.Errorf("bridge %q, cross-signed by %q", bridge.Subject, cross.Issuer)
 		}
 		checkRotation(t, old, next, appendix, now)
@@ -232,7 +239,7 @@ func TestCrossSignPaths(t *testing.T) {
 		spoiled := &csrOnly{LocalIssuer: old.LocalIssuer, mutate: func(c *x509.Certificate) *x509.Certificate {
 			return reissue(t, c, old.LocalIssuer, func(x *x509.Certificate) { x.MaxPathLen, x.MaxPathLenZero = 0, true })
 		}}
-		_, err = CrossSign(context.Background(), spoiled, next, Options{Now: now})
+		_, err = CrossSign(context.Background(), spoiled, next, Options{Now: now, AllowBridge: true})
 		if !errors.Is(err, ErrBadCrossSign) || !strings.Contains(err.Error(), "bridge") {
 			t.Errorf("a bridge with a path length of 0: %v", err)
 		}
@@ -358,6 +365,62 @@ type otherKeyCSR struct {
 
 func (o otherKeyCSR) CreateCSR(_ context.Context, tmpl *x509.CertificateRequest) ([]byte, error) {
 	return x509.CreateCertificateRequest(rand.Reader, tmpl, o.key)
+}
+
+// TestCrossSignPathLengthBudget: a current CA whose path length limit
+// leaves no room for the certificates the rotation puts below it is refused
+// before anything is signed.
+func TestCrossSignPathLengthBudget(t *testing.T) {
+	now := time.Now()
+	root := localRoot(t, now)
+	intermediate := func(maxPathLen int) *signer.LocalIssuer {
+		key := newKey(t)
+		cert := reissueWith(t, &x509.Certificate{
+			SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "intermediate"},
+			NotBefore: now.Add(-time.Hour), NotAfter: now.Add(5 * 365 * 24 * time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+			MaxPathLen: maxPathLen, MaxPathLenZero: maxPathLen == 0,
+		}, root.Chain()[0], testKeys[root], key.Public(), nil)
+		iss, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{cert, root.Chain()[0]}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return iss
+	}
+	for _, tc := range []struct {
+		name       string
+		maxPathLen int
+		bridge     bool
+		ok         bool
+	}{
+		{"ZeroDirect", 0, false, false},
+		{"OneDirect", 1, false, true},
+		{"OneBridge", 1, true, false},
+		{"TwoBridge", 2, true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			inter := intermediate(tc.maxPathLen)
+			var old signer.Signer = inter
+			var next signer.Signer = localRoot(t, now)
+			if tc.bridge {
+				old, next = &csrOnly{LocalIssuer: inter}, keyOnly{next}
+			}
+			appendix, err := CrossSign(context.Background(), old, next, Options{Now: now, AllowBridge: true})
+			if tc.ok {
+				if err != nil {
+					t.Fatal(err)
+				}
+				checkRotation(t, old, next, appendix, now)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "limits the path length") {
+				t.Fatalf("error %v, want a path length refusal", err)
+			}
+			if c, ok := old.(*csrOnly); ok && c.signed {
+				t.Error("the current CA signed before the refusal")
+			}
+		})
+	}
 }
 
 // fixedChain is a Signer whose Chain is given.

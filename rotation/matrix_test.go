@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -110,7 +111,12 @@ func TestCrossSignMatrix(t *testing.T) {
 				if path := ChoosePath(o, n); path != want {
 					t.Errorf("ChoosePath = %v, want %v", path, want)
 				}
-				appendix, err := CrossSign(context.Background(), o, n, Options{Now: now})
+				if want == PathBridge {
+					if _, err := CrossSign(context.Background(), o, n, Options{Now: now}); !errors.Is(err, ErrNeedsBridge) {
+						t.Errorf("without AllowBridge: %v, want ErrNeedsBridge", err)
+					}
+				}
+				appendix, err := CrossSign(context.Background(), o, n, Options{Now: now, AllowBridge: true})
 				if err != nil {
 					t.Fatalf("CrossSign: %v", err)
 				}

@@ -363,7 +363,7 @@ func TestSwarmKitAcceptsRotationAppendix(t *testing.T) {
 			if p := rotation.ChoosePath(old, next); p != tc.path {
 				t.Fatalf("path %v, want %v", p, tc.path)
 			}
-			appendix, err := rotation.CrossSign(context.Background(), old, next, rotation.Options{Now: now})
+			appendix, err := rotation.CrossSign(context.Background(), old, next, rotation.Options{Now: now, AllowBridge: true})
 			if err != nil {
 				t.Fatal(err)
 			}
