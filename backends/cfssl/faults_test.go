@@ -112,7 +112,10 @@ func TestSlowCATimesOut(t *testing.T) {
 		case <-r.Context().Done():
 		case <-time.After(10 * time.Second):
 		}
-		return true
+		// A CA that never answers: no response at all, not even the empty
+		// 200 a returning handler would send (which, on a loaded machine,
+		// could reach the client just as its deadline passes).
+		panic(http.ErrAbortHandler)
 	}
 	cfg := fakeConfig(f)
 	cfg.Timeout = 100 * time.Millisecond
