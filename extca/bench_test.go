@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cfssldev"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -160,7 +161,7 @@ func benchPost(c *http.Client, url string, body []byte) error {
 // CA and a default profile of node certificates, and returns its base
 // URL and the pool that trusts its TLS certificate.
 func startCFSSLServe(b *testing.B, iss *signer.LocalIssuer) (string, *x509.CertPool) {
-	bin := needCFSSL(b)
+	bin := cfssldev.Need(b)
 	dir := b.TempDir()
 	root := iss.Chain()[0]
 	tlsKey := newKey(b)

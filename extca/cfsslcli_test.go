@@ -14,6 +14,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/cfssldev"
 )
 
 // These tests run the real cfssl CLI (Debian golang-cfssl 1.2.0) against
@@ -21,20 +22,6 @@ import (
 // the PEM bundle that trusts the endpoint's TLS certificate (chancery's
 // root), and -mutual-tls-client-cert/-key the client certificate /sign
 // needs. Without -tls-remote-ca it trusts the system's roots only.
-
-// needCFSSL returns the cfssl binary's path. It skips t when cfssl is
-// missing, or fails it under CI.
-func needCFSSL(t testing.TB) string {
-	t.Helper()
-	path, err := exec.LookPath("cfssl")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("cfssl is missing and CI=true: install golang-cfssl (scripts/setup.sh does)")
-		}
-		t.Skip("cfssl is missing: install golang-cfssl (scripts/setup.sh does) to run the tests with the real cfssl CLI")
-	}
-	return path
-}
 
 // cliFiles writes what the cfssl CLI reads: chancery's root, the
 // manager's certificate and key, a CSR and subjects.
@@ -113,7 +100,7 @@ func signedCert(t *testing.T, r cliRun) *x509.Certificate {
 }
 
 func TestCFSSLCLIInfo(t *testing.T) {
-	bin := needCFSSL(t)
+	bin := cfssldev.Need(t)
 	env := startEnv(t, envOptions{})
 	f := writeCLIFiles(t, env)
 	for _, profile := range []string{"", "CA"} {
@@ -136,7 +123,7 @@ func TestCFSSLCLIInfo(t *testing.T) {
 // without -tls-remote-ca it checks the endpoint's certificate against the
 // system's roots, which do not hold chancery's.
 func TestCFSSLCLIUntrusted(t *testing.T) {
-	bin := needCFSSL(t)
+	bin := cfssldev.Need(t)
 	env := startEnv(t, envOptions{})
 	r := runCFSSL(t, bin, "info", "-remote", env.URL)
 	if r.err == nil {
@@ -151,7 +138,7 @@ func TestCFSSLCLIUntrusted(t *testing.T) {
 // cross-signed certificate with mutual TLS, and be refused without a
 // client certificate.
 func TestCFSSLCLISign(t *testing.T) {
-	bin := needCFSSL(t)
+	bin := cfssldev.Need(t)
 	env := startEnv(t, envOptions{})
 	f := writeCLIFiles(t, env)
 	tlsArgs := []string{"-remote", env.URL, "-tls-remote-ca", f.Root, "-mutual-tls-client-cert", f.Cert, "-mutual-tls-client-key", f.Key}
@@ -204,7 +191,7 @@ func TestCFSSLCLISign(t *testing.T) {
 // TestCFSSLCLIAuthSign has `cfssl sign` use an auth key (a profile with
 // auth_remote, as CFSSL configures it), and its replay refused.
 func TestCFSSLCLIAuthSign(t *testing.T) {
-	bin := needCFSSL(t)
+	bin := cfssldev.Need(t)
 	env := startEnv(t, envOptions{})
 	f := writeCLIFiles(t, env)
 	config := f.write(t, "config.json", `{
