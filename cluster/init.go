@@ -72,6 +72,9 @@ type InitResult struct {
 	ManagerToken    string
 	AdvertiseAddr   string
 	RootFingerprint string
+	// BackendSettings are the settings the backend recorded for the root
+	// (never a secret), as the cluster record keeps them.
+	BackendSettings backends.Settings
 }
 
 // Init creates a cluster in req.DataDir: the root (made or imported by the
@@ -255,6 +258,7 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		ManagerToken:    managerToken,
 		AdvertiseAddr:   req.AdvertiseAddr,
 		RootFingerprint: Fingerprint(root),
+		BackendSettings: settings.Clone(),
 	}, nil
 }
 

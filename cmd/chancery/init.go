@@ -148,6 +148,9 @@ func newInitCmd(a *app) *cobra.Command {
 			fmt.Fprintf(a.stdout, "Cluster initialized: current node (%s) is now a manager.\n\n", res.NodeID)
 			printJoinCommand(a, ca.RoleWorker, res.WorkerToken, res.AdvertiseAddr)
 			fmt.Fprintf(a.stdout, "To add a manager to this cluster, run 'chancery join-token manager' and follow the instructions.\n\n")
+			if backend == vault.Name {
+				printVaultRunPolicyHint(a, res.BackendSettings)
+			}
 			if noRun {
 				return nil
 			}

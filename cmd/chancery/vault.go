@@ -122,3 +122,19 @@ func newVaultCmd(a *app) *cobra.Command {
 	cmd.AddCommand(policy)
 	return cmd
 }
+
+// printVaultRunPolicyHint tells, after init, how to replace the Vault
+// policy init needed with the run policy, pinned to the root init made.
+func printVaultRunPolicyHint(a *app, s backends.Settings) {
+	var cmd string
+	switch s[vault.SettingEngine] {
+	case vault.EngineTransit:
+		cmd = fmt.Sprintf("chancery vault policy --vault-engine transit --vault-mount %s --vault-key %s --run", s[vault.SettingMount], s[vault.SettingKey])
+	default:
+		if s[vault.SettingIssuer] == "" {
+			return
+		}
+		cmd = fmt.Sprintf("chancery vault policy --vault-mount %s --vault-issuer %s", s[vault.SettingMount], s[vault.SettingIssuer])
+	}
+	fmt.Fprintf(a.stdout, "The root is in Vault. Replace the policy init needed with the run policy, pinned to it:\n\n    %s | vault policy write POLICY_NAME -\n\n", cmd)
+}

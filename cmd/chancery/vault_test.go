@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/vault"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/vaultdev"
@@ -77,6 +80,9 @@ func TestVaultTransitEndToEnd(t *testing.T) {
 		"--vault-approle-role-id-file", filepath.Join(creds, "role-id"), "--vault-approle-secret-id-file", filepath.Join(creds, "secret-id"))
 	if strings.Contains(out+errOut, secretID) {
 		t.Error("init printed the secret ID")
+	}
+	if want := "chancery vault policy --vault-engine transit --vault-mount transit --vault-key chancery-root --run | vault policy write"; !strings.Contains(out, want) {
+		t.Errorf("init does not say how to move to the run policy (%q):\n%s", want, out)
 	}
 
 	// The run policy, pinned to the key init created, replaces the init
@@ -157,5 +163,33 @@ func TestVaultTransitEndToEnd(t *testing.T) {
 	}
 	if k.Data["exportable"] != false || k.Data["allow_plaintext_backup"] != false {
 		t.Errorf("the root key: exportable %v, plaintext backup %v", k.Data["exportable"], k.Data["allow_plaintext_backup"])
+	}
+}
+
+func TestVaultRunPolicyHint(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		settings backends.Settings
+		want     string // "" for no hint
+	}{
+		{"PKI", backends.Settings{vault.SettingMount: "pki", vault.SettingIssuer: "0f3c1c8e-5e1a-4d2b-9f55-6a1f0f2b7c11"},
+			"chancery vault policy --vault-mount pki --vault-issuer 0f3c1c8e-5e1a-4d2b-9f55-6a1f0f2b7c11 | vault policy write POLICY_NAME -"},
+		{"Transit", backends.Settings{vault.SettingEngine: vault.EngineTransit, vault.SettingMount: "t", vault.SettingKey: "team-root"},
+			"chancery vault policy --vault-engine transit --vault-mount t --vault-key team-root --run | vault policy write POLICY_NAME -"},
+		{"NoIssuer", backends.Settings{vault.SettingMount: "pki"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			printVaultRunPolicyHint(&app{stdout: &out}, tc.settings)
+			if tc.want == "" {
+				if out.Len() != 0 {
+					t.Errorf("hint %q, want none", out.String())
+				}
+				return
+			}
+			if !strings.Contains(out.String(), tc.want) {
+				t.Errorf("hint %q lacks %q", out.String(), tc.want)
+			}
+		})
 	}
 }
