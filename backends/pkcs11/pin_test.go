@@ -24,8 +24,8 @@ func TestResolvePIN(t *testing.T) {
 	spaces := write("spaces", " 12 34 \n")
 	empty := write("empty", "")
 	onlyNewline := write("nl", "\n")
-	big := write("big", strings.Repeat("9", MaxPINFileSize+1))
-	maxed := write("max", strings.Repeat("9", MaxPINFileSize))
+	big := write("big", strings.Repeat("P", MaxPINFileSize+1))
+	maxed := write("max", strings.Repeat("P", MaxPINFileSize))
 	env := map[string]string{"HSM_PIN": "from-env", PINEnv: "from-default-env", "EMPTY": ""}
 	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
 	noEnv := func(string) (string, bool) { return "", false }
@@ -46,7 +46,7 @@ func TestResolvePIN(t *testing.T) {
 		{"FileSpacesKept", "pkcs11:token=T?pin-source=" + spaces, lookup, " 12 34 ", spaces, nil},
 		{"FileURI", "pkcs11:token=T?pin-source=file://" + newline, lookup, "1234", newline, nil},
 		{"FileURILocalhost", "pkcs11:token=T?pin-source=file://localhost" + newline, lookup, "1234", newline, nil},
-		{"FileAtCap", "pkcs11:token=T?pin-source=" + maxed, lookup, strings.Repeat("9", MaxPINFileSize), maxed, nil},
+		{"FileAtCap", "pkcs11:token=T?pin-source=" + maxed, lookup, strings.Repeat("P", MaxPINFileSize), maxed, nil},
 		{"FileTooBig", "pkcs11:token=T?pin-source=" + big, lookup, "", "", ErrNoPIN},
 		{"FileEmpty", "pkcs11:token=T?pin-source=" + empty, lookup, "", "", ErrNoPIN},
 		{"FileOnlyNewline", "pkcs11:token=T?pin-source=" + onlyNewline, lookup, "", "", ErrNoPIN},
@@ -68,7 +68,8 @@ func TestResolvePIN(t *testing.T) {
 				if !errors.Is(err, tc.err) {
 					t.Fatalf("resolvePIN: %v, want %v", err, tc.err)
 				}
-				if strings.Contains(err.Error(), "9999") {
+				// (Not digits: the temporary directory's name has some.)
+				if strings.Contains(err.Error(), "PPPPPPPP") {
 					t.Errorf("the error shows the file's contents: %v", err)
 				}
 				return
