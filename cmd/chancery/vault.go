@@ -137,4 +137,8 @@ func printVaultRunPolicyHint(a *app, s backends.Settings) {
 		cmd = fmt.Sprintf("chancery vault policy --vault-mount %s --vault-issuer %s", s[vault.SettingMount], s[vault.SettingIssuer])
 	}
 	fmt.Fprintf(a.stdout, "The root is in Vault. Replace the policy init needed with the run policy, pinned to it:\n\n    %s | vault policy write POLICY_NAME -\n\n", cmd)
+	if s[vault.SettingEngine] != vault.EngineTransit {
+		fmt.Fprintf(a.stdout, "Note: Vault's PKI engine sorts the DNS names of node certificates (swarm's order is [role, node ID, swarm-ca]);\n"+
+			"a root key in Vault's transit engine (--vault-engine transit) keeps swarm's certificates exactly.\n\n")
+	}
 }

@@ -190,6 +190,9 @@ func TestVaultRunPolicyHint(t *testing.T) {
 			if !strings.Contains(out.String(), tc.want) {
 				t.Errorf("hint %q lacks %q", out.String(), tc.want)
 			}
+			if pki := tc.settings[vault.SettingEngine] != vault.EngineTransit; strings.Contains(out.String(), "sorts the DNS names") != pki {
+				t.Errorf("hint %q: the note on DNS name order is for the PKI engine only", out.String())
+			}
 		})
 	}
 }
