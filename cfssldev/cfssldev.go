@@ -157,15 +157,15 @@ func Start(t testing.TB, opts Options) *Server {
 		curve = elliptic.P256()
 	}
 
-	rootKey := newECKey(t, curve)
+	rootKey := NewECKey(t, curve)
 	root, err := signer.SelfSign(nil, rootKey, ca.NewRootTemplate("cfssl-test-root", now.Add(-24*time.Hour)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	caCert, caKey := root, rootKey
 	if opts.Intermediate {
-		caKey = newECKey(t, curve)
-		caCert = issueCert(t, root, rootKey, caKey.Public(), &x509.Certificate{
+		caKey = NewECKey(t, curve)
+		caCert = IssueCert(t, root, rootKey, caKey.Public(), &x509.Certificate{
 			Subject:               pkix.Name{CommonName: "cfssl-test-intermediate", Organization: []string{"chancery tests"}},
 			NotBefore:             now.Add(-23 * time.Hour),
 			NotAfter:              now.Add(15 * 365 * 24 * time.Hour),
@@ -177,13 +177,13 @@ func Start(t testing.TB, opts Options) *Server {
 
 	// The TLS server certificate comes from a TLS root of its own: the
 	// bundle is what the connection trusts, not the signing CA.
-	tlsRootKey := newECKey(t, elliptic.P256())
+	tlsRootKey := NewECKey(t, elliptic.P256())
 	tlsRoot, err := signer.SelfSign(nil, tlsRootKey, ca.NewRootTemplate("cfssl-test-tls-root", now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsKey := newECKey(t, elliptic.P256())
-	tlsCert := issueCert(t, tlsRoot, tlsRootKey, tlsKey.Public(), &x509.Certificate{
+	tlsKey := NewECKey(t, elliptic.P256())
+	tlsCert := IssueCert(t, tlsRoot, tlsRootKey, tlsKey.Public(), &x509.Certificate{
 		Subject:     pkix.Name{CommonName: "127.0.0.1"},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:   now.Add(-time.Hour),
@@ -302,8 +302,8 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// newECKey generates an ECDSA key on curve.
-func newECKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
+// NewECKey generates an ECDSA key on curve, failing t on error.
+func NewECKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(curve, rand.Reader)
 	if err != nil {
@@ -323,15 +323,19 @@ func ecKeyPEM(t testing.TB, k *ecdsa.PrivateKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})
 }
 
-// issueCert signs tmpl for pub with the CA parent and its key, with a
-// random 20-byte serial.
-func issueCert(t testing.TB, parent *x509.Certificate, key crypto.Signer, pub crypto.PublicKey, tmpl *x509.Certificate) *x509.Certificate {
+// IssueCert signs tmpl for pub with the CA parent and its key, with a
+// random 20-byte serial unless tmpl has one, failing t on error. It makes
+// the test CAs and TLS certificates around a cfssl serve, not certificates
+// chancery issues.
+func IssueCert(t testing.TB, parent *x509.Certificate, key crypto.Signer, pub crypto.PublicKey, tmpl *x509.Certificate) *x509.Certificate {
 	t.Helper()
-	serial, err := signer.RandomSerial(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
+	if tmpl.SerialNumber == nil {
+		serial, err := signer.RandomSerial(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl.SerialNumber = serial
 	}
-	tmpl.SerialNumber = serial
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err != nil {
 		t.Fatal(err)

@@ -90,7 +90,7 @@ func post(t *testing.T, c *http.Client, url string, body []byte) response {
 
 func csrPEM(t *testing.T) []byte {
 	t.Helper()
-	k := newECKey(t, elliptic.P256())
+	k := NewECKey(t, elliptic.P256())
 	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
 		Subject: pkix.Name{CommonName: "node"},
 	}, k)

@@ -53,7 +53,7 @@ func checkIssued(u string, req *signer.Request, cert, issuer *x509.Certificate, 
 	if err := cert.CheckSignatureFrom(issuer); err != nil {
 		return differs("signature", fmt.Sprintf("one that does not verify (%v)", err), "one by the key of the CA certificate reported by /info")
 	}
-	if !samePublicKey(cert.PublicKey, req.PublicKey) {
+	if !signer.SamePublicKey(cert.PublicKey, req.PublicKey) {
 		return differs("public key", describeKey(cert.PublicKey), "the CSR's "+describeKey(req.PublicKey))
 	}
 	if !bytes.Equal(cert.RawSubject, wantSubject) {
@@ -137,12 +137,6 @@ func checkValidity(u string, cert, issuer *x509.Certificate, now time.Time) erro
 			"the profile's expiry reaches past the CA certificate: shorten it, or renew the CA")
 	}
 	return nil
-}
-
-func samePublicKey(a, b crypto.PublicKey) bool {
-	type equaler interface{ Equal(crypto.PublicKey) bool }
-	ea, ok := a.(equaler)
-	return ok && ea.Equal(b)
 }
 
 func describeKey(k crypto.PublicKey) string {

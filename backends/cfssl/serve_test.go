@@ -11,15 +11,11 @@ package cfssl
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
 	"testing"
 
 	"github.com/chancery-pki/chancery/cfssldev"
-	"github.com/chancery-pki/chancery/signer"
 )
 
 // serveOptions choose the CA a test cfssl serves.
@@ -56,36 +52,12 @@ func startCFSSL(t testing.TB, opts serveOptions) *testCFSSL {
 func p256() elliptic.Curve { return elliptic.P256() }
 func p384() elliptic.Curve { return elliptic.P384() }
 
-func newECKey(t testing.TB, curve elliptic.Curve) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(curve, rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// issueCert signs tmpl for pub with the CA parent and its key, with a
-// random 20-byte serial unless tmpl has one.
-func issueCert(t testing.TB, parent *x509.Certificate, key crypto.Signer, pub crypto.PublicKey, tmpl *x509.Certificate) *x509.Certificate {
-	t.Helper()
-	if tmpl.SerialNumber == nil {
-		serial, err := signer.RandomSerial(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl.SerialNumber = serial
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+// issueCert and newECKey are cfssldev's helpers, under the names the
+// package's tests use.
+var (
+	issueCert = cfssldev.IssueCert
+	newECKey  = cfssldev.NewECKey
+)
 
 // newTestSigner opens a Signer on srv, with its auth key when auth is set.
 func newTestSigner(t testing.TB, srv *testCFSSL, auth bool) *Signer {

@@ -132,7 +132,7 @@ func compareCertificates(t *testing.T, vc, fc *x509.Certificate, pkiNode bool) {
 			t.Errorf("%s: Vault %v, file %v", f.Name, vv.Field(i).Interface(), fv.Field(i).Interface())
 		}
 	}
-	if !samePublicKey(vc.PublicKey, fc.PublicKey) {
+	if !signer.SamePublicKey(vc.PublicKey, fc.PublicKey) {
 		t.Error("PublicKey differs")
 	}
 	if !vc.NotAfter.Equal(fc.NotAfter) {

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/chancery-pki/chancery/signer"
 )
 
 var (
@@ -142,7 +144,7 @@ func (s *Signer) checkCSR(der []byte, template *x509.CertificateRequest, subject
 	if err := csr.CheckSignature(); err != nil {
 		m.add("the CSR's signature", err, "valid")
 	}
-	if !samePublicKey(csr.PublicKey, s.chain[0].PublicKey) {
+	if !signer.SamePublicKey(csr.PublicKey, s.chain[0].PublicKey) {
 		m.add("the CSR's public key", "another key", "the root's")
 	}
 	if !bytes.Equal(csr.RawSubject, subject) {

@@ -22,6 +22,7 @@ import (
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/extca"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // TestExternalCAOverVault serves chancery's external CA endpoint (package
@@ -103,7 +104,7 @@ func TestExternalCAOverVault(t *testing.T) {
 					!slices.Equal(cert.Subject.Organization, []string{testClusterID}) {
 					t.Errorf("certificate %q with DNS names %v, want %v", cert.Subject, cert.DNSNames, want)
 				}
-				if !samePublicKey(cert.PublicKey, pub) {
+				if !signer.SamePublicKey(cert.PublicKey, pub) {
 					t.Error("the certificate is not for the CSR's key")
 				}
 			}

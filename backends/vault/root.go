@@ -2,7 +2,6 @@ package vault
 
 import (
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
@@ -477,10 +476,4 @@ func deleteRoles(ctx context.Context, c *conn, issuerID string) error {
 		}
 	}
 	return nil
-}
-
-// samePublicKey reports whether two public keys are equal.
-func samePublicKey(a, b crypto.PublicKey) bool {
-	k, ok := a.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && k.Equal(b)
 }

@@ -168,7 +168,7 @@ func TestCreateCSR(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !samePublicKey(csr.PublicKey, s.Chain()[0].PublicKey) || !bytes.Equal(csr.RawSubject, s.Chain()[0].RawSubject) {
+	if !signer.SamePublicKey(csr.PublicKey, s.Chain()[0].PublicKey) || !bytes.Equal(csr.RawSubject, s.Chain()[0].RawSubject) {
 		t.Fatal("the CSR is not for the root's key and subject")
 	}
 	// Another root (a file key) cross-signs the Vault root from the CSR.
