@@ -212,7 +212,7 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 		if err != nil {
 			return nil, fmt.Errorf("rotation: cross-signing the new root: %w", err)
 		}
-		if err := checkCrossSign(cross, issuer, newRoot, now, wantUntil); err != nil {
+		if err := checkCrossSign(cross, req, issuer, signer.ToleranceOf(old), now, wantUntil); err != nil {
 			return nil, err
 		}
 		appendix = []*x509.Certificate{cross}
@@ -312,8 +312,7 @@ func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Cer
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotation: certifying the bridge key: %w", err)
 	}
-	want := &x509.Certificate{RawSubject: subject, PublicKey: key.Public(), SubjectKeyId: keyID}
-	if err := checkCrossSign(bridge, issuer, want, now, until); err != nil {
+	if err := checkCrossSign(bridge, req, issuer, signer.ToleranceOf(old), now, until); err != nil {
 		return nil, nil, fmt.Errorf("rotation: the bridge's certificate: %w", err)
 	}
 	bi, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{bridge}})
@@ -327,11 +326,12 @@ func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Cer
 	if bridge.NotAfter.Before(notAfter) {
 		notAfter = bridge.NotAfter
 	}
-	cross, err = bi.Sign(ctx, crossRequest(newRoot.RawSubject, newRoot.SubjectKeyId, newRoot.PublicKey, notBefore, notAfter))
+	creq := crossRequest(newRoot.RawSubject, newRoot.SubjectKeyId, newRoot.PublicKey, notBefore, notAfter)
+	cross, err = bi.Sign(ctx, creq)
 	if err != nil {
 		return nil, nil, fmt.Errorf("rotation: the bridge certifying the new root: %w", err)
 	}
-	if err := checkCrossSign(cross, bridge, newRoot, now, until); err != nil {
+	if err := checkCrossSign(cross, creq, bridge, signer.Tolerance{}, now, until); err != nil {
 		return nil, nil, err
 	}
 	return bridge, cross, nil
@@ -339,38 +339,59 @@ func viaBridge(ctx context.Context, old signer.Signer, issuer, newRoot *x509.Cer
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
-// checkCrossSign checks what every node relies on in the cross-signed
-// certificate, each with its own message.
-func checkCrossSign(cross, issuer, newRoot *x509.Certificate, now, until time.Time) error {
+// checkCrossSign checks a CA certificate that issuer's backend (declaring
+// tol) returned for req: signer.CheckIssued, with the validity left to the
+// CA's profile (an external CA sets it) but valid now, and then what every
+// node relies on beyond the request: that it outlasts until. Each
+// difference has its own message.
+func checkCrossSign(cross *x509.Certificate, req *signer.Request, issuer *x509.Certificate, tol signer.Tolerance, now, until time.Time) error {
 	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrBadCrossSign, what) }
-	switch {
-	case !bytes.Equal(cross.RawSubject, newRoot.RawSubject):
-		return bad(fmt.Sprintf("its subject %q differs from the new root's %q", cross.Subject, newRoot.Subject))
-	case !signer.SamePublicKey(cross.PublicKey, newRoot.PublicKey):
-		return bad("its public key is not the new root's")
-	case !bytes.Equal(cross.RawIssuer, issuer.RawSubject):
-		return bad(fmt.Sprintf("its issuer %q is not the current CA %q", cross.Issuer, issuer.Subject))
-	case !cross.IsCA || !cross.BasicConstraintsValid:
-		return bad("it lacks CA:TRUE")
-	case cross.MaxPathLen > 0 || cross.MaxPathLenZero:
-		return bad(fmt.Sprintf("it limits the path length to %d", cross.MaxPathLen))
-	case cross.KeyUsage&x509.KeyUsageCertSign == 0:
-		return bad("it lacks the certificate signing key usage")
-	case len(cross.ExtKeyUsage)+len(cross.UnknownExtKeyUsage) != 0:
-		return bad("it has extended key usages, which would restrict the node certificates below it")
-	case hasNameConstraints(cross):
-		return bad("it has name constraints, which would restrict the node certificates below it")
-	case len(cross.UnhandledCriticalExtensions) != 0:
-		return bad(fmt.Sprintf("it has critical extensions nodes do not know: %v", cross.UnhandledCriticalExtensions))
-	case len(newRoot.SubjectKeyId) > 0 && !bytes.Equal(cross.SubjectKeyId, newRoot.SubjectKeyId):
-		return bad("its subject key ID is not the new root's")
-	case now.Add(clockSkew).Before(cross.NotBefore):
-		return bad(fmt.Sprintf("it is valid only from %s", stamp(cross.NotBefore)))
-	case cross.NotAfter.Before(until):
-		return bad(fmt.Sprintf("it expires at %s, before %s: the rotation could outlast it (an external CA's CA profile sets this)", stamp(cross.NotAfter), stamp(until)))
+	tol.ValidityFromCA, tol.VerifySignature, tol.NotBeforeSkew = true, true, clockSkew
+	err := signer.CheckIssued(cross, req, issuer, signer.IssuedCheck{Tolerance: tol, Now: now})
+	var ie *signer.IssuedError
+	if errors.As(err, &ie) {
+		switch ie.Field {
+		case "subject":
+			return bad(fmt.Sprintf("its subject %s differs from the new root's %s", ie.Got, ie.Want))
+		case "public key":
+			return bad("its public key is not the new root's")
+		case "issuer":
+			return bad(fmt.Sprintf("its issuer %q is not the current CA %q", cross.Issuer, issuer.Subject))
+		case "basic constraints":
+			if !cross.IsCA || !cross.BasicConstraintsValid {
+				return bad("it lacks CA:TRUE")
+			}
+			return bad(fmt.Sprintf("it limits the path length to %d", cross.MaxPathLen))
+		case "key usage":
+			if cross.KeyUsage&x509.KeyUsageCertSign == 0 {
+				return bad("it lacks the certificate signing key usage")
+			}
+			return bad(fmt.Sprintf("its key usage is %s, want %s", ie.Got, ie.Want))
+		case "extended key usage":
+			return bad("it has extended key usages, which would restrict the node certificates below it")
+		case "extensions":
+			if hasNameConstraints(cross) {
+				return bad("it has name constraints, which would restrict the node certificates below it")
+			}
+			if len(cross.UnhandledCriticalExtensions) != 0 {
+				return bad(fmt.Sprintf("it has critical extensions nodes do not know: %v", cross.UnhandledCriticalExtensions))
+			}
+		case "subject key id":
+			return bad("its subject key ID is not the new root's")
+		case "validity":
+			if now.Add(clockSkew).Before(cross.NotBefore) {
+				return bad(fmt.Sprintf("it is valid only from %s", stamp(cross.NotBefore)))
+			}
+		case "signature":
+			return bad(fmt.Sprintf("its signature does not verify under the current CA: %s", ie.Got))
+		}
+		return bad(fmt.Sprintf("its %s is %s, want %s", ie.Field, ie.Got, ie.Want))
 	}
-	if err := cross.CheckSignatureFrom(issuer); err != nil {
-		return bad(fmt.Sprintf("its signature does not verify under the current CA: %v", err))
+	if err != nil {
+		return bad(err.Error())
+	}
+	if cross.NotAfter.Before(until) {
+		return bad(fmt.Sprintf("it expires at %s, before %s: the rotation could outlast it (an external CA's CA profile sets this)", stamp(cross.NotAfter), stamp(until)))
 	}
 	return nil
 }

@@ -2,13 +2,13 @@ package vault
 
 import (
 	"bytes"
-	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"regexp"
@@ -260,8 +260,6 @@ type nodePlan struct {
 	cn       string
 	dnsNames []string // in Vault's order
 	ips      []net.IP
-	subject  []byte
-	sigAlg   x509.SignatureAlgorithm
 }
 
 // planNode checks that Vault can issue req (a node profile request) under
@@ -297,11 +295,12 @@ func planNode(req *signer.Request, issuer *x509.Certificate) (*nodePlan, error) 
 			KeyUsage: keyUsageList(t.KeyUsage), ExtKeyUsage: ekus,
 			BasicConstraints: t.BasicConstraintsValid, SignatureBits: signatureBits(alg),
 		},
-		cn: subj.CommonName, dnsNames: dns, ips: t.IPAddresses, subject: der, sigAlg: alg,
+		cn: subj.CommonName, dnsNames: dns, ips: t.IPAddresses,
 	}, nil
 }
 
-// mismatch describes how a certificate differs from what was asked.
+// mismatch describes how a CSR or a root from Vault differs from what was
+// asked.
 type mismatch []string
 
 func (m *mismatch) add(field string, got, want any) {
@@ -312,65 +311,28 @@ func (m mismatch) err(what string) error {
 	if len(m) == 0 {
 		return nil
 	}
-	return &Error{Kind: ErrMismatch, Op: what, Detail: strings.Join(m, "; "),
-		Hint: "the certificate was not used; check the PKI mount's settings (config/urls, the issuer's leaf_not_after_behavior) and Vault's clock"}
+	return mismatchError(what, errors.New(strings.Join(m, "; ")))
 }
 
-// Extensions a chancery certificate may carry: key usage, extended key
-// usage, basic constraints, SAN, authority and subject key IDs.
+// Extensions a root from Vault may carry: key usage, extended key usage,
+// basic constraints, SAN, authority and subject key IDs.
 var allowedExtensions = []asn1.ObjectIdentifier{
 	{2, 5, 29, 15}, {2, 5, 29, 37}, {2, 5, 29, 19}, {2, 5, 29, 17}, {2, 5, 29, 35}, {2, 5, 29, 14},
 }
 
-// checkCommon checks what every certificate from Vault must share with
-// the request: issuer (by name and authority key ID, and by signature when
-// verifySignature is set or the key ID cannot tell), subject, key, usages,
-// constraints and no other extensions.
-func checkCommon(m *mismatch, cert *x509.Certificate, req *signer.Request, issuer *x509.Certificate, subject []byte, sigAlg x509.SignatureAlgorithm, verifySignature bool) {
-	t := req.Template
-	if !bytes.Equal(cert.RawIssuer, issuer.RawSubject) {
-		m.add("the issuer", cert.Issuer, issuer.Subject)
-	} else if verifySignature || len(issuer.SubjectKeyId) == 0 || bytes.Equal(issuer.RawSubject, cert.RawSubject) {
-		// Where the authority key ID cannot say which key signed, the
-		// signature does (an ECDSA verification: kept off the node
-		// certificates' hot path, where the pinned issuer and the authority
-		// key ID below suffice).
-		if err := cert.CheckSignatureFrom(issuer); err != nil {
-			m.add("the signature", err, "one by the CA's key")
-		}
+// mismatchError wraps how a certificate from Vault differs from what was
+// asked (signer.CheckIssued's error, or a detail of Vault's own).
+func mismatchError(what string, err error) error {
+	if err == nil {
+		return nil
 	}
-	if cert.SignatureAlgorithm != sigAlg {
-		m.add("the signature algorithm", cert.SignatureAlgorithm, sigAlg)
+	detail := err.Error()
+	var ie *signer.IssuedError
+	if errors.As(err, &ie) {
+		detail = fmt.Sprintf("the %s is %s, want %s", ie.Field, ie.Got, ie.Want)
 	}
-	if !bytes.Equal(cert.RawSubject, subject) {
-		m.add("the subject", cert.Subject, t.Subject)
-	}
-	if pk, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pk.Equal(req.PublicKey) {
-		m.add("the public key", "another key", "the request's")
-	}
-	if cert.KeyUsage != t.KeyUsage {
-		m.add("the key usage", keyUsageList(cert.KeyUsage), keyUsageList(t.KeyUsage))
-	}
-	if !slices.Equal(cert.ExtKeyUsage, t.ExtKeyUsage) || len(cert.UnknownExtKeyUsage) != 0 {
-		m.add("the extended key usage", cert.ExtKeyUsage, t.ExtKeyUsage)
-	}
-	if cert.BasicConstraintsValid != t.BasicConstraintsValid || cert.IsCA != t.IsCA {
-		m.add("the basic constraints", fmt.Sprintf("valid=%v CA=%v", cert.BasicConstraintsValid, cert.IsCA), fmt.Sprintf("valid=%v CA=%v", t.BasicConstraintsValid, t.IsCA))
-	}
-	if len(issuer.SubjectKeyId) > 0 && !bytes.Equal(issuer.RawSubject, cert.RawSubject) && !bytes.Equal(cert.AuthorityKeyId, issuer.SubjectKeyId) {
-		m.add("the authority key ID", hex.EncodeToString(cert.AuthorityKeyId), hex.EncodeToString(issuer.SubjectKeyId))
-	}
-	if !slices.EqualFunc(cert.IPAddresses, t.IPAddresses, func(a, b net.IP) bool { return a.Equal(b) }) {
-		m.add("the IP addresses", cert.IPAddresses, t.IPAddresses)
-	}
-	if len(cert.EmailAddresses)+len(cert.URIs) != 0 {
-		m.add("the email and URI names", fmt.Sprint(cert.EmailAddresses, cert.URIs), "none")
-	}
-	for _, ext := range cert.Extensions {
-		if !slices.ContainsFunc(allowedExtensions, ext.Id.Equal) {
-			m.add("an extension", ext.Id, "none (Vault may add AIA or CRL URLs from the mount's config/urls)")
-		}
-	}
+	return &Error{Kind: ErrMismatch, Op: what, Detail: detail,
+		Hint: "the certificate was not used; check the PKI mount's settings (config/urls, the issuer's leaf_not_after_behavior) and Vault's clock"}
 }
 
 // serialOK reports whether a serial has the local issuer's shape: positive,
@@ -379,53 +341,37 @@ func serialOK(cert *x509.Certificate) bool {
 	return cert.SerialNumber.Sign() > 0 && len(cert.SerialNumber.Bytes()) == signer.SerialBytes
 }
 
-// checkNode checks a node certificate from Vault against the request and
-// the plan. Its NotBefore, which Vault sets from its own clock, may be up to
-// skew away from the request's; its DNS names are the request's, sorted.
-// Its serial is checked apart, with serialOK, as a short one calls for
-// another try rather than an error.
-func checkNode(cert *x509.Certificate, req *signer.Request, issuer *x509.Certificate, p *nodePlan, skew time.Duration) error {
-	var m mismatch
-	checkCommon(&m, cert, req, issuer, p.subject, p.sigAlg, false)
-	t := req.Template
-	if !slices.Equal(cert.DNSNames, p.dnsNames) {
-		m.add("the DNS names", cert.DNSNames, p.dnsNames)
-	}
-	if !cert.NotAfter.Equal(t.NotAfter) {
-		m.add("NotAfter", stamp(cert.NotAfter), stamp(t.NotAfter))
-	}
-	if want, err := signer.SubjectKeyID(req.PublicKey); err != nil || !bytes.Equal(cert.SubjectKeyId, want) {
-		m.add("the subject key ID", hex.EncodeToString(cert.SubjectKeyId), hex.EncodeToString(want))
-	}
-	if d := cert.NotBefore.Sub(t.NotBefore); d > skew || d < -skew {
-		m.add("NotBefore", stamp(cert.NotBefore), fmt.Sprintf("%s within %s (Vault's clock may be off)", stamp(t.NotBefore), skew))
-	}
-	return m.err("check the node certificate from Vault")
+// nodeTolerance is how Vault's PKI engine's node certificates may differ
+// from the local issuer's: DNS names sorted, and NotBefore from Vault's
+// clock, up to skew away from the request's.
+func nodeTolerance(skew time.Duration) signer.Tolerance {
+	return signer.Tolerance{SortedDNSNames: true, NotBeforeSkew: skew}
+}
+
+// checkNode checks a node certificate from Vault against the request (see
+// nodeTolerance). Its serial is checked apart, with serialOK, as a short
+// one calls for another try rather than an error.
+func checkNode(cert *x509.Certificate, req *signer.Request, issuer *x509.Certificate, skew time.Duration) error {
+	return mismatchError("check the node certificate from Vault",
+		signer.CheckIssued(cert, req, issuer, signer.IssuedCheck{Tolerance: nodeTolerance(skew)}))
 }
 
 // checkCA checks a CA certificate from sign-self-issued: Vault signs the
 // certificate chancery built, so everything but the signature and the
-// authority key ID must be exactly the request's, serial included.
+// authority key ID must be exactly the request's, serial and subject key
+// ID included, and the signature is verified.
 func checkCA(cert, built *x509.Certificate, req *signer.Request, issuer *x509.Certificate) error {
-	var m mismatch
-	checkCommon(&m, cert, req, issuer, built.RawSubject, built.SignatureAlgorithm, true)
-	t := req.Template
-	if cert.SerialNumber.Cmp(built.SerialNumber) != 0 {
-		m.add("the serial number", cert.SerialNumber, built.SerialNumber)
+	const what = "check the CA certificate from Vault"
+	if err := signer.CheckIssued(cert, req, issuer, signer.IssuedCheck{Tolerance: signer.Tolerance{VerifySignature: true}}); err != nil {
+		return mismatchError(what, err)
 	}
-	if !slices.Equal(cert.DNSNames, t.DNSNames) {
-		m.add("the DNS names", cert.DNSNames, t.DNSNames)
+	switch {
+	case cert.SerialNumber.Cmp(built.SerialNumber) != 0:
+		return mismatchError(what, fmt.Errorf("the serial number is %v, want %v", cert.SerialNumber, built.SerialNumber))
+	case !bytes.Equal(cert.SubjectKeyId, built.SubjectKeyId):
+		return mismatchError(what, fmt.Errorf("the subject key ID is %x, want %x", cert.SubjectKeyId, built.SubjectKeyId))
 	}
-	if !cert.NotBefore.Equal(t.NotBefore) || !cert.NotAfter.Equal(t.NotAfter) {
-		m.add("the validity", stamp(cert.NotBefore)+" to "+stamp(cert.NotAfter), stamp(t.NotBefore)+" to "+stamp(t.NotAfter))
-	}
-	if cert.MaxPathLen != built.MaxPathLen || cert.MaxPathLenZero != built.MaxPathLenZero {
-		m.add("the path length", cert.MaxPathLen, built.MaxPathLen)
-	}
-	if !bytes.Equal(cert.SubjectKeyId, built.SubjectKeyId) {
-		m.add("the subject key ID", hex.EncodeToString(cert.SubjectKeyId), hex.EncodeToString(built.SubjectKeyId))
-	}
-	return m.err("check the CA certificate from Vault")
+	return nil
 }
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }

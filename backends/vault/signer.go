@@ -88,6 +88,11 @@ func (s *Signer) Capabilities() signer.Capabilities {
 	return signer.Capabilities{GeneratesKeys: true, CreatesCSR: true, SignsPublicKey: true, NeedsCSR: true}
 }
 
+// IssuedTolerance declares how the PKI engine's node certificates differ
+// from the local issuer's: their DNS names are sorted, and their NotBefore
+// comes from Vault's clock (see nodeTolerance).
+func (s *Signer) IssuedTolerance() signer.Tolerance { return nodeTolerance(s.conn.cfg.NotBeforeSkew) }
+
 // Describe says where the key lives: the Vault address, namespace, engine,
 // mount and issuer, how chancery authenticates, and that Vault sorts node
 // certificates' DNS names. No secret is included.
@@ -195,7 +200,7 @@ func (s *Signer) signNode(ctx context.Context, req *signer.Request) (*x509.Certi
 			// is dropped, and Vault (with no_store) keeps no copy.
 			continue
 		}
-		if err := checkNode(cert, req, issuer, plan, s.conn.cfg.NotBeforeSkew); err != nil {
+		if err := checkNode(cert, req, issuer, s.conn.cfg.NotBeforeSkew); err != nil {
 			return nil, err
 		}
 		if !serialOK(cert) {
