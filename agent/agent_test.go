@@ -25,6 +25,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/server"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -152,7 +153,11 @@ func newFixture(t *testing.T, expiry, heartbeat time.Duration) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth := cluster.NewAuthority(st, sg, clk.Now)
+	issuers, err := issuer.Hold(sg, issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth := cluster.NewAuthority(st, issuers, clk.Now)
 	srv, err := server.New(server.Config{
 		DataDir: dataDir, Store: st, Authority: auth, NodeID: res.NodeID, Clock: clk,
 		Logger: slog.New(slog.DiscardHandler), HeartbeatPeriod: heartbeat, Backend: c.Backend.Type,

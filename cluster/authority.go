@@ -10,6 +10,7 @@ import (
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -23,23 +24,36 @@ var ErrNodeRemoved = errors.New("cluster: the node was removed from the cluster 
 var ErrRoleChanged = errors.New("cluster: the node's role changed during issuance; ask again")
 
 // Authority issues node certificates: it applies the node certificate policy,
-// has the root's Signer sign, checks the result, and records it in the store.
+// has the issuer in force sign (package issuer, which checks the result
+// against the request), checks that the chain handed out verifies under the
+// roots the cluster trusts, and records it in the store.
 type Authority struct {
-	store  store.Store
-	signer signer.Signer
-	now    func() time.Time
+	store   store.Store
+	issuers *issuer.Holder
+	now     func() time.Time
 }
 
-// NewAuthority returns an Authority over st and s. now nil means time.Now.
-func NewAuthority(st store.Store, s signer.Signer, now func() time.Time) *Authority {
+// NewAuthority returns an Authority over st that issues with the Issuer
+// issuers holds at each call, so that replacing it (a root rotation, a
+// change of leader) applies to the next certificate. now nil means
+// time.Now.
+func NewAuthority(st store.Store, issuers *issuer.Holder, now func() time.Time) *Authority {
 	if now == nil {
 		now = timeNow
 	}
-	return &Authority{store: st, signer: s, now: now}
+	return &Authority{store: st, issuers: issuers, now: now}
 }
 
-// Signer returns the root's Signer.
-func (a *Authority) Signer() signer.Signer { return a.signer }
+// Issuers returns the holder of the Issuer the Authority issues with.
+func (a *Authority) Issuers() *issuer.Holder { return a.issuers }
+
+// Signer returns the Signer of the Issuer in force, or nil when none is.
+func (a *Authority) Signer() signer.Signer {
+	if i := a.issuers.Load(); i != nil {
+		return i.Signer()
+	}
+	return nil
+}
 
 // IssueRequest asks for a node certificate.
 type IssueRequest struct {
@@ -90,19 +104,22 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		return nil, ErrNodeRemoved
 	}
 	now := a.now()
-	chain := a.signer.Chain()
+	iss, err := a.issuers.Current()
+	if err != nil {
+		return nil, err
+	}
 	sreq, err := ca.NodeCertificateRequest(ca.NodeRequest{
 		ClusterID: c.ID, NodeID: req.NodeID, Role: req.Role, CSR: req.CSR, Expiry: c.CertExpiry, Now: now,
-	}, chain[0])
+	}, iss.CA())
 	if err != nil {
 		return nil, err
 	}
-	cert, err := a.signer.Sign(ctx, sreq)
+	out, err := iss.Issue(ctx, sreq)
 	if err != nil {
 		return nil, err
 	}
-	issued := append([]*x509.Certificate{cert}, chain[:len(chain)-1]...)
-	if err := a.check(c, issued, req, now); err != nil {
+	cert := out.Certificate
+	if err := a.check(c, out.Chain, now); err != nil {
 		return nil, err
 	}
 	node.Role = string(req.Role)
@@ -122,7 +139,7 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 	}
 	ev := audit.Event{
 		Action: action, Actor: audit.ActorFrom(ctx), NodeID: req.NodeID, Role: string(req.Role),
-		Serial: rec.Serial, NotAfter: rec.NotAfter, IssuerKeyID: rec.IssuerKeyID, Backend: backendName(a.signer),
+		Serial: rec.Serial, NotAfter: rec.NotAfter, IssuerKeyID: rec.IssuerKeyID, Backend: iss.Backend(),
 	}
 	if action == audit.ActionRenewed {
 		// Keep whatever state the store holds; RecordIssuance refuses a node
@@ -138,19 +155,12 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		}
 		return nil, fmt.Errorf("cluster: the certificate was signed but not recorded, so it is withheld: %w", err)
 	}
-	return &Issued{Certificate: cert, Chain: issued, Node: node}, nil
+	return &Issued{Certificate: cert, Chain: out.Chain, Node: node}, nil
 }
 
-// check re-reads what the Signer returned before it leaves the manager:
-// the identity it carries and its chain to the cluster's roots.
-func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, req IssueRequest, now time.Time) error {
-	id, err := ca.IdentityOf(chain[0], c.ID)
-	if err != nil {
-		return fmt.Errorf("cluster: the signer returned a certificate that breaks the node contract: %w", err)
-	}
-	if id.NodeID != req.NodeID || id.Role != req.Role {
-		return fmt.Errorf("cluster: the signer returned a certificate for %s/%s, not %s/%s", id.NodeID, id.Role, req.NodeID, req.Role)
-	}
+// check verifies the chain handed out under the roots the cluster trusts,
+// as nodes will: the Issuer checked the certificate against its request.
+func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, now time.Time) error {
 	roots, err := Roots(c)
 	if err != nil {
 		return err
@@ -159,12 +169,4 @@ func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, req IssueR
 		return fmt.Errorf("cluster: the issued certificate does not chain to the cluster root: %w", err)
 	}
 	return nil
-}
-
-// backendName is the name of the backend behind s, for the audit record.
-func backendName(s signer.Signer) string {
-	if d, ok := s.(signer.Describer); ok {
-		return d.Describe().Backend
-	}
-	return ""
 }

@@ -10,16 +10,20 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
 
-// Checkpoint binds the audit log's head to the CA key: s issues a
+// Checkpoint binds the audit log's head to the CA key: iss issues a
 // checkpoint certificate naming the head (audit.CheckpointRequest) for a
 // throwaway key, which is then dropped, and the certificate is recorded as a
 // checkpoint entry. An empty log, or one whose head is already a
 // checkpoint, is left alone (the returned entry is nil).
-func Checkpoint(ctx context.Context, st store.Store, s signer.Signer, now time.Time) (*audit.Entry, error) {
+func Checkpoint(ctx context.Context, st store.Store, iss *issuer.Issuer, now time.Time) (*audit.Entry, error) {
+	if iss == nil {
+		return nil, issuer.ErrNoIssuer
+	}
 	head, err := st.AuditHead(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
@@ -45,7 +49,7 @@ func Checkpoint(ctx context.Context, st store.Store, s signer.Signer, now time.T
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	var csr *x509.CertificateRequest
-	if signer.CapabilitiesOf(s).NeedsCSR {
+	if signer.CapabilitiesOf(iss.Signer()).NeedsCSR {
 		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 		if err != nil {
 			return nil, fmt.Errorf("cluster: %w", err)
@@ -54,13 +58,11 @@ func Checkpoint(ctx context.Context, st store.Store, s signer.Signer, now time.T
 			return nil, fmt.Errorf("cluster: %w", err)
 		}
 	}
-	chain := s.Chain()
-	cert, err := s.Sign(ctx, audit.CheckpointRequest(c.ID, head, key.Public(), csr, chain[0], now))
+	out, err := iss.Issue(ctx, audit.CheckpointRequest(c.ID, head, key.Public(), csr, iss.CA(), now))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: failed to sign the audit checkpoint: %w", err)
 	}
-	certs := append([]*x509.Certificate{cert}, chain[:len(chain)-1]...)
-	entries, err := st.AppendAudit(ctx, audit.CheckpointEvent(audit.ActorFrom(ctx), backendName(s), head, certs))
+	entries, err := st.AppendAudit(ctx, audit.CheckpointEvent(audit.ActorFrom(ctx), iss.Backend(), head, out.Chain))
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/boltstore"
@@ -232,7 +233,11 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	); err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	issued, err := NewAuthority(st, sg, req.Now).IssueNodeCertificate(ctx, IssueRequest{
+	iss, err := issuer.New(sg, issuer.Options{Now: req.Now})
+	if err != nil {
+		return nil, err
+	}
+	issued, err := NewAuthority(st, issuer.NewHolder(iss), req.Now).IssueNodeCertificate(ctx, IssueRequest{
 		NodeID: nodeID, Role: ca.RoleManager, Hostname: req.Hostname, CSR: csr,
 	})
 	if err != nil {

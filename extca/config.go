@@ -13,6 +13,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -39,9 +40,15 @@ type AuditLog interface {
 
 // Config configures New.
 type Config struct {
-	// Signer issues every certificate: node certificates, cross-signed CA
-	// certificates and the endpoint's own TLS certificate. Any backend
-	// (file, PKCS#11, Vault, CFSSL) will do. Required.
+	// Issuers holds the Issuer in force (package issuer), which issues
+	// every certificate: node certificates, cross-signed CA certificates
+	// and the endpoint's own TLS certificate, each with the chain the
+	// Issuer hands out. Replacing it (a root rotation, a change of leader)
+	// applies to the next request, without a restart. Any backend (file,
+	// PKCS#11, Vault, CFSSL) will do. Give Issuers or Signer.
+	Issuers *issuer.Holder
+	// Signer, when Issuers is nil, is the one Signer that issues, with its
+	// intermediates after each certificate.
 	Signer signer.Signer
 	// Policy says which clients may ask for what. Required; see
 	// LoadPolicy and DefaultPolicy.
@@ -103,11 +110,20 @@ type Config struct {
 
 // withDefaults checks cfg and fills in its defaults.
 func (cfg Config) withDefaults() (Config, error) {
-	if cfg.Signer == nil {
+	switch {
+	case cfg.Issuers != nil && cfg.Signer != nil:
+		return cfg, errors.New("extca: give an issuer holder or a signer, not both")
+	case cfg.Issuers == nil && cfg.Signer == nil:
 		return cfg, errors.New("extca: a signer is needed")
-	}
-	if len(cfg.Signer.Chain()) == 0 {
-		return cfg, errors.New("extca: the signer has no chain")
+	case cfg.Issuers == nil:
+		if len(cfg.Signer.Chain()) == 0 {
+			return cfg, errors.New("extca: the signer has no chain")
+		}
+		h, err := issuer.Hold(cfg.Signer, issuer.Options{})
+		if err != nil {
+			return cfg, fmt.Errorf("extca: %w", err)
+		}
+		cfg.Issuers, cfg.Signer = h, nil
 	}
 	if err := cfg.Policy.Validate(); err != nil {
 		return cfg, err

@@ -15,7 +15,6 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/signer"
 )
 
 // This file is the HTTP side: the three endpoints, authentication, the
@@ -222,7 +221,12 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, body []byte)
 			return
 		}
 	}
-	res := cfssl.InfoResult{Certificate: string(ca.EncodeCertificatesPEM(s.cfg.Signer.Chain()[0]))}
+	iss := s.cfg.Issuers.Load()
+	if iss == nil {
+		writeRefusal(w, unavailable())
+		return
+	}
+	res := cfssl.InfoResult{Certificate: string(ca.EncodeCertificatesPEM(iss.CA()))}
 	switch ir.Profile {
 	case ProfileDefault:
 		res.Usages, res.Expiry = nodeUsages, s.cfg.CertExpiry.String()
@@ -279,8 +283,8 @@ func (s *Server) recordIssued(r *http.Request, client Client, req *signRequest, 
 // event is an audit event of this endpoint.
 func (s *Server) event(action audit.Action, remote string, client *Client) audit.Event {
 	ev := audit.Event{Action: action, Actor: s.cfg.Actor, Remote: remote, Details: map[string]string{"via": "external-ca"}}
-	if d, ok := s.cfg.Signer.(signer.Describer); ok {
-		ev.Backend = d.Describe().Backend
+	if iss := s.cfg.Issuers.Load(); iss != nil {
+		ev.Backend = iss.Backend()
 	}
 	if client != nil {
 		ev.Details["client"] = client.String()

@@ -1,7 +1,6 @@
 package extca
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -20,41 +19,40 @@ import (
 )
 
 // This file turns a checked sign request into a signer.Request, has the
-// Signer sign it, and checks what comes back before it leaves.
+// Issuer in force issue it (which checks what comes back against the
+// request before it leaves), and answers the Issuer's errors.
 
-// issued is a certificate the Signer returned, with the chain the answer
+// issued is a certificate the Issuer returned, with the chain the answer
 // carries after it.
 type issued struct {
 	cert  *x509.Certificate
 	chain []*x509.Certificate
 }
 
-// issue signs req under the Signer's chain at now.
+// issue signs req under the Issuer in force at now.
 func (s *Server) issue(ctx context.Context, req *signRequest, now time.Time) (*issued, *Refusal) {
-	chain := s.cfg.Signer.Chain()
-	issuer := chain[0]
+	iss := s.cfg.Issuers.Load()
+	if iss == nil {
+		return nil, unavailable()
+	}
+	caCert := iss.CA()
 	var (
 		sreq *signer.Request
 		r    *Refusal
 	)
 	if req.profile == ProfileCA {
-		sreq, r = s.caRequest(req, issuer, now)
+		sreq, r = s.caRequest(req, caCert, now)
 	} else {
-		sreq, r = s.nodeRequest(req, issuer, now)
+		sreq, r = s.nodeRequest(req, caCert, now)
 	}
 	if r != nil {
 		return nil, r
 	}
-	cert, err := s.cfg.Signer.Sign(ctx, sreq)
+	out, err := iss.Issue(ctx, sreq)
 	if err != nil {
 		return nil, s.signRefusal(err)
 	}
-	if field := checkIssued(cert, sreq, req); field != "" {
-		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", field)
-		return nil, &Refusal{Status: http.StatusInternalServerError, Code: http.StatusInternalServerError, Reason: reasonInternal,
-			Message: fmt.Sprintf("the CA returned a certificate whose %s differs from the request; it was withheld: see the CA's log", field)}
-	}
-	return &issued{cert: cert, chain: append([]*x509.Certificate{cert}, chain[:len(chain)-1]...)}, nil
+	return &issued{cert: out.Certificate, chain: out.Chain}, nil
 }
 
 // nodeRequest applies the node certificate contract (ca.NodeCertificateRequest)
@@ -166,8 +164,20 @@ func (s *Server) signRefusal(err error) *Refusal {
 	if errors.As(err, &re) && (re.Field == "csr" || re.Field == "public key") {
 		return csrRefusal(err)
 	}
+	var ie *signer.IssuedError
+	if errors.As(err, &ie) {
+		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", ie.Field, "err", err)
+		return internal(fmt.Sprintf("the CA returned a certificate whose %s differs from the request; it was withheld: see the CA's log", ie.Field))
+	}
 	s.log.Error("the signer failed", "err", err)
 	return internal("the CA failed to sign: see the CA's log; try again later")
+}
+
+// unavailable answers a request while no Issuer is in force (the manager
+// is not the leader, or is stopping).
+func unavailable() *Refusal {
+	return &Refusal{Status: http.StatusServiceUnavailable, Code: http.StatusServiceUnavailable, Reason: reasonInternal,
+		Message: "the CA does not issue certificates now; try again later"}
 }
 
 func csrRefusal(err error) *Refusal {
@@ -180,43 +190,6 @@ func csrRefusal(err error) *Refusal {
 
 func internal(msg string) *Refusal {
 	return &Refusal{Status: http.StatusInternalServerError, Code: http.StatusInternalServerError, Reason: reasonInternal, Message: msg}
-}
-
-// checkIssued re-reads a certificate before it leaves: its public key and
-// subject are the request's, and a node certificate carries the identity
-// and names asked for, a CA certificate CA:TRUE. It returns the field that
-// differs, or "".
-func checkIssued(cert *x509.Certificate, sreq *signer.Request, req *signRequest) string {
-	if !bytes.Equal(cert.RawSubjectPublicKeyInfo, sreq.CSR.RawSubjectPublicKeyInfo) {
-		return "public key"
-	}
-	if req.profile == ProfileCA {
-		switch {
-		case !bytes.Equal(cert.RawSubject, sreq.CSR.RawSubject):
-			return "subject"
-		case !cert.IsCA:
-			return "basic constraints"
-		}
-		return ""
-	}
-	id, err := ca.IdentityOf(cert, req.clusterID)
-	switch {
-	case err != nil, id.NodeID != req.nodeID, id.Role != req.role:
-		return "subject"
-	case !sameNames(cert.DNSNames, ca.NodeDNSNames(req.nodeID, req.role)):
-		return "dns names"
-	}
-	return ""
-}
-
-// sameNames reports whether a and b hold the same names in any order: a
-// backend may write them sorted (Vault's PKI engine does), and the backend
-// itself checks and declares its order.
-func sameNames(a, b []string) bool {
-	a, b = slices.Clone(a), slices.Clone(b)
-	slices.Sort(a)
-	slices.Sort(b)
-	return slices.Equal(a, b)
 }
 
 // serialHex is a certificate's serial as the store writes it.

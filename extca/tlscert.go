@@ -54,13 +54,17 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extca: failed to parse the TLS CSR: %w", err)
 	}
-	chain := s.cfg.Signer.Chain()
-	now := s.cfg.Clock.Now()
-	notBefore, notAfter := validity(now, s.cfg.TLSCertExpiry, chain[0])
-	if !notAfter.After(now) {
-		return nil, fmt.Errorf("extca: the CA certificate %q has expired: no TLS certificate can be issued under it", chain[0].Subject)
+	iss, err := s.cfg.Issuers.Current()
+	if err != nil {
+		return nil, fmt.Errorf("extca: %w", err)
 	}
-	cert, err := s.cfg.Signer.Sign(ctx, &signer.Request{
+	issuerCA := iss.CA()
+	now := s.cfg.Clock.Now()
+	notBefore, notAfter := validity(now, s.cfg.TLSCertExpiry, issuerCA)
+	if !notAfter.After(now) {
+		return nil, fmt.Errorf("extca: the CA certificate %q has expired: no TLS certificate can be issued under it", issuerCA.Subject)
+	}
+	out, err := iss.Issue(ctx, &signer.Request{
 		PublicKey: key.Public(),
 		CSR:       csr,
 		Profile:   signer.ProfileNode,
@@ -78,8 +82,8 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extca: failed to issue the TLS certificate: %w", err)
 	}
-	presented := append([]*x509.Certificate{cert}, chain[:len(chain)-1]...)
-	if err := ca.VerifyChain(presented, chain[len(chain)-1:], now); err != nil {
+	cert, presented := out.Certificate, out.Chain
+	if err := ca.VerifyChain(presented, []*x509.Certificate{iss.Root()}, now); err != nil {
 		return nil, fmt.Errorf("extca: the TLS certificate does not chain to the root: %w", err)
 	}
 	for _, n := range s.cfg.DNSNames {

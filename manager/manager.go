@@ -24,6 +24,7 @@ import (
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/extca"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/server"
 )
 
@@ -116,7 +117,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if c, ok := sg.(io.Closer); ok {
 		defer c.Close() // after the shutdown checkpoint, deferred below
 	}
-	auth := cluster.NewAuthority(st, sg, cfg.Clock.Now)
+	issuers, err := issuer.Hold(sg, issuer.Options{Now: cfg.Clock.Now})
+	if err != nil {
+		return err
+	}
+	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
@@ -153,7 +158,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("manager: the audit log: %w", err)
 	}
 	checkpoint := func(ctx context.Context) {
-		if _, err := cluster.Checkpoint(ctx, st, sg, cfg.Clock.Now()); err != nil {
+		if _, err := cluster.Checkpoint(ctx, st, issuers.Load(), cfg.Clock.Now()); err != nil {
 			cfg.Logger.Error("audit checkpoint failed", "err", err)
 		}
 	}
@@ -175,7 +180,7 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}
 		if ext, err = extca.New(actx, extca.Config{
-			Signer: sg, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
+			Issuers: issuers, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
 			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
 			ReservedClusters: []string{c.ID},
 		}); err != nil {

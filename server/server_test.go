@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -75,6 +76,7 @@ type env struct {
 	addr    string
 	st      store.Store
 	sg      signer.Signer
+	issuers *issuer.Holder
 	auth    *cluster.Authority
 	srv     *Server
 	init    *cluster.InitResult
@@ -138,7 +140,11 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.auth = cluster.NewAuthority(e.st, e.sg, nil)
+	e.issuers, err = issuer.Hold(e.sg, issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.auth = cluster.NewAuthority(e.st, e.issuers, nil)
 
 	var logger *slog.Logger
 	if opts.quiet {
@@ -667,7 +673,7 @@ func TestExpiredCertificate(t *testing.T) {
 	if err := cluster.SetCertExpiry(ctx, e.st, time.Hour); err != nil {
 		t.Fatal(err)
 	}
-	past := cluster.NewAuthority(e.st, e.sg, func() time.Time { return time.Now().Add(-3 * time.Hour) })
+	past := cluster.NewAuthority(e.st, e.issuers, func() time.Time { return time.Now().Add(-3 * time.Hour) })
 	key := newKey(t)
 	nodeID, err := ca.NewID(nil)
 	if err != nil {
