@@ -16,8 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/chancery-pki/chancery/backends"
@@ -28,7 +26,7 @@ import (
 )
 
 // StoreFile is the embedded store's file in the data directory.
-const StoreFile = "chancery.db"
+const StoreFile = boltstore.File
 
 // ErrNoCluster means the data directory holds no cluster.
 var ErrNoCluster = errors.New("cluster: this data directory holds no cluster: run `chancery init` first")
@@ -36,20 +34,30 @@ var ErrNoCluster = errors.New("cluster: this data directory holds no cluster: ru
 // ErrClusterExists means init was asked to create a cluster where one is.
 var ErrClusterExists = errors.New("cluster: a cluster already exists in this data directory")
 
-// StorePath returns the store file's path in dataDir.
-func StorePath(dataDir string) string { return filepath.Join(dataDir, StoreFile) }
+// StorePath returns the embedded store file's path in dataDir.
+func StorePath(dataDir string) string { return boltstore.Path(dataDir, nil) }
 
-// OpenStore opens the embedded store of an existing cluster in dataDir.
+// OpenStore opens the store of an existing cluster that dataDir's settings
+// name (store.ReadSettings): the embedded store unless they say otherwise.
 func OpenStore(dataDir string) (store.Store, error) {
-	p := StorePath(dataDir)
-	if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+	st, err := store.Open(context.Background(), dataDir, nil)
+	if errors.Is(err, store.ErrNoStore) {
 		return nil, fmt.Errorf("%w (%s)", ErrNoCluster, dataDir)
 	}
-	st, err := boltstore.Open(p, boltstore.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	return st, nil
+}
+
+// HasStore reports whether dataDir is a manager's that reaches the
+// cluster's state: its settings name a store that exists.
+func HasStore(dataDir string) (bool, error) {
+	ok, err := store.Exists(context.Background(), dataDir)
+	if err != nil {
+		return false, fmt.Errorf("cluster: %w", err)
+	}
+	return ok, nil
 }
 
 // Roots parses the cluster record's root bundle.

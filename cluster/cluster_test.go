@@ -193,6 +193,7 @@ func TestInit(t *testing.T) {
 	}{
 		{dataDir, 0o700},
 		{StorePath(dataDir), 0o600},
+		{filepath.Join(dataDir, store.SettingsFile), 0o600},
 		{filepath.Join(dataDir, file.DefaultKeyPath), 0o600},
 		{dir.Path(certdir.NodeKeyFile), 0o600},
 		{dir.Path(certdir.NodeCertFile), 0o644},
@@ -1106,5 +1107,33 @@ func TestIssueRacesAdministration(t *testing.T) {
 				t.Errorf("the node after the race: %+v; the change was undone", n)
 			}
 		})
+	}
+}
+
+// TestOpenStoreWithoutSettings opens a data directory made before settings
+// files existed: its embedded store is found without one.
+func TestOpenStoreWithoutSettings(t *testing.T) {
+	dataDir, st, _ := newCluster(t)
+	want := clusterRecord(t, st).ID
+	st.Close()
+	if err := os.Remove(filepath.Join(dataDir, store.SettingsFile)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := HasStore(dataDir); !ok || err != nil {
+		t.Fatalf("HasStore = %v, %v; want true", ok, err)
+	}
+	st2, err := OpenStore(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if got := clusterRecord(t, st2).ID; got != want {
+		t.Errorf("cluster %s, want %s", got, want)
+	}
+	if ok, err := HasStore(t.TempDir()); ok || err != nil {
+		t.Errorf("HasStore(empty directory) = %v, %v; want false", ok, err)
+	}
+	if _, err := OpenStore(t.TempDir()); !errors.Is(err, ErrNoCluster) {
+		t.Errorf("OpenStore(empty directory) = %v, want ErrNoCluster", err)
 	}
 }

@@ -60,6 +60,9 @@ type InitRequest struct {
 	ListenAddr, AdvertiseAddr string
 	// Hostname is this node's host name; empty means os.Hostname.
 	Hostname string
+	// Store says which store holds the cluster's state; the zero value
+	// means the embedded store (boltstore) in the data directory.
+	Store store.Settings
 	// Now and Rand default to time.Now and crypto/rand.
 	Now  func() time.Time
 	Rand io.Reader
@@ -123,11 +126,24 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
+	if req.Store.Type == "" {
+		req.Store.Type = boltstore.Name
+	}
+	driver, err := store.DriverFor(req.Store.Type)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
 	dir := certdir.In(req.DataDir)
-	for _, p := range []string{StorePath(req.DataDir), dir.Path(certdir.NodeCertFile), dir.Path(certdir.NodeKeyFile)} {
+	for _, p := range []string{filepath.Join(req.DataDir, store.SettingsFile), boltstore.Path(req.DataDir, nil), dir.Path(certdir.NodeCertFile), dir.Path(certdir.NodeKeyFile)} {
 		if _, err := os.Stat(p); err == nil {
 			return nil, fmt.Errorf("%w: %s exists; use another --data-dir, or remove the old cluster's directory first", ErrClusterExists, p)
 		}
+	}
+	storeReq := store.OpenRequest{DataDir: req.DataDir, Options: req.Store.Options, Create: true, Now: req.Now}
+	if found, err := driver.Exists(ctx, storeReq); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	} else if found {
+		return nil, fmt.Errorf("%w: the %s store the settings name holds a cluster already", ErrClusterExists, req.Store.Type)
 	}
 
 	// Undo on failure: everything below is created by Init.
@@ -146,12 +162,16 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		}
 		undo = append(undo, func() { os.RemoveAll(created) })
 	}
-	st, err := boltstore.Open(StorePath(req.DataDir), boltstore.Options{Now: req.Now})
+	if err := store.WriteSettings(req.DataDir, req.Store); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	undo = append(undo, func() { os.Remove(filepath.Join(req.DataDir, store.SettingsFile)) })
+	st, err := driver.Open(ctx, storeReq)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	defer st.Close()
-	undo = append(undo, func() { st.Close(); os.Remove(StorePath(req.DataDir)) })
+	undo = append(undo, func() { st.Close(); os.Remove(boltstore.Path(req.DataDir, req.Store.Options)) })
 
 	clusterID, err := ca.NewID(req.Rand)
 	if err != nil {

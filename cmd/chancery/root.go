@@ -113,7 +113,9 @@ func (a *app) admin(ctx context.Context) (*client.Client, func(), error) {
 		c := client.NewSocket(sock)
 		return c, c.Close, nil
 	}
-	if _, err := os.Stat(cluster.StorePath(a.dataDir)); err == nil {
+	if ok, err := cluster.HasStore(a.dataDir); err != nil {
+		return nil, nil, err
+	} else if ok {
 		st, err := cluster.OpenStore(a.dataDir)
 		if err != nil {
 			return nil, nil, err

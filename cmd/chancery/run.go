@@ -23,7 +23,9 @@ func newRunCmd(a *app) *cobra.Command {
 		Short: "Run the manager or node of a data directory in the foreground (after a restart)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := os.Stat(cluster.StorePath(a.dataDir)); err == nil {
+			if ok, err := cluster.HasStore(a.dataDir); err != nil {
+				return err
+			} else if ok {
 				overrides := backends.Settings{}
 				if passFile != "" {
 					overrides[file.SettingPassphraseFile] = passFile
