@@ -1,8 +1,11 @@
-// Package manager runs a cluster's manager from its data directory: it
-// opens the store and the root's Signer, serves the API (package server),
-// and keeps the manager's own node certificate fresh with an in-process
-// node agent (package agent) whose certificate is the one the API
-// presents.
+// Package manager runs a cluster's manager from its data directory, as a
+// supervisor: it opens the store the data directory's settings name, serves
+// the API (package server), keeps the manager's own node certificate fresh
+// with an in-process node agent (package agent) whose certificate is the one
+// the API presents, and, while this manager leads, runs the work done once
+// (leader.go): the issuer in force, audit checkpoints and the external CA
+// endpoint, under a context that ends when leadership ends. One errgroup
+// starts, stops and waits for every goroutine.
 package manager
 
 import (
@@ -14,8 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/audit"
@@ -85,7 +89,9 @@ type ExternalCAConfig struct {
 // log's head when it has moved.
 const DefaultCheckpointInterval = time.Minute
 
-// Run runs the manager until ctx is done.
+// Run runs the manager until ctx is done, or until one of its parts (the
+// API, the agent, the metrics listener, the leader's duties) stops; it
+// returns the first error, after every part has stopped.
 func Run(ctx context.Context, cfg Config) error {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -107,20 +113,11 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("manager: this manager's certificate: %w", err)
 	}
 	nodeID := chain[0].Subject.CommonName
-	if nodeID != c.LeaderID {
-		return fmt.Errorf("manager: this data directory's node %s is not the cluster's leader %s", nodeID, c.LeaderID)
-	}
-	sg, err := cluster.OpenSigner(ctx, cfg.DataDir, c, cfg.BackendOverrides, nil)
+	election, err := electionFor(st, nodeID)
 	if err != nil {
 		return err
 	}
-	if c, ok := sg.(io.Closer); ok {
-		defer c.Close() // after the shutdown checkpoint, deferred below
-	}
-	issuers, err := issuer.Hold(sg, issuer.Options{Now: cfg.Clock.Now})
-	if err != nil {
-		return err
-	}
+	issuers := &issuer.Holder{}
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
@@ -141,6 +138,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+
+	// What can fail comes first, before anything runs in the background:
+	// the listeners, leadership, and the leader's Signer and endpoint.
+	var closers []io.Closer
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
 	ln := cfg.Listener
 	if ln == nil {
 		addr := cfg.ListenAddr
@@ -151,139 +157,74 @@ func Run(ctx context.Context, cfg Config) error {
 			return fmt.Errorf("manager: failed to listen on %s: %w", addr, err)
 		}
 	}
-	// What can fail comes first, before anything runs in the background.
+	closers = append(closers, ln)
+	lctx, err := election.Campaign(ctx)
+	if err != nil {
+		return err
+	}
+	lead, err := startLeader(audit.WithActor(lctx, nodeID), leaderConfig{
+		Config: cfg, store: st, cluster: c, nodeID: nodeID, issuers: issuers,
+	})
+	if err != nil {
+		return err
+	}
 	actx := audit.WithActor(ctx, nodeID)
 	if _, err := st.AppendAudit(actx, audit.Event{Action: audit.ActionManagerStarted, Actor: nodeID, Backend: c.Backend.Type}); err != nil {
-		ln.Close()
+		lead.release()
 		return fmt.Errorf("manager: the audit log: %w", err)
 	}
-	checkpoint := func(ctx context.Context) {
-		if _, err := cluster.Checkpoint(ctx, st, issuers.Load(), cfg.Clock.Now()); err != nil {
-			cfg.Logger.Error("audit checkpoint failed", "err", err)
-		}
-	}
-	checkpoint(actx)
-	// Runs after every goroutine below has stopped (deferred before the
-	// wait), and before the signer and the store close (deferred after).
-	defer checkpoint(audit.WithActor(context.Background(), nodeID))
-	var (
-		ext *extca.Server
-		eln net.Listener
-	)
-	if e := cfg.ExternalCA; e != nil {
-		ips, names := e.IPAddresses, e.DNSNames
-		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
-			if ip := net.ParseIP(host); ip != nil {
-				ips = append(ips, ip)
-			} else if host != "" {
-				names = append(names, host)
-			}
-		}
-		if ext, err = extca.New(actx, extca.Config{
-			Issuers: issuers, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
-			CertExpiry: e.CertExpiry, Audit: st, Actor: nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
-			ReservedClusters: []string{c.ID},
-		}); err != nil {
-			ln.Close()
-			return err
-		}
-		if eln, err = net.Listen("tcp", e.ListenAddr); err != nil {
-			ln.Close()
-			return fmt.Errorf("manager: failed to listen on %s for the external CA endpoint: %w", e.ListenAddr, err)
-		}
+	// After every part has stopped: the shutdown checkpoint, then the
+	// Signer closes (and the store, deferred above).
+	defer lead.stop()
+	if err := lead.begin(); err != nil {
+		return err
 	}
 	uln, err := server.ListenSocket(cfg.DataDir)
 	if err != nil {
-		ln.Close()
-		if eln != nil {
-			eln.Close()
-		}
 		return err
 	}
+	closers = append(closers, uln)
 
-	// Deferred in this order, cancel runs first, then the wait for every
-	// goroutine below.
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	srvDone, agDone, metricsErr := make(chan error, 1), make(chan error, 1), make(chan error, 1)
-	wg.Add(2)
-	go func() { defer wg.Done(); srvDone <- srv.Serve(ctx, ln, uln) }()
-	go func() { defer wg.Done(); agDone <- ag.Run(ctx) }()
+	g, gctx := errgroup.WithContext(ctx)
+	// part runs f in the group; a part that returns, even without an
+	// error, stops the others.
+	part := func(name string, f func(context.Context) error) {
+		g.Go(func() error {
+			err := f(gctx)
+			if err == nil && gctx.Err() == nil {
+				err = fmt.Errorf("manager: the %s stopped", name)
+				if name == "leader's duties" {
+					// Leadership ended while the manager runs: with the
+					// embedded store it never does.
+					err = errLeadershipLost
+				}
+			}
+			return err
+		})
+	}
+	part("API", func(ctx context.Context) error { return srv.Serve(ctx, ln, uln) })
+	part("agent", ag.Run)
 	if cfg.MetricsAddr != "" {
 		ms := &http.Server{Addr: cfg.MetricsAddr, Handler: srv.MetricsHandler(), ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			<-ctx.Done()
-			ms.Close()
-		}()
-		go func() {
-			defer wg.Done()
-			if err := ms.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				metricsErr <- fmt.Errorf("manager: metrics: %w", err)
+		part("metrics listener", func(ctx context.Context) error {
+			go func() {
+				<-ctx.Done()
+				ms.Close()
+			}()
+			if err := ms.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("manager: metrics: %w", err)
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		interval := cfg.CheckpointInterval
-		if interval <= 0 {
-			interval = DefaultCheckpointInterval
-		}
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-cfg.Clock.After(interval):
-				checkpoint(actx)
-			}
-		}
-	}()
-	// extDone stays nil (never ready) unless the endpoint runs.
-	var extDone chan error
-	if ext != nil {
-		extDone = make(chan error, 1)
-		wg.Add(1)
-		go func() { defer wg.Done(); extDone <- ext.Serve(ctx, eln) }()
-	}
+	part("leader's duties", func(ctx context.Context) error { return lead.run(ctx) })
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}
 	cfg.Logger.Info("manager running", "cluster_id", c.ID, "node_id", nodeID, "backend", c.Backend.Type)
-	// Stop when ctx is done or the API, the agent, the metrics listener or
-	// the external CA endpoint stops, and wait for the API, the agent and
-	// the endpoint before the store closes.
-	var mErr, srvErr, agErr error
-	srvOver, agOver := false, false
-	select {
-	case <-ctx.Done():
-	case srvErr = <-srvDone:
-		srvOver = true
-	case agErr = <-agDone:
-		agOver = true
-	case mErr = <-metricsErr:
-	case mErr = <-extDone:
-		extDone = nil
+	err = g.Wait()
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		err = nil
 	}
-	cancel()
-	if extDone != nil {
-		if err := <-extDone; err != nil && mErr == nil {
-			mErr = err
-		}
-	}
-	if !srvOver {
-		srvErr = <-srvDone
-	}
-	if !agOver {
-		agErr = <-agDone
-	}
-	for _, e := range []error{mErr, srvErr, agErr} {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
+	return err
 }

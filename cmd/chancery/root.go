@@ -2,28 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/admin"
 	"github.com/chancery-pki/chancery/api"
-	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
-	"github.com/chancery-pki/chancery/server"
 )
 
 // DataDirEnv names the environment variable that sets the default data
@@ -103,55 +96,17 @@ func (a *app) logger() (*slog.Logger, error) {
 }
 
 // admin returns a client of the administration API for the data
-// directory: the running manager's socket; else, when no manager runs, the
-// store directly; else, on a joined manager's host, the leader over mutual
-// TLS with this node's manager certificate.
+// directory (package admin chooses the transport).
 func (a *app) admin(ctx context.Context) (*client.Client, func(), error) {
-	sock := filepath.Join(a.dataDir, api.SocketFile)
-	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
-		conn.Close()
-		c := client.NewSocket(sock)
-		return c, c.Close, nil
+	c, done, err := admin.Open(ctx, a.dataDir)
+	switch {
+	case errors.Is(err, admin.ErrWorker):
+		return nil, nil, withHint(err, "run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
+	case errors.Is(err, cluster.ErrNoCluster):
+		return nil, nil, withHint(err,
+			fmt.Sprintf("run 'chancery init --data-dir %s', or point --data-dir at an existing cluster", a.dataDir))
 	}
-	if ok, err := cluster.HasStore(a.dataDir); err != nil {
-		return nil, nil, err
-	} else if ok {
-		st, err := cluster.OpenStore(a.dataDir)
-		if err != nil {
-			return nil, nil, err
-		}
-		c, err := st.Cluster(ctx)
-		if err != nil {
-			st.Close()
-			return nil, nil, err
-		}
-		srv, err := server.New(server.Config{DataDir: a.dataDir, Store: st, NodeID: c.LeaderID})
-		if err != nil {
-			st.Close()
-			return nil, nil, err
-		}
-		return client.NewHandler(srv.AdminHandler()), func() { st.Close() }, nil
-	}
-	if state, err := agent.ReadState(a.dataDir); err == nil {
-		dir := certdir.In(a.dataDir)
-		key, chain, err := dir.LoadNode()
-		if err != nil {
-			return nil, nil, err
-		}
-		if ou := chain[0].Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != string(ca.RoleManager) {
-			return nil, nil, withHint(errors.New("this node is a worker: administration needs a manager"),
-				"run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
-		}
-		roots, _, err := dir.Root()
-		if err != nil {
-			return nil, nil, err
-		}
-		cert := tlsCert(key, chain)
-		c := client.NewForCluster(state.Managers[0], certPool(roots), func() *tls.Certificate { return cert }, strings.Join(chain[0].Subject.Organization, ""))
-		return c, c.Close, nil
-	}
-	return nil, nil, withHint(fmt.Errorf("%w (%s)", cluster.ErrNoCluster, a.dataDir),
-		fmt.Sprintf("run 'chancery init --data-dir %s', or point --data-dir at an existing cluster", a.dataDir))
+	return c, done, err
 }
 
 // apiError turns an API error into a CLI error with hints where one helps.

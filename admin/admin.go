@@ -1,0 +1,101 @@
+// Package admin reaches the administration API of a data directory, by
+// the way that fits it: the running manager's unix socket; else, when no
+// manager runs, the cluster's store directly, through the same handler the
+// manager serves; else, on a joined manager's host, a manager over mutual
+// TLS with this node's manager certificate. The CLI's administration
+// commands use it, whatever the transport.
+package admin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/chancery-pki/chancery/agent"
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/server"
+)
+
+// ErrWorker means the data directory is a worker's: administration needs a
+// manager.
+var ErrWorker = errors.New("admin: this node is a worker: administration needs a manager")
+
+// Open returns a client of the administration API for dataDir, and the
+// function that releases it. A data directory that holds no cluster gives
+// an error wrapping cluster.ErrNoCluster.
+func Open(ctx context.Context, dataDir string) (*client.Client, func(), error) {
+	sock := filepath.Join(dataDir, api.SocketFile)
+	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
+		conn.Close()
+		c := client.NewSocket(sock)
+		return c, c.Close, nil
+	}
+	if ok, err := cluster.HasStore(dataDir); err != nil {
+		return nil, nil, err
+	} else if ok {
+		return direct(ctx, dataDir)
+	}
+	if state, err := agent.ReadState(dataDir); err == nil {
+		return overTLS(dataDir, state)
+	}
+	return nil, nil, fmt.Errorf("%w (%s)", cluster.ErrNoCluster, dataDir)
+}
+
+// direct serves the administration API from the store, in process.
+func direct(ctx context.Context, dataDir string) (*client.Client, func(), error) {
+	st, err := cluster.OpenStore(dataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	srv, err := server.New(server.Config{DataDir: dataDir, Store: st, NodeID: c.LeaderID})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return client.NewHandler(srv.AdminHandler()), func() { st.Close() }, nil
+}
+
+// overTLS calls the first manager the node knows, with its manager
+// certificate.
+func overTLS(dataDir string, state agent.State) (*client.Client, func(), error) {
+	dir := certdir.In(dataDir)
+	key, chain, err := dir.LoadNode()
+	if err != nil {
+		return nil, nil, err
+	}
+	if ou := chain[0].Subject.OrganizationalUnit; len(ou) != 1 || ou[0] != string(ca.RoleManager) {
+		return nil, nil, ErrWorker
+	}
+	roots, _, err := dir.Root()
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(state.Managers) == 0 {
+		return nil, nil, errors.New("admin: this node knows no manager to call")
+	}
+	cert := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		cert.Certificate = append(cert.Certificate, x.Raw)
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	c := client.NewForCluster(state.Managers[0], pool, func() *tls.Certificate { return cert }, strings.Join(chain[0].Subject.Organization, ""))
+	return c, c.Close, nil
+}
