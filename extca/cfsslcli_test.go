@@ -14,7 +14,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
 )
 
 // These tests run the real cfssl CLI (Debian golang-cfssl 1.2.0) against
