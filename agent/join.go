@@ -26,6 +26,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/internal/atomicfile"
 )
 
 // StateFile is the node's own record in its data directory: the managers it
@@ -61,18 +62,14 @@ func ReadState(dataDir string) (State, error) {
 	return s, nil
 }
 
-// WriteState writes D/node.json atomically.
+// WriteState writes D/node.json (mode 0644) atomically: a crash or a failed
+// write leaves the old file whole.
 func WriteState(dataDir string, s State) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	tmp := filepath.Join(dataDir, "."+StateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return fmt.Errorf("agent: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dataDir, StateFile)); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.Write(filepath.Join(dataDir, StateFile), data, 0o644); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil

@@ -7,7 +7,8 @@
 //	D/certificates/swarm-node.key      the node's private key, PKCS#8 PEM (0600)
 //
 // Every file is replaced atomically (a synced temporary file renamed over
-// it), so a crash leaves either the old file or the new one.
+// it, by internal/atomicfile), so a crash leaves either the old file or the
+// new one.
 package certdir
 
 import (
@@ -20,6 +21,7 @@ import (
 	"path/filepath"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/atomicfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -78,7 +80,7 @@ func (d Dir) WriteNode(key crypto.Signer, chain []*x509.Certificate) error {
 	if err := os.Rename(d.Path(pendingCert), d.Path(NodeCertFile)); err != nil {
 		return fmt.Errorf("certdir: failed to replace %s: %w", d.Path(NodeCertFile), err)
 	}
-	syncDir(string(d))
+	atomicfile.SyncDir(string(d))
 	return nil
 }
 
@@ -103,7 +105,7 @@ func (d Dir) LoadNode() (crypto.Signer, []*x509.Certificate, error) {
 			if err := os.Rename(d.Path(pendingCert), d.Path(NodeCertFile)); err != nil {
 				return nil, nil, fmt.Errorf("certdir: failed to finish replacing %s: %w", d.Path(NodeCertFile), err)
 			}
-			syncDir(string(d))
+			atomicfile.SyncDir(string(d))
 			return key, next, nil
 		}
 	}
@@ -112,13 +114,6 @@ func (d Dir) LoadNode() (crypto.Signer, []*x509.Certificate, error) {
 
 func matches(key crypto.Signer, cert *x509.Certificate) bool {
 	return signer.SamePublicKey(key.Public(), cert.PublicKey)
-}
-
-func syncDir(dir string) {
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
-	}
 }
 
 // Root reads the root CA bundle.
@@ -172,27 +167,8 @@ func (d Dir) write(name string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(string(d), 0o755); err != nil {
 		return fmt.Errorf("certdir: %w", err)
 	}
-	tmp, err := os.CreateTemp(string(d), ".tmp-"+name+"-*")
-	if err != nil {
+	if err := atomicfile.Write(d.Path(name), data, mode); err != nil {
 		return fmt.Errorf("certdir: %w", err)
 	}
-	defer os.Remove(tmp.Name())
-	_, werr := tmp.Write(data)
-	if werr == nil {
-		werr = tmp.Chmod(mode)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		return fmt.Errorf("certdir: failed to write %s: %w", d.Path(name), werr)
-	}
-	if err := os.Rename(tmp.Name(), d.Path(name)); err != nil {
-		return fmt.Errorf("certdir: failed to replace %s: %w", d.Path(name), err)
-	}
-	syncDir(string(d))
 	return nil
 }

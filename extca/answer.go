@@ -10,7 +10,7 @@ import (
 	"strings"
 	"unicode"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file holds the answers: CFSSL's response envelope, the error codes
@@ -98,7 +98,7 @@ func successBody(result any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return json.Marshal(cfssl.Response{Success: true, Result: raw, Errors: []cfssl.Message{}, Messages: []cfssl.Message{}})
+	return json.Marshal(cfsslwire.Response{Success: true, Result: raw, Errors: []cfsslwire.Message{}, Messages: []cfsslwire.Message{}})
 }
 
 // writeSuccess answers 200 with result in CFSSL's envelope.
@@ -158,11 +158,11 @@ func writeCertificate(w http.ResponseWriter, certs []*x509.Certificate) error {
 // writeRefusal answers r in CFSSL's envelope: success false, result null,
 // one error.
 func writeRefusal(w http.ResponseWriter, r *Refusal) {
-	body, _ := json.Marshal(cfssl.Response{
+	body, _ := json.Marshal(cfsslwire.Response{
 		Success:  false,
 		Result:   json.RawMessage("null"),
-		Errors:   []cfssl.Message{{Code: r.Code, Message: r.Message}},
-		Messages: []cfssl.Message{},
+		Errors:   []cfsslwire.Message{{Code: r.Code, Message: r.Message}},
+		Messages: []cfsslwire.Message{},
 	})
 	h := w.Header()
 	h.Set("Content-Type", "application/json")

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // TestWriteCertificate checks that the hand-written success answer is
@@ -24,7 +24,7 @@ func TestWriteCertificate(t *testing.T) {
 		if err := writeCertificate(rec, chain); err != nil {
 			t.Fatal(err)
 		}
-		want, err := successBody(cfssl.SignResult{Certificate: string(ca.EncodeCertificatesPEM(chain...))})
+		want, err := successBody(cfsslwire.SignResult{Certificate: string(ca.EncodeCertificatesPEM(chain...))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
 	"github.com/chancery-pki/chancery/signer"
 )
 

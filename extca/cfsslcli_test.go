@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // These tests run the real cfssl CLI (Debian golang-cfssl 1.2.0) against
@@ -108,7 +108,7 @@ func TestCFSSLCLIInfo(t *testing.T) {
 		if r.err != nil {
 			t.Fatalf("cfssl info -profile %q: %v\n%s", profile, r.err, r.output())
 		}
-		var res cfssl.InfoResult
+		var res cfsslwire.InfoResult
 		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil {
 			t.Fatalf("cfssl info output: %v\n%s", err, r.stdout)
 		}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file is the HTTP side: the three endpoints, authentication, the
@@ -104,7 +104,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, body []byte)
 // token verifies; a token is spent by the certificate it gets (see
 // replay.go).
 func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request, body []byte) {
-	var ar cfssl.AuthRequest
+	var ar cfsslwire.AuthRequest
 	if err := json.Unmarshal(body, &ar); err != nil {
 		rf := jsonRefusal(err)
 		rf.Message = "malformed authsign request: want {\"token\": base64, \"request\": base64 of the sign request's JSON}: " + rf.Message
@@ -149,7 +149,7 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request, body []b
 
 // verifyToken finds the auth key under which ar's token verifies. Every
 // key is tried, each comparison in constant time.
-func (s *Server) verifyToken(ar *cfssl.AuthRequest) (Client, *Refusal) {
+func (s *Server) verifyToken(ar *cfsslwire.AuthRequest) (Client, *Refusal) {
 	invalid := badRequest(reasonInvalidToken, "invalid token: it verifies under none of this CA's auth keys (the token is base64 of HMAC-SHA-256(key, request))")
 	if len(s.keys) == 0 {
 		return Client{}, badRequest(reasonInvalidToken, "this CA has no auth keys: use /sign with a client certificate")
@@ -212,7 +212,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, client Client, bod
 // profile's usages and expiry. It needs no authentication: it tells only
 // what is public.
 func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, body []byte) {
-	var ir cfssl.InfoRequest
+	var ir cfsslwire.InfoRequest
 	if len(bytes.TrimSpace(body)) > 0 {
 		if err := json.Unmarshal(body, &ir); err != nil {
 			rf := jsonRefusal(err)
@@ -226,7 +226,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, body []byte)
 		writeRefusal(w, unavailable())
 		return
 	}
-	res := cfssl.InfoResult{Certificate: string(ca.EncodeCertificatesPEM(iss.CA()))}
+	res := cfsslwire.InfoResult{Certificate: string(ca.EncodeCertificatesPEM(iss.CA()))}
 	switch ir.Profile {
 	case ProfileDefault:
 		res.Usages, res.Expiry = nodeUsages, s.cfg.CertExpiry.String()

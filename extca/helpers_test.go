@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -147,11 +147,11 @@ func mustJSON(t testing.TB, v any) []byte {
 // authBody wraps a sign request in CFSSL's authsign envelope.
 func authBody(t testing.TB, keyHex string, request []byte, ts time.Time) []byte {
 	t.Helper()
-	k, err := cfssl.ParseAuthKey([]byte(keyHex))
+	k, err := cfsslwire.ParseAuthKey([]byte(keyHex))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar := cfssl.AuthRequest{Token: k.Token(request), Request: request}
+	ar := cfsslwire.AuthRequest{Token: k.Token(request), Request: request}
 	if !ts.IsZero() {
 		ar.Timestamp = ts.Unix()
 	}
@@ -286,7 +286,7 @@ func (e *testEnv) client(t testing.TB, certs ...tls.Certificate) *http.Client {
 // answer is a decoded answer of the endpoint.
 type answer struct {
 	Status int
-	Body   cfssl.Response
+	Body   cfsslwire.Response
 	Raw    []byte
 }
 
@@ -314,7 +314,7 @@ func (a answer) certificates(t testing.TB) []*x509.Certificate {
 	if a.Status != http.StatusOK || !a.Body.Success {
 		t.Fatalf("answer %d: %s", a.Status, a.Raw)
 	}
-	var res cfssl.SignResult
+	var res cfsslwire.SignResult
 	if err := json.Unmarshal(a.Body.Result, &res); err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file holds the policy: which client may ask for which certificates.
@@ -22,8 +22,10 @@ type Policy struct {
 	// Rules are the allow rules, in order.
 	Rules []Rule
 	// AuthKeys are the HMAC auth keys of /authsign, by name. A rule admits
-	// the holder of one with ClientMatch.AuthKey.
-	AuthKeys map[string]*cfssl.AuthKey
+	// the holder of one with ClientMatch.AuthKey. LoadPolicy and
+	// ParsePolicy read them from the files a policy names; in Go,
+	// backends/cfssl's ParseAuthKey makes one (its AuthKey is this type).
+	AuthKeys map[string]*cfsslwire.AuthKey
 }
 
 // Rule admits the clients its Match selects, for the clusters, roles and

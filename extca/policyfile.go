@@ -12,8 +12,8 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file reads a policy file. Its format is in the package
@@ -54,7 +54,7 @@ func LoadPolicy(path string) (*Policy, error) {
 // messages and rule sources ("policy.conf:3"); dir is the directory that
 // relative auth key file names are read from. The policy is validated.
 func ParsePolicy(data []byte, name, dir string) (*Policy, error) {
-	p := &Policy{AuthKeys: map[string]*cfssl.AuthKey{}}
+	p := &Policy{AuthKeys: map[string]*cfsslwire.AuthKey{}}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 0, 4096), MaxPolicyFileSize)
 	for n := 1; sc.Scan(); n++ {
@@ -105,7 +105,7 @@ func (p *Policy) parseAuthKey(args []string, dir string) error {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join(dir, file)
 	}
-	k, err := cfssl.ReadAuthKey(file, "")
+	k, err := cfsslwire.ReadAuthKey(file, "")
 	if err != nil {
 		return fmt.Errorf("auth key %q: %w", name, err)
 	}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file parses and validates CFSSL's sign request, as Docker swarm,
@@ -23,9 +23,9 @@ import (
 const (
 	// ProfileDefault ("", CFSSL's default profile) issues node
 	// certificates.
-	ProfileDefault = cfssl.WireProfileNode
+	ProfileDefault = cfsslwire.ProfileNode
 	// ProfileCA ("CA", as swarm spells it) cross-signs a CA's CSR.
-	ProfileCA = cfssl.WireProfileCA
+	ProfileCA = cfsslwire.ProfileCA
 )
 
 // maxHosts bounds the hosts of a request.
@@ -43,7 +43,7 @@ var (
 // the subject attributes other CFSSL versions send are read, and refused
 // when they ask for something, not dropped.
 type wireRequest struct {
-	cfssl.SignRequest
+	cfsslwire.SignRequest
 	Subject       *wireSubject    `json:"subject"`
 	Hostname      string          `json:"hostname"`
 	Label         ignored         `json:"label"`
@@ -57,8 +57,9 @@ type wireRequest struct {
 	Metadata      ignored         `json:"metadata"`
 }
 
-// wireSubject is a subject as the CFSSL versions send it: cfssl.Subject,
-// and a SerialNumber attribute (cfssl 1.2.0's CLI sends it, empty).
+// wireSubject is a subject as the CFSSL versions send it:
+// cfsslwire.Subject, and a SerialNumber attribute (cfssl 1.2.0's CLI sends
+// it, empty).
 type wireSubject struct {
 	CN           string     `json:"CN"`
 	Names        []wireName `json:"names"`
@@ -66,10 +67,10 @@ type wireSubject struct {
 }
 
 // wireName is a names entry as the CFSSL versions send it:
-// cfssl.SubjectName, and the SerialNumber, E (e-mail) and OID attributes
-// of later versions.
+// cfsslwire.SubjectName, and the SerialNumber, E (e-mail) and OID
+// attributes of later versions.
 type wireName struct {
-	cfssl.SubjectName
+	cfsslwire.SubjectName
 	SerialNumber string            `json:"SerialNumber"`
 	E            string            `json:"E"`
 	OID          map[string]string `json:"OID"`
@@ -95,7 +96,7 @@ type signRequest struct {
 
 	// For ProfileCA: the request's subject (nil when absent), compared
 	// with the CSR's, and what its extensions ask for.
-	subject    *cfssl.Subject
+	subject    *cfsslwire.Subject
 	maxPathLen int // -1: no limit
 	skid       []byte
 }
@@ -164,7 +165,7 @@ func jsonRefusal(err error) *Refusal {
 	case errors.As(err, &syn):
 		return malformed("not JSON (%s at byte %d)", oneLine(syn.Error()), syn.Offset)
 	case errors.As(err, &typ):
-		// Fields of the embedded cfssl.SignRequest are named after it.
+		// Fields of the embedded cfsslwire.SignRequest are named after it.
 		field := strings.TrimPrefix(typ.Field, "SignRequest.")
 		if field == "" {
 			return malformed("the body is a JSON %s, want an object", typ.Value)
@@ -262,7 +263,7 @@ func hostsOf(w *wireRequest) ([]string, *Refusal) {
 // toCFSSL returns the subject as CFSSL reads it (nil when absent or
 // null), refusing the attributes the endpoint cannot honour when they are
 // not empty.
-func (ws *wireSubject) toCFSSL() (*cfssl.Subject, *Refusal) {
+func (ws *wireSubject) toCFSSL() (*cfsslwire.Subject, *Refusal) {
 	if ws == nil {
 		return nil, nil
 	}
@@ -272,7 +273,7 @@ func (ws *wireSubject) toCFSSL() (*cfssl.Subject, *Refusal) {
 	if ws.SerialNumber != "" {
 		return nil, unsupported("SerialNumber")
 	}
-	s := &cfssl.Subject{CN: ws.CN}
+	s := &cfsslwire.Subject{CN: ws.CN}
 	for _, n := range ws.Names {
 		switch {
 		case n.SerialNumber != "":
@@ -289,7 +290,7 @@ func (ws *wireSubject) toCFSSL() (*cfssl.Subject, *Refusal) {
 
 // readNodeSubject checks that s names a node certificate: CN a node ID,
 // exactly one O (a cluster ID) and one OU (a role), and nothing else.
-func (req *signRequest) readNodeSubject(s *cfssl.Subject) *Refusal {
+func (req *signRequest) readNodeSubject(s *cfsslwire.Subject) *Refusal {
 	if s == nil {
 		return policyRefusal("subject is missing: a node certificate's subject comes from the request, never from the CSR; send {\"CN\": node ID, \"names\": [{\"O\": cluster ID, \"OU\": role}]}")
 	}
@@ -326,7 +327,7 @@ func (req *signRequest) readNodeSubject(s *cfssl.Subject) *Refusal {
 // "30030101ff") and the subject key ID (2.5.29.14, not critical), each at
 // most once. CFSSL ignores a CSR's extensions, so these are how a client
 // says what the CA certificate carries.
-func (req *signRequest) readCAExtensions(exts []cfssl.Extension) *Refusal {
+func (req *signRequest) readCAExtensions(exts []cfsslwire.Extension) *Refusal {
 	seen := map[string]bool{}
 	for _, e := range exts {
 		if seen[e.ID] {

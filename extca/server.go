@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
-	"github.com/chancery-pki/chancery/backends/cfssl"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // Server is chancery's CFSSL-compatible external CA endpoint.
@@ -30,7 +30,7 @@ type Server struct {
 
 type namedKey struct {
 	name string
-	key  *cfssl.AuthKey
+	key  *cfsslwire.AuthKey
 }
 
 // New checks cfg and issues the endpoint's TLS certificate through

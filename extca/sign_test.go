@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
-	"github.com/chancery-pki/chancery/backends/cfssl"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // TestSignNodeCertificates has a swarm manager, authenticated by its node
@@ -150,7 +150,7 @@ func TestInfo(t *testing.T) {
 		if a.Status != http.StatusOK || !a.Body.Success {
 			t.Fatalf("info %s: %d %s", tt.body, a.Status, a.Raw)
 		}
-		var res cfssl.InfoResult
+		var res cfsslwire.InfoResult
 		if err := json.Unmarshal(a.Body.Result, &res); err != nil {
 			t.Fatal(err)
 		}

@@ -14,10 +14,10 @@ import (
 	_ "github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/backends/pkcs11"
 	"github.com/chancery-pki/chancery/backends/vault"
-	"github.com/chancery-pki/chancery/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
+	"github.com/chancery-pki/chancery/internal/vaultdev"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/softhsm"
-	"github.com/chancery-pki/chancery/vaultdev"
 )
 
 func TestMain(m *testing.M) {

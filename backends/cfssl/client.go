@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"net/url"
 	"time"
+
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
 
 // This file is the HTTP side: one TLS client per external CA, one POST with
@@ -93,7 +95,7 @@ func (c *client) post(ctx context.Context, r *remote, endpoint string, body []by
 	if int64(len(data)) > c.maxBytes {
 		return nil, &AnswerError{URL: u, Reason: fmt.Sprintf("is larger than %d bytes (HTTP %d)", c.maxBytes, resp.StatusCode)}
 	}
-	var env Response
+	var env cfsslwire.Response
 	jerr := json.Unmarshal(data, &env)
 	if resp.StatusCode != http.StatusOK {
 		re := &RemoteError{URL: u, StatusCode: resp.StatusCode}

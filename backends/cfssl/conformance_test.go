@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
-	"github.com/chancery-pki/chancery/cfssldev"
 	"github.com/chancery-pki/chancery/conformance"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
 	"github.com/chancery-pki/chancery/signer"
 )
 

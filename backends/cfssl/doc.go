@@ -100,7 +100,7 @@
 //     (C, ST, L) from the CSR, which the subject check refuses.
 //
 // The configuration an external CFSSL CA needs is the one the tests serve
-// (cfssldev.Config), without its "authenticated" profile: a
+// (internal/cfssldev's Config), without its "authenticated" profile: a
 // default profile with usages "digital signature", "key encipherment",
 // "server auth", "client auth", an expiry (2160h), backdate 1h, and no OCSP,
 // CRL or issuer URLs; a profile named "CA" with usages "cert sign", "crl

@@ -7,7 +7,14 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
+
+// Message is one entry of a CFSSL answer's errors (RemoteError.Errors): the
+// CA's error code (an HTTP status or a CFSSL error number such as 9002) and
+// its own text.
+type Message = cfsslwire.Message
 
 // RemoteError is an answer in which a CFSSL CA refused or failed a request:
 // "success": false, or an HTTP status other than 200.

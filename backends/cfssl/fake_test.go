@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -57,7 +58,7 @@ type fakeCall struct {
 	path string
 	body []byte
 	// sign is the sign request, unwrapped from authsign.
-	sign *SignRequest
+	sign *cfsslwire.SignRequest
 }
 
 func newFakeCFSSL(t *testing.T) *fakeCFSSL {
@@ -123,7 +124,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	inner := body
 	if r.URL.Path == "/api/v1/cfssl/authsign" {
-		var ar AuthRequest
+		var ar cfsslwire.AuthRequest
 		if err := json.Unmarshal(body, &ar); err != nil {
 			cfsslError(w, http.StatusBadRequest, 400, "bad authsign request")
 			return
@@ -136,7 +137,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		inner = ar.Request
 	}
-	var sr SignRequest
+	var sr cfsslwire.SignRequest
 	if err := json.Unmarshal(inner, &sr); err != nil {
 		cfsslError(w, http.StatusBadRequest, 400, "Unable to parse sign request")
 		return
@@ -199,7 +200,7 @@ func (f *fakeCFSSL) serve(w http.ResponseWriter, r *http.Request) {
 	}, "errors": []any{}, "messages": []any{}})
 }
 
-func wireName2pkix(s *Subject) pkix.Name {
+func wireName2pkix(s *cfsslwire.Subject) pkix.Name {
 	if s == nil {
 		return pkix.Name{}
 	}

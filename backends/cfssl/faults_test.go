@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -454,7 +455,11 @@ func TestWireRequest(t *testing.T) {
 	f := newFakeCFSSL(t)
 	f.authKy = []byte("0123456789abcdef")
 	cfg := fakeConfig(f)
-	cfg.AuthKey = &AuthKey{key: f.authKy}
+	key, err := ParseAuthKey([]byte(hex.EncodeToString(f.authKy)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AuthKey = key
 	s := openFake(t, cfg)
 
 	node := workerRequest(t, s)
@@ -495,7 +500,7 @@ func TestWireRequest(t *testing.T) {
 		t.Errorf("hosts %q, want %q", got.Hosts, want)
 	}
 	if got.Subject == nil || got.Subject.CN != testNodeID || len(got.Subject.Names) != 1 ||
-		got.Subject.Names[0] != (SubjectName{O: testClusterID, OU: "swarm-worker"}) {
+		got.Subject.Names[0] != (cfsslwire.SubjectName{O: testClusterID, OU: "swarm-worker"}) {
 		t.Errorf("subject %+v, want CN=%s and names [{O:%s OU:swarm-worker}]", got.Subject, testNodeID, testClusterID)
 	}
 	if !strings.HasPrefix(got.Request, "-----BEGIN CERTIFICATE REQUEST-----") {
@@ -515,7 +520,7 @@ func TestWireRequest(t *testing.T) {
 	if got.Subject == nil || got.Subject.CN != "swarm-ca" || len(got.Subject.Names) != 0 {
 		t.Errorf("cross-sign subject %+v, want CN=swarm-ca and no names", got.Subject)
 	}
-	wantExt := []Extension{
+	wantExt := []cfsslwire.Extension{
 		{ID: "2.5.29.19", Critical: true, Value: "30030101ff"},
 		{ID: "2.5.29.14", Critical: false, Value: "0414" + hex.EncodeToString(cross.Template.SubjectKeyId)},
 	}
@@ -524,7 +529,7 @@ func TestWireRequest(t *testing.T) {
 	}
 	// The raw JSON carries the keys swarm's CFSSL reads.
 	var raw map[string]json.RawMessage
-	var ar AuthRequest
+	var ar cfsslwire.AuthRequest
 	if err := json.Unmarshal(calls[1].body, &ar); err != nil {
 		t.Fatal(err)
 	}
@@ -631,7 +636,11 @@ func TestNewRefusesBadCAs(t *testing.T) {
 func TestDescribeAndCapabilities(t *testing.T) {
 	f := newFakeCFSSL(t)
 	cfg := fakeConfig(f)
-	cfg.AuthKey, cfg.AuthKeySource = &AuthKey{key: []byte{0xde, 0xad, 0xbe, 0xef}}, "file /etc/chancery/cfssl.key"
+	key, err := ParseAuthKey([]byte(strings.Repeat("deadbeef", 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AuthKey, cfg.AuthKeySource = key, "file /etc/chancery/cfssl.key"
 	s := openFake(t, cfg)
 	if c := s.Capabilities(); c != (signer.Capabilities{NeedsCSR: true}) {
 		t.Errorf("capabilities %v, want needs-csr only", c)

@@ -10,20 +10,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 	"github.com/chancery-pki/chancery/signer"
 )
 
 // This file turns a signer.Request into CFSSL's sign request.
-
-// Profile names on the wire.
-const (
-	// WireProfileNode is the CFSSL profile asked for node certificates: the
-	// default profile, as swarm asks.
-	WireProfileNode = ""
-	// WireProfileCA is the CFSSL profile asked for CA certificates
-	// (signer.ProfileCA), as swarm asks when it cross-signs.
-	WireProfileCA = "CA"
-)
 
 var (
 	oidBasicConstraints = asn1.ObjectIdentifier{2, 5, 29, 19}
@@ -33,7 +24,7 @@ var (
 // buildRequest returns the sign request for req, which CheckRequest
 // accepted and which has a CSR, and the DER subject the certificate must
 // carry.
-func buildRequest(req *signer.Request) (*SignRequest, []byte, error) {
+func buildRequest(req *signer.Request) (*cfsslwire.SignRequest, []byte, error) {
 	t := req.Template
 	subj, rawSubject, err := subjectOf(t)
 	if err != nil {
@@ -44,25 +35,25 @@ func buildRequest(req *signer.Request) (*SignRequest, []byte, error) {
 	for _, ip := range t.IPAddresses {
 		hosts = append(hosts, ip.String())
 	}
-	wire := &SignRequest{
+	wire := &cfsslwire.SignRequest{
 		Hosts:   hosts,
 		Request: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: req.CSR.Raw})),
 		Subject: subj,
-		Profile: WireProfileNode,
+		Profile: cfsslwire.ProfileNode,
 	}
 	if req.Profile == signer.ProfileCA {
-		wire.Profile = WireProfileCA
+		wire.Profile = cfsslwire.ProfileCA
 		bc, err := basicConstraints(t)
 		if err != nil {
 			return nil, nil, err
 		}
-		wire.Extensions = append(wire.Extensions, Extension{ID: oidBasicConstraints.String(), Critical: true, Value: hex.EncodeToString(bc)})
+		wire.Extensions = append(wire.Extensions, cfsslwire.Extension{ID: oidBasicConstraints.String(), Critical: true, Value: hex.EncodeToString(bc)})
 		if len(t.SubjectKeyId) > 0 {
 			ski, err := asn1.Marshal(t.SubjectKeyId)
 			if err != nil {
 				return nil, nil, fmt.Errorf("cfssl: failed to encode the subject key ID: %w", err)
 			}
-			wire.Extensions = append(wire.Extensions, Extension{ID: oidSubjectKeyID.String(), Value: hex.EncodeToString(ski)})
+			wire.Extensions = append(wire.Extensions, cfsslwire.Extension{ID: oidSubjectKeyID.String(), Value: hex.EncodeToString(ski)})
 		}
 	}
 	return wire, rawSubject, nil
@@ -95,7 +86,7 @@ func pathLen(c *x509.Certificate) int {
 // Subject) and its DER. CFSSL builds a subject from CN, C, ST, L, O and OU
 // alone, with Go's pkix.Name in Go's order; a subject that this does not
 // reproduce byte for byte is refused here, before the CA is asked.
-func subjectOf(t *x509.Certificate) (*Subject, []byte, error) {
+func subjectOf(t *x509.Certificate) (*cfsslwire.Subject, []byte, error) {
 	var name pkix.Name
 	raw := t.RawSubject
 	if len(raw) > 0 {
@@ -112,10 +103,10 @@ func subjectOf(t *x509.Certificate) (*Subject, []byte, error) {
 			return nil, nil, fmt.Errorf("cfssl: failed to encode the subject %q: %w", t.Subject, err)
 		}
 	}
-	ws := &Subject{CN: name.CommonName, Names: []SubjectName{}}
+	ws := &cfsslwire.Subject{CN: name.CommonName, Names: []cfsslwire.SubjectName{}}
 	n := max(len(name.Country), len(name.Province), len(name.Locality), len(name.Organization), len(name.OrganizationalUnit))
 	for i := range n {
-		ws.Names = append(ws.Names, SubjectName{
+		ws.Names = append(ws.Names, cfsslwire.SubjectName{
 			C: at(name.Country, i), ST: at(name.Province, i), L: at(name.Locality, i),
 			O: at(name.Organization, i), OU: at(name.OrganizationalUnit, i),
 		})
@@ -135,7 +126,7 @@ func at(s []string, i int) string {
 
 // cfsslSubject is the DER subject CFSSL builds from ws (signer.Subject.Name
 // and crypto/x509), when the CSR adds nothing.
-func cfsslSubject(ws *Subject) []byte {
+func cfsslSubject(ws *cfsslwire.Subject) []byte {
 	name := pkix.Name{CommonName: ws.CN}
 	add := func(v string, to *[]string) {
 		if v != "" {

@@ -15,7 +15,7 @@ import (
 	"crypto/x509"
 	"testing"
 
-	"github.com/chancery-pki/chancery/cfssldev"
+	"github.com/chancery-pki/chancery/internal/cfssldev"
 )
 
 // serveOptions choose the CA a test cfssl serves.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/cfsslwire"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -167,7 +168,7 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 // fetchChain asks the CAs for their certificate and builds the chain.
 func (s *Signer) fetchChain(ctx context.Context, recorded []*x509.Certificate) error {
 	var (
-		info InfoResult
+		info cfsslwire.InfoResult
 		from *remote
 	)
 	err := s.client.each(ctx, func(ctx context.Context, r *remote) error {
@@ -176,7 +177,7 @@ func (s *Signer) fetchChain(ctx context.Context, recorded []*x509.Certificate) e
 			return err
 		}
 		u := r.ext.endpoint("info")
-		var got InfoResult
+		var got cfsslwire.InfoResult
 		if err := json.Unmarshal(res, &got); err != nil || got.Certificate == "" {
 			return &AnswerError{URL: u, Reason: "has no certificate in its result"}
 		}
@@ -369,7 +370,7 @@ func (s *Signer) signOnce(ctx context.Context, r *remote, body []byte) (*x509.Ce
 	payload := body
 	if s.authKey != nil {
 		var err error
-		payload, err = json.Marshal(AuthRequest{Timestamp: s.now().Unix(), Token: s.authKey.Token(body), Request: body})
+		payload, err = json.Marshal(cfsslwire.AuthRequest{Timestamp: s.now().Unix(), Token: s.authKey.Token(body), Request: body})
 		if err != nil {
 			return nil, fmt.Errorf("cfssl: failed to encode the authsign request: %w", err)
 		}
@@ -380,7 +381,7 @@ func (s *Signer) signOnce(ctx context.Context, r *remote, body []byte) (*x509.Ce
 		return nil, err
 	}
 	u := r.ext.endpoint(endpoint)
-	var got SignResult
+	var got cfsslwire.SignResult
 	if err := json.Unmarshal(res, &got); err != nil || got.Certificate == "" {
 		return nil, &AnswerError{URL: u, Reason: "has no certificate in its result"}
 	}

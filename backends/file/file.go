@@ -26,6 +26,7 @@ import (
 	"github.com/youmark/pkcs8"
 
 	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/internal/atomicfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -181,7 +182,7 @@ func LoadKey(path string, passphrase []byte) (crypto.Signer, error) {
 // WriteKey writes key to a new file at path, mode 0600, encrypted when
 // passphrase is not empty. It never replaces an existing file (ErrKeyExists)
 // and never leaves a partial file: the key is written to a temporary file in
-// the same directory, synced, then linked into place.
+// the same directory, synced, then linked into place (atomicfile.WriteNew).
 func WriteKey(path string, key crypto.Signer, passphrase []byte) error {
 	data, err := MarshalKey(key, passphrase)
 	if err != nil {
@@ -190,41 +191,16 @@ func WriteKey(path string, key crypto.Signer, passphrase []byte) error {
 	return writeNewFile(path, data, 0o600)
 }
 
-func writeNewFile(path string, data []byte, mode fs.FileMode) (err error) {
+func writeNewFile(path string, data []byte, mode fs.FileMode) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("file: failed to create %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("file: failed to create a temporary file in %s: %w", dir, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file: failed to set the mode of %s: %w", tmp.Name(), err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file: failed to write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("file: failed to sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("file: failed to write %s: %w", path, err)
-	}
-	// A hard link fails if path exists, unlike a rename.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := atomicfile.WriteNew(path, data, mode); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("%w: %s", ErrKeyExists, path)
 		}
-		return fmt.Errorf("file: failed to create %s: %w", path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
+		return fmt.Errorf("file: %w", err)
 	}
 	return nil
 }

@@ -23,8 +23,8 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/vaultdev"
 	"github.com/chancery-pki/chancery/signer"
-	"github.com/chancery-pki/chancery/vaultdev"
 )
 
 // mountState is what a test checks was left unchanged: the issuers, keys and

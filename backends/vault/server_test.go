@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/vault/api"
 
-	"github.com/chancery-pki/chancery/vaultdev"
+	"github.com/chancery-pki/chancery/internal/vaultdev"
 )
 
 // The tests run against a real Vault server in dev mode, built by

@@ -16,7 +16,7 @@ import (
 	"github.com/chancery-pki/chancery/backends/vault"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
-	"github.com/chancery-pki/chancery/vaultdev"
+	"github.com/chancery-pki/chancery/internal/vaultdev"
 )
 
 // TestVaultTransitEndToEnd runs a cluster whose root key is in a real

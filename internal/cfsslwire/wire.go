@@ -1,10 +1,21 @@
-package cfssl
+// Package cfsslwire holds CFSSL's JSON API as chancery speaks it, both as a
+// client (backends/cfssl, which asks an external CFSSL CA) and as a server
+// (extca, chancery's CFSSL-compatible endpoint): the sign request, the
+// authsign envelope and its HMAC auth key, the info request and the response
+// envelope. It only describes the wire; neither side's rules live here.
+package cfsslwire
 
 import "encoding/json"
 
-// This file holds CFSSL's JSON API as chancery speaks it, as a client (this
-// package) and as a server (package extca): the sign request, the authsign
-// envelope, the info request and the response envelope.
+// Profile names on the wire.
+const (
+	// ProfileNode is the CFSSL profile of node certificates: the default
+	// profile, as swarm asks.
+	ProfileNode = ""
+	// ProfileCA is the CFSSL profile of CA certificates (signer.ProfileCA),
+	// as swarm asks when it cross-signs.
+	ProfileCA = "CA"
+)
 
 // SignRequest is CFSSL's sign request (signer.SignRequest), as
 // /api/v1/cfssl/sign and the request inside /authsign read it. CFSSL's
@@ -12,7 +23,7 @@ import "encoding/json"
 // ReturnPrecert, crl_override, metadata); a server that reads them embeds
 // this type in a struct of its own.
 type SignRequest struct {
-	// Hosts replaces the CSR's SANs. This package never sends it nil, so
+	// Hosts replaces the CSR's SANs. backends/cfssl never sends it nil, so
 	// that no SAN of the CSR reaches the certificate; CFSSL reads null as
 	// "the CSR's SANs".
 	Hosts []string `json:"hosts"`
@@ -21,8 +32,8 @@ type SignRequest struct {
 	// Subject replaces the CSR's subject, attribute by attribute: CFSSL
 	// fills those it leaves empty from the CSR.
 	Subject *Subject `json:"subject,omitempty"`
-	// Profile is "" (the default profile) for node certificates, "CA" for
-	// CA certificates.
+	// Profile is ProfileNode ("", the default profile) for node
+	// certificates, ProfileCA ("CA") for CA certificates.
 	Profile string `json:"profile"`
 	// Extensions are added to the certificate by CFSSL versions that honour
 	// them, when the profile's allowed_extensions lists them.
