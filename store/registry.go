@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/chancery-pki/chancery/internal/atomicfile"
 )
 
 // This file chooses a Store from a data directory's settings: drivers
@@ -138,23 +140,7 @@ func WriteSettings(dataDir string, s Settings) error {
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	p := filepath.Join(dataDir, SettingsFile)
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("store: the settings file: %w", err)
-	}
-	if _, err := f.Write(append(data, '\n')); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("store: the settings file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(p)
-		return fmt.Errorf("store: the settings file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(p)
+	if err := atomicfile.WriteNew(filepath.Join(dataDir, SettingsFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store: the settings file: %w", err)
 	}
 	return nil
