@@ -170,3 +170,24 @@ type AuditPage struct {
 	More    bool          `json:"more"`
 	Next    uint64        `json:"next"`
 }
+
+// PathAdminRoots serves the roots the cluster has had (GET), oldest first,
+// the current root last, for `chancery audit verify`.
+const PathAdminRoots = "/v1/admin/roots"
+
+// RootRecord is one root the cluster has had, as PathAdminRoots lists it.
+type RootRecord struct {
+	// CertificatePEM is the root's certificate.
+	CertificatePEM string `json:"certificate_pem"`
+	// Backend names the backend that holds, or held, the root's key.
+	Backend string `json:"backend"`
+	// ActiveFrom is when it became the cluster's root; ActiveUntil when the
+	// next root replaced it, zero for the current root.
+	ActiveFrom  time.Time `json:"active_from"`
+	ActiveUntil time.Time `json:"active_until,omitzero"`
+}
+
+// Roots is the answer of PathAdminRoots.
+type Roots struct {
+	Roots []RootRecord `json:"roots"`
+}

@@ -13,6 +13,14 @@
 // checkpoint holds a certificate issued by the cluster's CA (through the
 // Signer, so an HSM- or Vault-held key) whose name carries the head's
 // sequence number and hash, and nobody without the CA key can forge one.
+//
+// A cluster's root changes when it is rotated, so Verify takes the roots
+// the cluster has had, each with the time range it was current (Root), and
+// checks each checkpoint against the root that was current when the
+// checkpoint was written; its Report says which root each checkpoint chains
+// to. A checkpoint signed during a rotation by the new key carries the
+// cross-signed certificate and chains to the old root, which is still the
+// current one then.
 package audit
 
 import (

@@ -2,8 +2,10 @@ package audit
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -40,11 +42,78 @@ type Report struct {
 	// the last one binds.
 	Checkpoints    int
 	CheckpointHead Head
+	// Signers says which root each verified checkpoint chains to, as runs
+	// of consecutive checkpoints with the same root, in log order.
+	Signers []CheckpointRun
 	// Torn means the last record is unreadable, as after a crash in the
 	// middle of an append; everything before it is reported as usual.
 	Torn bool
 	// Problem is the first entry that does not verify; nil if none.
 	Problem *Problem
+}
+
+// CheckpointRun is a run of consecutive verified checkpoints whose
+// certificates chain to the same root.
+type CheckpointRun struct {
+	// Root is the root CA certificate the checkpoints chain to, and
+	// RootFingerprint its SHA-256 fingerprint ("sha256:" and lower case
+	// hex of its DER).
+	Root            *x509.Certificate
+	RootFingerprint string
+	// First and Last are the sequence numbers of the run's first and last
+	// checkpoint entries; Count is how many checkpoints the run holds.
+	First, Last uint64
+	Count       int
+}
+
+// Root is a root CA certificate and when it was the cluster's root.
+// Verify checks each checkpoint against the roots that were current when
+// the checkpoint entry was written.
+type Root struct {
+	Cert *x509.Certificate
+	// ActiveFrom is when the root became the cluster's root; zero means
+	// from the start.
+	ActiveFrom time.Time
+	// ActiveUntil is when the next root replaced it; zero means it is
+	// still the root.
+	ActiveUntil time.Time
+}
+
+// Active reports whether r was the cluster's root at t: ActiveFrom <= t <
+// ActiveUntil, with zero bounds open.
+func (r Root) Active(t time.Time) bool {
+	return !t.Before(r.ActiveFrom) && (r.ActiveUntil.IsZero() || t.Before(r.ActiveUntil))
+}
+
+// rootsAt returns the roots active at t. A time before every root's
+// ActiveFrom gets the earliest root: no root came before it.
+func rootsAt(roots []Root, t time.Time) []Root {
+	var out []Root
+	for _, r := range roots {
+		if r.Cert != nil && r.Active(t) {
+			out = append(out, r)
+		}
+	}
+	if len(out) > 0 || len(roots) == 0 {
+		return out
+	}
+	first := roots[0]
+	for _, r := range roots[1:] {
+		if r.ActiveFrom.Before(first.ActiveFrom) {
+			first = r
+		}
+	}
+	if first.Cert != nil && t.Before(first.ActiveFrom) {
+		out = append(out, first)
+	}
+	return out
+}
+
+// fingerprint is the SHA-256 fingerprint of a certificate's DER, as
+// "sha256:" and lower case hex.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // OK reports whether the whole log verified (a torn last entry is not OK).
@@ -65,6 +134,13 @@ func (r Report) String() string {
 	fmt.Fprintf(&b, "head: %d %s\n", r.Head.Seq, r.Head.Hash)
 	if r.Checkpoints > 0 {
 		fmt.Fprintf(&b, "checkpoints: %d, the last signed by the CA over entry %d\n", r.Checkpoints, r.CheckpointHead.Seq)
+		for _, run := range r.Signers {
+			if run.Count == 1 {
+				fmt.Fprintf(&b, "  checkpoint at entry %d: signed under root %s\n", run.First, run.RootFingerprint)
+			} else {
+				fmt.Fprintf(&b, "  checkpoints at entries %d-%d (%d): signed under root %s\n", run.First, run.Last, run.Count, run.RootFingerprint)
+			}
+		}
 	} else {
 		fmt.Fprintf(&b, "checkpoints: none yet\n")
 	}
@@ -73,10 +149,14 @@ func (r Report) String() string {
 
 // Verify checks records, in key order: each decodes, is stored under its
 // sequence number, follows the previous entry without a gap, links to its
-// hash, and hashes to its own Hash; each checkpoint is checked against
-// roots (the CA certificates the log's checkpoints may chain to). It stops
-// at the first problem. An unreadable last record is reported as torn.
-func Verify(records []Record, roots []*x509.Certificate) Report {
+// hash, and hashes to its own Hash; each checkpoint must chain to a root
+// that was current when the checkpoint entry was written (its Time), and
+// Report.Signers says which. A checkpoint written before every root's
+// ActiveFrom is checked against the earliest root, since no root came
+// before it. A Root with zero times is always current, so
+// []Root{{Cert: c}} checks every checkpoint against c. Verify stops at the
+// first problem. An unreadable last record is reported as torn.
+func Verify(records []Record, roots []Root) Report {
 	rep := Report{Entries: len(records), Head: Genesis}
 	hashes := map[uint64]string{}
 	for i, rec := range records {
@@ -100,11 +180,12 @@ func Verify(records []Record, roots []*x509.Certificate) Report {
 		case e.ComputeHash() != e.Hash:
 			rep.Problem = &Problem{Seq: e.Seq, Reason: "its content does not match its hash: it was edited"}
 		case e.Action == ActionCheckpoint:
-			if err := verifyCheckpoint(e, hashes, roots); err != nil {
+			if root, err := verifyCheckpoint(e, hashes, roots); err != nil {
 				rep.Problem = &Problem{Seq: e.Seq, Reason: "checkpoint: " + err.Error()}
 			} else {
 				rep.Checkpoints++
 				rep.CheckpointHead, _ = checkpointHead(e)
+				rep.addSigner(e.Seq, root)
 			}
 		}
 		if rep.Problem != nil {
@@ -192,15 +273,30 @@ func checkpointHead(e Entry) (Head, error) {
 	return Head{Seq: seq, Hash: e.Details[DetailHeadHash]}, nil
 }
 
+// addSigner records that checkpoint seq chains to root.
+func (r *Report) addSigner(seq uint64, root *x509.Certificate) {
+	if n := len(r.Signers); n > 0 && r.Signers[n-1].Root.Equal(root) {
+		r.Signers[n-1].Last = seq
+		r.Signers[n-1].Count++
+		return
+	}
+	r.Signers = append(r.Signers, CheckpointRun{Root: root, RootFingerprint: fingerprint(root), First: seq, Last: seq, Count: 1})
+}
+
 // verifyCheckpoint checks that a checkpoint entry binds an earlier entry's
-// hash with a certificate from one of roots.
-func verifyCheckpoint(e Entry, hashes map[uint64]string, roots []*x509.Certificate) error {
+// hash with a certificate from a root current at the entry's time, and
+// returns that root.
+func verifyCheckpoint(e Entry, hashes map[uint64]string, roots []Root) (*x509.Certificate, error) {
 	h, err := checkpointHead(e)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if want, ok := hashes[h.Seq]; !ok || want != h.Hash {
-		return fmt.Errorf("it signs entry %d with a hash that is not that entry's", h.Seq)
+		return nil, fmt.Errorf("it signs entry %d with a hash that is not that entry's", h.Seq)
+	}
+	current := rootsAt(roots, e.Time)
+	if len(current) == 0 {
+		return nil, fmt.Errorf("no root was the cluster's root at %s, when it was written: the root history has a gap there, or no root was given", e.Time.UTC().Format(time.RFC3339Nano))
 	}
 	var chain []*x509.Certificate
 	rest := []byte(e.Details[DetailCertificate])
@@ -211,27 +307,31 @@ func verifyCheckpoint(e Entry, hashes map[uint64]string, roots []*x509.Certifica
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return fmt.Errorf("unreadable certificate: %w", err)
+			return nil, fmt.Errorf("unreadable certificate: %w", err)
 		}
 		chain = append(chain, c)
 	}
 	if len(chain) == 0 {
-		return errors.New("no certificate")
+		return nil, errors.New("no certificate")
 	}
 	cert := chain[0]
 	if len(cert.DNSNames) != 1 || cert.DNSNames[0] != CheckpointName(h) {
-		return fmt.Errorf("its certificate names %q, not entry %d's hash", cert.DNSNames, h.Seq)
+		return nil, fmt.Errorf("its certificate names %q, not entry %d's hash", cert.DNSNames, h.Seq)
 	}
 	pool, inter := x509.NewCertPool(), x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
+	var fps []string
+	for _, r := range current {
+		pool.AddCert(r.Cert)
+		fps = append(fps, fingerprint(r.Cert))
 	}
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: e.Time,
-		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-		return fmt.Errorf("its certificate was not issued by the cluster's CA: %w", err)
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: e.Time,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return nil, fmt.Errorf("its certificate was not issued by the cluster's CA (root %s, the cluster's root at %s): %w",
+			strings.Join(fps, " or "), e.Time.UTC().Format(time.RFC3339), err)
 	}
-	return nil
+	return chains[0][len(chains[0])-1], nil
 }

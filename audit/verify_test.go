@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,13 @@ import (
 
 // testCA is a root and its local issuer.
 func testCA(t *testing.T, now time.Time) (*signer.LocalIssuer, *x509.Certificate) {
+	t.Helper()
+	iss, root, _ := testCAKey(t, now)
+	return iss, root
+}
+
+// testCAKey is a root, its local issuer and its key.
+func testCAKey(t *testing.T, now time.Time) (*signer.LocalIssuer, *x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	root, err := signer.SelfSign(rand.Reader, key, &x509.Certificate{
@@ -29,7 +38,7 @@ func testCA(t *testing.T, now time.Time) (*signer.LocalIssuer, *x509.Certificate
 	if err != nil {
 		t.Fatal(err)
 	}
-	return iss, root
+	return iss, root, key
 }
 
 // checkpoint seals a checkpoint entry over head, signed by iss.
@@ -64,7 +73,7 @@ func buildLog(t *testing.T, iss signer.Signer, n int) []Record {
 func TestVerify(t *testing.T) {
 	iss, root := testCA(t, time.Now())
 	otherIss, _ := testCA(t, time.Now())
-	roots := []*x509.Certificate{root}
+	roots := []Root{{Cert: root}}
 	edit := func(recs []Record, i int, f func(*Entry)) {
 		e, _ := Unmarshal(recs[i].Data)
 		f(&e)
@@ -169,6 +178,158 @@ func TestCheckpointNameHoldsTheHead(t *testing.T) {
 	for _, l := range labels {
 		if len(l) > 63 {
 			t.Errorf("label %q is longer than DNS allows", l)
+		}
+	}
+}
+
+// crossSign returns next's root certificate signed by the old root, as a
+// root rotation appends it to what the new key signs.
+func crossSign(t *testing.T, oldKey *ecdsa.PrivateKey, oldRoot, next *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	tmpl := *next
+	tmpl.NotBefore, tmpl.NotAfter = oldRoot.NotBefore, oldRoot.NotAfter
+	der, err := x509.CreateCertificate(rand.Reader, &tmpl, oldRoot, next.PublicKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cross, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cross
+}
+
+// TestVerifyAcrossRoots checks each checkpoint against the root that was
+// current when it was written, and that the report names that root.
+func TestVerifyAcrossRoots(t *testing.T) {
+	base := time.Now().Truncate(time.Second)
+	switchAt := base.Add(2 * time.Hour)
+	oldIss, oldRoot, oldKey := testCAKey(t, base)
+	newIss, newRoot, _ := testCAKey(t, base)
+	cross := crossSign(t, oldKey, oldRoot, newRoot)
+	oldFP, newFP := fingerprint(oldRoot), fingerprint(newRoot)
+	history := []Root{{Cert: oldRoot, ActiveFrom: base, ActiveUntil: switchAt}, {Cert: newRoot, ActiveFrom: switchAt}}
+
+	type cp struct {
+		iss      signer.Signer
+		appendix []*x509.Certificate
+		at       time.Time
+	}
+	var (
+		beforeByOld     = cp{oldIss, nil, base.Add(time.Hour)}
+		rotationByNew   = cp{newIss, []*x509.Certificate{cross}, base.Add(90 * time.Minute)}
+		afterByNew      = cp{newIss, nil, switchAt.Add(time.Hour)}
+		beforeByNew     = cp{newIss, nil, base.Add(time.Hour)}
+		afterByOld      = cp{oldIss, nil, switchAt.Add(time.Hour)}
+		beforeAnyRoot   = cp{oldIss, nil, base.Add(-30 * time.Minute)}
+		atTheSwitch     = cp{newIss, nil, switchAt}
+		justBeforeByNew = cp{newIss, nil, switchAt.Add(-time.Second)}
+	)
+	type run struct {
+		fp                 string
+		first, last, count int
+	}
+	tests := []struct {
+		name  string
+		roots []Root
+		cps   []cp
+		want  []run  // when the log verifies
+		bad   int    // else the checkpoint, 1-based, that fails
+		why   string // and what its problem says
+	}{
+		{name: "old, rotation, new", roots: history, cps: []cp{beforeByOld, rotationByNew, afterByNew},
+			want: []run{{oldFP, 2, 4, 2}, {newFP, 6, 6, 1}}},
+		{name: "at the switch, the new root", roots: history, cps: []cp{beforeByOld, atTheSwitch}, want: []run{{oldFP, 2, 2, 1}, {newFP, 4, 4, 1}}},
+		{name: "runs of the same root", roots: history, cps: []cp{beforeByOld, afterByNew, afterByNew},
+			want: []run{{oldFP, 2, 2, 1}, {newFP, 4, 6, 2}}},
+		{name: "before the first root, the earliest", roots: history, cps: []cp{beforeAnyRoot, beforeByOld}, want: []run{{oldFP, 2, 4, 2}}},
+		{name: "one root for all time", roots: []Root{{Cert: oldRoot}}, cps: []cp{beforeByOld, afterByOld}, want: []run{{oldFP, 2, 4, 2}}},
+		{name: "new key before the switch without the appendix", roots: history, cps: []cp{beforeByOld, beforeByNew, afterByNew},
+			bad: 2, why: "not issued by the cluster's CA (root " + oldFP},
+		{name: "new key just before the switch", roots: history, cps: []cp{justBeforeByNew}, bad: 1, why: oldFP},
+		{name: "old key after the switch", roots: history, cps: []cp{beforeByOld, afterByOld}, bad: 2, why: "not issued by the cluster's CA (root " + newFP},
+		{name: "a gap in the history", roots: []Root{{Cert: oldRoot, ActiveFrom: base, ActiveUntil: base.Add(time.Hour)}, {Cert: newRoot, ActiveFrom: switchAt}},
+			cps: []cp{beforeByOld}, bad: 1, why: "no root was the cluster's root"},
+		{name: "no roots", cps: []cp{beforeByOld}, bad: 1, why: "no root was given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			head := Genesis
+			var recs []Record
+			seal := func(at time.Time, ev Event) {
+				e := Seal(head, at, ev)
+				recs = append(recs, Record{Key: e.Seq, Data: e.Marshal()})
+				head = e.Head()
+			}
+			for _, c := range tt.cps {
+				seal(c.at.Add(-time.Second), Event{Action: ActionIssued, Serial: "0a"})
+				ev := checkpoint(t, c.iss, head, c.at)
+				if c.appendix != nil {
+					ev = CheckpointEvent("kgwuvt1oqhqjsht0qcsq67rvu", "file", head, append([]*x509.Certificate{mustCert(t, ev)}, c.appendix...))
+				}
+				seal(c.at, ev)
+			}
+			rep := Verify(recs, tt.roots)
+			if tt.bad != 0 {
+				if rep.Problem == nil || rep.Problem.Seq != uint64(2*tt.bad) || !strings.Contains(rep.Problem.Reason, tt.why) {
+					t.Fatalf("problem %v, want entry %d: ...%s...\n%s", rep.Problem, 2*tt.bad, tt.why, rep)
+				}
+				return
+			}
+			if !rep.OK() {
+				t.Fatalf("the log does not verify:\n%s", rep)
+			}
+			var got []run
+			for _, r := range rep.Signers {
+				got = append(got, run{r.RootFingerprint, int(r.First), int(r.Last), r.Count})
+				if fingerprint(r.Root) != r.RootFingerprint {
+					t.Errorf("run %+v: fingerprint is not its root's", r)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("signers %v, want %v", got, tt.want)
+			}
+			out := rep.String()
+			for _, r := range tt.want {
+				if !strings.Contains(out, "signed under root "+r.fp) {
+					t.Errorf("report does not name root %s:\n%s", r.fp, out)
+				}
+			}
+		})
+	}
+}
+
+// mustCert returns the checkpoint certificate of a checkpoint event.
+func mustCert(t *testing.T, ev Event) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(ev.Details[DetailCertificate]))
+	if block == nil {
+		t.Fatal("checkpoint event without a certificate")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRootActive(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		root Root
+		at   time.Time
+		want bool
+	}{
+		{"open both ways", Root{}, t0, true},
+		{"at its start", Root{ActiveFrom: t0}, t0, true},
+		{"before its start", Root{ActiveFrom: t0}, t0.Add(-time.Nanosecond), false},
+		{"at its end", Root{ActiveFrom: t0, ActiveUntil: t0.Add(time.Hour)}, t0.Add(time.Hour), false},
+		{"just before its end", Root{ActiveUntil: t0.Add(time.Hour)}, t0.Add(time.Hour - time.Nanosecond), true},
+	}
+	for _, tt := range tests {
+		if got := tt.root.Active(tt.at); got != tt.want {
+			t.Errorf("%s: Active = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -323,6 +323,16 @@ func (c *Client) Audit(ctx context.Context, from uint64, limit int) (*api.AuditP
 	return &out, nil
 }
 
+// Roots returns the roots the cluster has had, oldest first, the current
+// root last.
+func (c *Client) Roots(ctx context.Context) ([]api.RootRecord, error) {
+	var out api.Roots
+	if err := c.do(ctx, http.MethodGet, api.PathAdminRoots, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Roots, nil
+}
+
 // AuditRecords reads the whole audit log from sequence number from on,
 // page by page.
 func (c *Client) AuditRecords(ctx context.Context, from uint64) ([]audit.Record, error) {

@@ -29,6 +29,24 @@ func (s *Server) adminRoutes(mux *http.ServeMux, guard func(http.Handler) http.H
 	h("POST "+api.PathAdminJoinToken+"{role}", s.handleJoinToken)
 	h("POST "+api.PathAdminUpdate, s.handleUpdate)
 	h("GET "+api.PathAdminAudit, s.handleAudit)
+	h("GET "+api.PathAdminRoots, s.handleRoots)
+}
+
+// handleRoots lists the roots the cluster has had: certificates, backend
+// names and time ranges, never backend settings.
+func (s *Server) handleRoots(w http.ResponseWriter, r *http.Request) {
+	c, ok := s.clusterRecord(w, r)
+	if !ok {
+		return
+	}
+	out := api.Roots{Roots: []api.RootRecord{}}
+	for _, root := range c.Roots() {
+		out.Roots = append(out.Roots, api.RootRecord{
+			CertificatePEM: string(root.CertPEM), Backend: root.Backend.Type,
+			ActiveFrom: root.ActiveFrom, ActiveUntil: root.ActiveUntil,
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleAudit(w http.ResponseWriter, r *http.Request) {

@@ -8,6 +8,11 @@
 // stored encoding shared by implementations, so records can be copied from
 // one store to another.
 //
+// The cluster record also keeps every root the cluster has had (Cluster.Roots,
+// Cluster.RootAt) and the root rotation in progress, so that what an old root
+// signed, such as the audit log's checkpoints, still verifies after a
+// rotation. ValidateCluster is the shape every store enforces on it.
+//
 // The cluster record holds the join tokens, which are secrets: a store keeps
 // them readable only by its owner, and no error a store returns includes
 // them. Callers must not log or serve a Cluster as a whole.
@@ -43,10 +48,23 @@ type Cluster struct {
 	ID string `json:"id"`
 	// CreatedAt is when the cluster was created; set by the store if zero.
 	CreatedAt time.Time `json:"created_at"`
-	// RootCAPEM is the PEM of the root CA certificate bundle nodes trust.
+	// RootCAPEM is the PEM of the root CA certificate bundle nodes trust,
+	// and whose digest the join tokens pin. Its first certificate is the
+	// current root (see Roots).
 	RootCAPEM []byte `json:"root_ca_pem"`
-	// Backend says how to reach the root key. It never holds secrets.
+	// Backend says how to reach the current root's key. It never holds
+	// secrets.
 	Backend BackendConfig `json:"backend"`
+	// RootSince is when the current root became current; zero means
+	// CreatedAt (the cluster's first root, as in records written before
+	// root rotation).
+	RootSince time.Time `json:"root_since,omitzero"`
+	// RootHistory holds the roots the cluster had before the current one,
+	// oldest first, each with the time range it was current, so that what
+	// they signed (audit checkpoints) can still be verified.
+	RootHistory []Root `json:"root_history,omitempty"`
+	// Rotation is the root rotation in progress, or nil.
+	Rotation *Rotation `json:"rotation,omitempty"`
 	// WorkerToken is the join token for workers. It is a secret.
 	WorkerToken string `json:"worker_token"`
 	// ManagerToken is the join token for managers. It is a secret.
@@ -137,13 +155,16 @@ type IssuedCertificate struct {
 // the record and the state never disagree: both are written, or neither.
 type Store interface {
 	// CreateCluster stores the cluster record with Version 1. It fails with
-	// ErrExists if a cluster record exists.
+	// ErrExists if a cluster record exists, and with an error wrapping
+	// ErrInvalidCluster if ValidateCluster refuses c.
 	CreateCluster(ctx context.Context, c Cluster, events ...audit.Event) error
 	// Cluster returns the cluster record, or an error wrapping ErrNotFound.
 	Cluster(ctx context.Context) (Cluster, error)
 	// UpdateCluster atomically reads the cluster record, passes it to fn and
-	// stores the result with Version incremented. If fn returns an error, or
-	// changes ID, nothing is written and that error is returned.
+	// stores the result with Version incremented. If fn returns an error,
+	// changes ID, or leaves a record ValidateCluster refuses (the error
+	// wraps ErrInvalidCluster), nothing is written and that error is
+	// returned.
 	UpdateCluster(ctx context.Context, fn func(*Cluster) error, events ...audit.Event) (Cluster, error)
 
 	// Node returns the node with the given ID, or an error wrapping

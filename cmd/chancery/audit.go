@@ -1,10 +1,12 @@
 package main
 
 import (
+	"crypto/x509"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -12,8 +14,11 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
+	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/cluster"
 )
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -53,21 +58,55 @@ func newAuditVerifyCmd(a *app) *cobra.Command {
 		Short: "Check the whole hash chain and its CA-signed checkpoints; name the first bad entry",
 		Long: `verify reads every entry and checks that each links to the hash of the one
 before it and hashes to its own hash, and that every checkpoint carries a
-certificate from the cluster's root (this node's swarm-root-ca.crt) naming
-the head it signs. It exits 1 and names the first bad entry if any is wrong,
-or if the last entry is torn (everything before it is still checked).`,
+certificate naming the head it signs, issued under the root that was the
+cluster's root when the checkpoint was written: the cluster's record keeps
+every root it has had, and when each was current. It says which root each
+checkpoint chains to (by SHA-256 fingerprint) and lists the roots. The
+record's current root must be one this node trusts (its swarm-root-ca.crt).
+It exits 1 and names the first bad entry if any is wrong, or if the last
+entry is torn (everything before it is still checked).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			roots, _, err := certdir.In(a.dataDir).Root()
+			trusted, _, err := certdir.In(a.dataDir).Root()
 			if err != nil {
-				return withHint(err, "audit verify checks checkpoints against this node's root CA: run it with --data-dir of a manager")
+				return withHint(err, "audit verify checks checkpoints against the roots this node trusts: run it with --data-dir of a manager")
 			}
-			recs, err := a.auditRecords(cmd)
+			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
+			defer done()
+			records, err := c.Roots(cmd.Context())
+			if err != nil {
+				return apiError(err)
+			}
+			roots, err := auditRoots(records, trusted)
+			if err != nil {
+				return err
+			}
+			recs, err := c.AuditRecords(cmd.Context(), 1)
+			if err != nil {
+				return apiError(err)
+			}
 			rep := audit.Verify(recs, roots)
 			fmt.Fprint(a.stdout, rep.String())
+			fmt.Fprintf(a.stdout, "roots: %d, from the cluster's record, oldest first\n", len(roots))
+			for i, r := range roots {
+				span := r.ActiveFrom.UTC().Format(time.RFC3339) + " to "
+				if r.ActiveUntil.IsZero() {
+					span += "now"
+				} else {
+					span += r.ActiveUntil.UTC().Format(time.RFC3339)
+				}
+				trust := "trusted by this node"
+				if !slices.ContainsFunc(trusted, r.Cert.Equal) {
+					trust = "not trusted by this node"
+				}
+				if i == len(roots)-1 {
+					trust = "current; " + trust
+				}
+				fmt.Fprintf(a.stdout, "  %s  %s  %s  (%s)\n", cluster.Fingerprint(r.Cert), records[i].Backend, span, trust)
+			}
 			switch {
 			case rep.Problem != nil:
 				return fmt.Errorf("the audit log does not verify: entry %d: %s", rep.Problem.Seq, rep.Problem.Reason)
@@ -77,6 +116,41 @@ or if the last entry is torn (everything before it is still checked).`,
 			return nil
 		},
 	}
+}
+
+// auditRoots parses the cluster's root record for audit.Verify, and checks
+// that its current root is one this node trusts: the older roots are known
+// from the record alone, the current one must also match this node's
+// bundle. The first root also covers the time before the cluster's record
+// says it began (audit.Verify's rule: no root came before it).
+func auditRoots(records []api.RootRecord, trusted []*x509.Certificate) ([]audit.Root, error) {
+	if len(records) == 0 {
+		return nil, errors.New("the manager lists no root for the cluster")
+	}
+	roots := make([]audit.Root, 0, len(records))
+	for i, r := range records {
+		certs, err := ca.ParseCertificatesPEM([]byte(r.CertificatePEM))
+		if err == nil && len(certs) == 0 {
+			err = errors.New("no certificate")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the cluster's root record is unreadable: root %d of %d (active from %s): %w",
+				i+1, len(records), r.ActiveFrom.UTC().Format(time.RFC3339), err)
+		}
+		roots = append(roots, audit.Root{Cert: certs[0], ActiveFrom: r.ActiveFrom, ActiveUntil: r.ActiveUntil})
+	}
+	cur := roots[len(roots)-1].Cert
+	if !slices.ContainsFunc(trusted, cur.Equal) {
+		var fps []string
+		for _, t := range trusted {
+			fps = append(fps, cluster.Fingerprint(t))
+		}
+		return nil, withHint(fmt.Errorf("the cluster's current root %s is not one this node trusts (its %s holds %s)",
+			cluster.Fingerprint(cur), certdir.RootCAFile, strings.Join(fps, ", ")),
+			"if a root rotation has just finished, run audit verify again once this node has taken the new root",
+			"otherwise the cluster's root record does not match this node: do not rely on its checkpoints until you know why")
+	}
+	return roots, nil
 }
 
 // parseSince reads an RFC 3339 time or a duration before now.

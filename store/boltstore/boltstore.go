@@ -7,6 +7,11 @@
 // (by node ID), "certs" (by serial) and "audit" (audit entries by sequence
 // number, 8 bytes big-endian, appended in the transaction of the change they
 // record).
+//
+// The cluster record is one JSON value, its root history and rotation
+// included; a record written before those fields existed reads as a cluster
+// with one root, current since CreatedAt. CreateCluster and UpdateCluster
+// refuse what store.ValidateCluster refuses.
 package boltstore
 
 import (
@@ -190,11 +195,11 @@ func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...au
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if c.ID == "" {
-		return errors.New("store: create cluster: the cluster has no ID")
-	}
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.timestamp()
+	}
+	if err := store.ValidateCluster(c); err != nil {
+		return fmt.Errorf("store: create cluster: %w", err)
 	}
 	c.Version = 1
 	return s.db.Update(func(tx *bbolt.Tx) error {
@@ -250,6 +255,9 @@ func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error
 		}
 		if c.ID != id {
 			return fmt.Errorf("store: update cluster: the cluster ID cannot change (from %q to %q)", id, c.ID)
+		}
+		if err := store.ValidateCluster(c); err != nil {
+			return fmt.Errorf("store: update cluster: %w", err)
 		}
 		c.Version = version + 1
 		if err := put(tx, bucketCluster, keyCluster, c); err != nil {

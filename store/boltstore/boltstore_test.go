@@ -1,6 +1,7 @@
 package boltstore_test
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -156,6 +157,37 @@ func TestSchema(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestClusterWithoutRootHistory reads a cluster record as chanceries wrote
+// it before the root history existed: it is one root, current since
+// CreatedAt, and it can still be updated.
+func TestClusterWithoutRootHistory(t *testing.T) {
+	ctx := t.Context()
+	fixture := storetest.Cluster()
+	old := fmt.Sprintf(`{"id":%q,"created_at":"2025-03-01T12:00:00Z","root_ca_pem":%q,`+
+		`"backend":{"type":"file","settings":{"key_path":"/var/lib/chancery/root.key"}},`+
+		`"worker_token":%q,"manager_token":%q,"cert_expiry":7776000000000000,`+
+		`"listen_addr":"0.0.0.0:4242","advertise_addr":"10.0.0.1:4242","version":3}`,
+		fixture.ID, base64.StdEncoding.EncodeToString(fixture.RootCAPEM), fixture.WorkerToken, fixture.ManagerToken)
+	path := filepath.Join(t.TempDir(), "state.db")
+	open(t, path).Close()
+	rawPut(t, path, "cluster", "cluster", old)
+	s := open(t, path)
+	defer s.Close()
+	c, err := s.Cluster(ctx)
+	if err != nil {
+		t.Fatalf("Cluster: %v", err)
+	}
+	storetest.CheckOneRoot(t, c)
+	c, err = s.UpdateCluster(ctx, func(c *store.Cluster) error { c.CertExpiry = time.Hour; return nil })
+	if err != nil {
+		t.Fatalf("UpdateCluster of a record without root history: %v", err)
+	}
+	if c.Version != 4 {
+		t.Errorf("Version %d after the update, want 4", c.Version)
+	}
+	storetest.CheckOneRoot(t, c)
 }
 
 func TestCorruptRecord(t *testing.T) {

@@ -34,6 +34,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CanceledContext", testCanceledContext},
 		{"Audit", testAudit},
 		{"AuditConcurrent", testAuditConcurrent},
+		{"RootRecord", testRootRecord},
+		{"RootRecordBackCompat", testRootRecordBackCompat},
+		{"ValidateCluster", testValidateCluster},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -442,15 +445,41 @@ func checkNoSecret(t *testing.T, err error) {
 	}
 }
 
-// equal compares records, times by instant rather than by location.
+// equal compares records, times by instant rather than by location, in
+// nested roots too.
 func equal[T any](a, b T) bool { return reflect.DeepEqual(utc(a), utc(b)) }
 
+// utc returns a deep copy of v with every time.Time in UTC and without a
+// monotonic reading.
 func utc[T any](v T) T {
-	rv := reflect.ValueOf(&v).Elem()
-	for i := range rv.NumField() {
-		if f, ok := rv.Field(i).Interface().(time.Time); ok {
-			rv.Field(i).Set(reflect.ValueOf(f.UTC().Round(0)))
+	return normalize(reflect.ValueOf(v)).Interface().(T)
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+func normalize(v reflect.Value) reflect.Value {
+	switch {
+	case v.Type() == timeType:
+		return reflect.ValueOf(v.Interface().(time.Time).UTC().Round(0))
+	case v.Kind() == reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i := range v.NumField() {
+			if out.Field(i).CanSet() {
+				out.Field(i).Set(normalize(v.Field(i)))
+			}
 		}
+		return out
+	case v.Kind() == reflect.Slice && !v.IsNil():
+		out := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			out.Index(i).Set(normalize(v.Index(i)))
+		}
+		return out
+	case v.Kind() == reflect.Pointer && !v.IsNil():
+		out := reflect.New(v.Type().Elem())
+		out.Elem().Set(normalize(v.Elem()))
+		return out
 	}
 	return v
 }
