@@ -18,6 +18,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/boltstore"
 )
@@ -148,7 +149,11 @@ func TestAuditVerifyAcrossRoots(t *testing.T) {
 		if _, err := st.AppendAudit(ctx, audit.Event{Action: audit.ActionRefused, Reason: "test"}); err != nil {
 			t.Fatal(err)
 		}
-		e, err := cluster.Checkpoint(ctx, st, sg, now)
+		iss, err := issuer.New(sg, issuer.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := cluster.Checkpoint(ctx, st, iss, now)
 		if err != nil || e == nil {
 			t.Fatalf("cluster.Checkpoint: %v, %v", e, err)
 		}
