@@ -1,5 +1,5 @@
 // Package backends is the registry of signer backends: each backend package
-// registers itself under its type name ("file", later "pkcs11", "vault",
+// registers itself under its type name ("file", "pkcs11", "vault",
 // "cfssl"), and the cluster code creates and opens roots through it without
 // knowing which backend holds the key.
 //
@@ -7,6 +7,24 @@
 // record (a key path, a token label, a Vault mount); secrets (passphrases,
 // PINs, tokens) are read by the backend from files or environment variables
 // named in the settings, and are never stored or logged.
+//
+// # Command-line flags
+//
+// A backend owns the flags that give its settings. Its registered Backend
+// implements FlagDeclarer: Flags declares them on a pflag.FlagSet (a
+// --pkcs11-uri, the --vault-* flags) and returns a FlagParser, whose
+// Settings turns the parsed flags into Settings and refuses the shared root
+// options (RootOptions: --ca-cert, --ca-key, --ca-common-name,
+// --ca-key-algorithm) that do not apply to the backend.
+//
+// A command that creates a root (`chancery init`, a rotation) calls
+// DeclareFlags on its flag set, which declares --backend and every
+// registered backend's flags; once the command line is parsed,
+// CommandFlags.Select finds the backend they select (the one whose flags
+// are given, else the one --backend names, else Default), refuses the
+// flags of two backends, and returns its name and Settings. Mistakes are
+// *FlagError values, whose Hint the command prints. The command never
+// names a backend or a setting.
 package backends
 
 import (

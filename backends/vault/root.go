@@ -29,18 +29,22 @@ var (
 	_ backends.RootDeleter = Backend{}
 )
 
-// keyParams maps chancery's key algorithm names to Vault's key_type and
-// key_bits.
+// keyParams maps chancery's key algorithm names (backends.ParseKeyAlgorithm)
+// to Vault's key_type and key_bits.
 func keyParams(alg string) (keyType string, bits int, err error) {
-	switch strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(alg), "-", "")) {
-	case "", "P256", "ECDSAP256":
+	a, err := backends.ParseKeyAlgorithm(alg)
+	if err != nil {
+		return "", 0, configError("%v", err)
+	}
+	switch a {
+	case backends.P256:
 		return "ec", 256, nil
-	case "P384", "ECDSAP384":
+	case backends.P384:
 		return "ec", 384, nil
-	case "RSA3072", "RSA":
+	case backends.RSA3072:
 		return "rsa", 3072, nil
 	}
-	return "", 0, configError("unknown key algorithm %q (want P-256, P-384 or RSA-3072)", alg)
+	return "", 0, configError("key algorithm %s has no Vault key type", a)
 }
 
 // maxRootTries bounds the root generations whose serial comes out shorter

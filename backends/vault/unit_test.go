@@ -270,3 +270,21 @@ func TestPolicyText(t *testing.T) {
 		t.Error("Policy(\"\") is not the default mount's")
 	}
 }
+
+// TestKeyParams checks that Vault takes the algorithm names every backend
+// takes (backends.ParseKeyAlgorithm), and refuses others with its error.
+func TestKeyParams(t *testing.T) {
+	for alg, want := range map[string]struct {
+		keyType string
+		bits    int
+	}{"": {"ec", 256}, "p256": {"ec", 256}, "ECDSA-P384": {"ec", 384}, "rsa": {"rsa", 3072}, "RSA-3072": {"rsa", 3072}} {
+		if kt, bits, err := keyParams(alg); err != nil || kt != want.keyType || bits != want.bits {
+			t.Errorf("keyParams(%q) = %s, %d, %v; want %s, %d", alg, kt, bits, err, want.keyType, want.bits)
+		}
+	}
+	_, _, err := keyParams("ed25519")
+	_, shared := backends.ParseKeyAlgorithm("ed25519")
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), shared.Error()) {
+		t.Errorf("keyParams(ed25519): %v; want ErrConfig with %q", err, shared)
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/chancery-pki/chancery/backends"
 )
 
 // hintError is an error with advice on what to do about it.
@@ -36,5 +38,9 @@ func printError(w io.Writer, err error) {
 		for _, hint := range h.hints {
 			fmt.Fprintf(w, "hint: %s\n", hint)
 		}
+	}
+	var f *backends.FlagError
+	if errors.As(err, &f) && f.Hint != "" {
+		fmt.Fprintf(w, "hint: %s\n", f.Hint)
 	}
 }
