@@ -69,27 +69,48 @@ func Roots(c store.Cluster) ([]*x509.Certificate, error) {
 	return roots, nil
 }
 
-// OpenSigner opens the root's Signer from the backend the cluster record
-// names. overrides replace stored settings (for example a passphrase file
-// given on the command line).
+// OpenSigner opens the Signer of the cluster's current root (see
+// OpenRoot). overrides replace stored settings (for example a passphrase
+// file given on the command line).
 func OpenSigner(ctx context.Context, dataDir string, c store.Cluster, overrides backends.Settings, r io.Reader) (signer.Signer, error) {
-	b, err := backends.Get(c.Backend.Type)
+	return OpenRoot(ctx, dataDir, c.CurrentRoot(), overrides, r)
+}
+
+// OpenRoot opens the Signer of root from the backend it names, issuing
+// under the chain the record keeps: its intermediates, then the root.
+func OpenRoot(ctx context.Context, dataDir string, root store.Root, overrides backends.Settings, r io.Reader) (signer.Signer, error) {
+	b, err := backends.Get(root.Backend.Type)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: %w", err)
 	}
-	roots, err := Roots(c)
+	chain, err := RootChain(root)
 	if err != nil {
 		return nil, err
 	}
-	settings := backends.Settings(c.Backend.Settings).Clone()
+	settings := backends.Settings(root.Backend.Settings).Clone()
 	for k, v := range overrides {
 		settings[k] = v
 	}
-	s, err := b.Open(ctx, backends.OpenRequest{DataDir: dataDir, Settings: settings, Chain: roots[:1], Rand: r})
+	return b.Open(ctx, backends.OpenRequest{DataDir: dataDir, Settings: settings, Chain: chain, Rand: r})
+}
+
+// RootChain parses a root record's chain: its intermediates, the signing
+// CA first, then the root.
+func RootChain(root store.Root) ([]*x509.Certificate, error) {
+	cert, err := ca.ParseCertificatesPEM(root.CertPEM)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cluster: the stored root certificate is unreadable: %w", err)
 	}
-	return s, nil
+	if len(cert) != 1 {
+		return nil, fmt.Errorf("cluster: the stored root holds %d certificates, want 1", len(cert))
+	}
+	var chain []*x509.Certificate
+	if len(root.IntermediatesPEM) > 0 {
+		if chain, err = ca.ParseCertificatesPEM(root.IntermediatesPEM); err != nil {
+			return nil, fmt.Errorf("cluster: the stored intermediates are unreadable: %w", err)
+		}
+	}
+	return append(chain, cert[0]), nil
 }
 
 // Fingerprint is the SHA-256 fingerprint of a certificate's DER, as

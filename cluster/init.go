@@ -217,6 +217,10 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	chain := sg.Chain()
 	root := chain[len(chain)-1]
 	rootPEM := ca.EncodeCertificatesPEM(root)
+	var intermediatesPEM []byte
+	if len(chain) > 1 {
+		intermediatesPEM = ca.EncodeCertificatesPEM(chain[:len(chain)-1]...)
+	}
 	workerToken, err := ca.GenerateJoinToken(rootPEM, req.Rand)
 	if err != nil {
 		return nil, err
@@ -235,16 +239,17 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	ctx = audit.WithActor(ctx, nodeID)
 	if err := st.CreateCluster(ctx, store.Cluster{
-		ID:            clusterID,
-		CreatedAt:     req.Now(),
-		RootCAPEM:     rootPEM,
-		Backend:       store.BackendConfig{Type: req.Backend, Settings: settings},
-		WorkerToken:   workerToken,
-		ManagerToken:  managerToken,
-		CertExpiry:    req.CertExpiry,
-		ListenAddr:    req.ListenAddr,
-		AdvertiseAddr: req.AdvertiseAddr,
-		LeaderID:      nodeID,
+		ID:               clusterID,
+		CreatedAt:        req.Now(),
+		RootCAPEM:        rootPEM,
+		IntermediatesPEM: intermediatesPEM,
+		Backend:          store.BackendConfig{Type: req.Backend, Settings: settings},
+		WorkerToken:      workerToken,
+		ManagerToken:     managerToken,
+		CertExpiry:       req.CertExpiry,
+		ListenAddr:       req.ListenAddr,
+		AdvertiseAddr:    req.AdvertiseAddr,
+		LeaderID:         nodeID,
 	},
 		audit.Event{Action: audit.ActionInit, Actor: nodeID, Details: map[string]string{
 			"cluster_id": clusterID, "cert_expiry": req.CertExpiry.String(), "root_subject": root.Subject.String(),

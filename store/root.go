@@ -14,6 +14,10 @@ import (
 type Root struct {
 	// CertPEM is the root's certificate, one PEM CERTIFICATE block.
 	CertPEM []byte `json:"cert_pem"`
+	// IntermediatesPEM are the CA certificates between the root's signing
+	// key and the root, the signing CA first; empty when the root's own key
+	// signs (see Cluster.IntermediatesPEM).
+	IntermediatesPEM []byte `json:"intermediates_pem,omitempty"`
 	// Backend says how to reach the root's key. It never holds secrets.
 	Backend BackendConfig `json:"backend"`
 	// ActiveFrom is when the root became the cluster's root.
@@ -94,8 +98,11 @@ func (c Cluster) currentRoot() Root {
 	if from.IsZero() {
 		from = c.CreatedAt
 	}
-	return Root{CertPEM: firstCertificatePEM(c.RootCAPEM), Backend: c.Backend, ActiveFrom: from}
+	return Root{CertPEM: firstCertificatePEM(c.RootCAPEM), IntermediatesPEM: c.IntermediatesPEM, Backend: c.Backend, ActiveFrom: from}
 }
+
+// CurrentRoot returns the current root, the last of Roots.
+func (c Cluster) CurrentRoot() Root { return c.currentRoot() }
 
 // RootAt returns the root that was the cluster's root at t: the one with
 // ActiveFrom <= t < ActiveUntil, or the current root from its ActiveFrom
@@ -124,6 +131,18 @@ func firstCertificatePEM(data []byte) []byte {
 	}
 }
 
+// onlyCertificates reports whether data is empty, or PEM CERTIFICATE
+// blocks and nothing else.
+func onlyCertificates(data []byte) bool {
+	for len(bytes.TrimSpace(data)) > 0 {
+		var b *pem.Block
+		if b, data = pem.Decode(data); b == nil || b.Type != "CERTIFICATE" {
+			return false
+		}
+	}
+	return true
+}
+
 // ErrInvalidCluster is wrapped by the errors of ValidateCluster, and so by
 // those of CreateCluster and UpdateCluster when they refuse a record. Test
 // for it with errors.Is.
@@ -133,7 +152,7 @@ var ErrInvalidCluster = errors.New("store: invalid cluster record")
 // refuses the same bad records: CreateCluster and UpdateCluster call it
 // (CreateCluster after setting CreatedAt) and write nothing if it fails.
 // It requires an ID; a PEM CERTIFICATE block in RootCAPEM and in every
-// root's CertPEM; a backend Type for every root; a RootHistory oldest
+// root's CertPEM, and nothing but certificates in IntermediatesPEM; a backend Type for every root; a RootHistory oldest
 // first, each root with ActiveFrom <= ActiveUntil, not overlapping the next
 // nor the current root (which is current from RootSince, or CreatedAt);
 // and a Rotation, if any, with a known phase, a target other than the
@@ -155,6 +174,9 @@ func ValidateCluster(c Cluster) error {
 	if c.Backend.Type == "" {
 		return bad("Backend has no Type; name the backend that holds the current root's key")
 	}
+	if !onlyCertificates(c.IntermediatesPEM) {
+		return bad("IntermediatesPEM holds something else than PEM CERTIFICATE blocks")
+	}
 	for i, r := range c.RootHistory {
 		field := fmt.Sprintf("RootHistory[%d]", i)
 		switch {
@@ -162,6 +184,8 @@ func ValidateCluster(c Cluster) error {
 			return bad("%s.CertPEM holds no PEM CERTIFICATE block; keep the old root's certificate", field)
 		case r.Backend.Type == "":
 			return bad("%s.Backend has no Type; name the backend that held the old root's key", field)
+		case !onlyCertificates(r.IntermediatesPEM):
+			return bad("%s.IntermediatesPEM holds something else than PEM CERTIFICATE blocks", field)
 		case r.ActiveFrom.IsZero():
 			return bad("%s has no ActiveFrom; set when it became the root", field)
 		case r.ActiveUntil.IsZero():
@@ -196,6 +220,8 @@ func ValidateCluster(c Cluster) error {
 			return bad("Rotation.Target is the current root; a rotation to the current root is an abort: clear Rotation instead")
 		case r.Target.Backend.Type == "":
 			return bad("Rotation.Target.Backend has no Type; name the backend that holds the new root's key")
+		case !onlyCertificates(r.Target.IntermediatesPEM):
+			return bad("Rotation.Target.IntermediatesPEM holds something else than PEM CERTIFICATE blocks")
 		case !r.Target.ActiveFrom.IsZero() || !r.Target.ActiveUntil.IsZero():
 			return bad("Rotation.Target has ActiveFrom or ActiveUntil set; a target is not active until the rotation is done, when it moves to RootCAPEM and RootSince")
 		}

@@ -55,6 +55,11 @@ type Cluster struct {
 	// Backend says how to reach the current root's key. It never holds
 	// secrets.
 	Backend BackendConfig `json:"backend"`
+	// IntermediatesPEM are the CA certificates between the current root's
+	// signing key and the root, the signing CA first: an external CA that
+	// signs with an intermediate has them; empty when the root's own key
+	// signs. They are handed out after every certificate issued.
+	IntermediatesPEM []byte `json:"intermediates_pem,omitempty"`
 	// RootSince is when the current root became current; zero means
 	// CreatedAt (the cluster's first root, as in records written before
 	// root rotation).

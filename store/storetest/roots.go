@@ -20,17 +20,18 @@ func CertPEM(body string) []byte {
 
 // RotatedCluster returns a cluster record fixture, every field set but
 // Version, that has had two roots before the current one (the root of
-// Cluster, then a Vault root, each current for 30 days) and is rotating to
+// Cluster, then an external CA's root with two intermediates, each current for 30 days) and is rotating to
 // a fourth, in PhaseReissue.
 func RotatedCluster() store.Cluster {
 	c := Cluster()
 	first := c.Roots()[0]
 	first.ActiveUntil = t0.Add(30 * 24 * time.Hour)
 	second := store.Root{
-		CertPEM:     CertPEM("MIIC"),
-		Backend:     store.BackendConfig{Type: "vault", Settings: map[string]string{"mount": "pki"}},
-		ActiveFrom:  first.ActiveUntil,
-		ActiveUntil: first.ActiveUntil.Add(30 * 24 * time.Hour),
+		CertPEM:          CertPEM("MIIC"),
+		IntermediatesPEM: append(CertPEM("MIIG"), CertPEM("MIIH")...),
+		Backend:          store.BackendConfig{Type: "cfssl", Settings: map[string]string{"external_ca.1": "protocol=cfssl,url=https://ca.example:8888/api/v1/cfssl/sign"}},
+		ActiveFrom:       first.ActiveUntil,
+		ActiveUntil:      first.ActiveUntil.Add(30 * 24 * time.Hour),
 	}
 	c.RootHistory = []store.Root{first, second}
 	c.RootSince = second.ActiveUntil
@@ -171,6 +172,11 @@ func InvalidClusters() []InvalidCluster {
 		{"no root certificate", func(c *store.Cluster) { c.RootCAPEM = nil }, "RootCAPEM"},
 		{"root bundle not PEM", func(c *store.Cluster) { c.RootCAPEM = []byte("MIID") }, "RootCAPEM"},
 		{"no backend type", func(c *store.Cluster) { c.Backend.Type = "" }, "Backend has no Type"},
+		{"intermediates not PEM", func(c *store.Cluster) { c.IntermediatesPEM = []byte("MIID") }, "IntermediatesPEM"},
+		{"a key among the intermediates", func(c *store.Cluster) {
+			c.IntermediatesPEM = []byte("-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n")
+		}, "IntermediatesPEM"},
+		{"target intermediates not PEM", func(c *store.Cluster) { c.Rotation.Target.IntermediatesPEM = []byte("x") }, "Rotation.Target.IntermediatesPEM"},
 		{"history without certificate", func(c *store.Cluster) { history(c).CertPEM = nil }, "RootHistory[1].CertPEM"},
 		{"history without backend type", func(c *store.Cluster) { history(c).Backend.Type = "" }, "RootHistory[1].Backend"},
 		{"history without start", func(c *store.Cluster) { history(c).ActiveFrom = time.Time{} }, "RootHistory[1] has no ActiveFrom"},
