@@ -125,6 +125,11 @@ type Node struct {
 	CertSerial string `json:"cert_serial"`
 	// CertNotAfter is when the node's current certificate expires.
 	CertNotAfter time.Time `json:"cert_not_after"`
+	// CertIssuerKeyID is the hex subject key ID of the CA key that issued
+	// the node's current certificate (its authority key ID): during a root
+	// rotation, whether the node holds a certificate from the new key.
+	// Empty for records written before it was kept.
+	CertIssuerKeyID string `json:"cert_issuer_key_id,omitempty"`
 	// CreatedAt is when the node was first recorded; kept by the store.
 	CreatedAt time.Time `json:"created_at"`
 	// UpdatedAt is when the node was last changed; set by the store.
