@@ -158,7 +158,10 @@ type Inspector interface {
 
 // NextRooter is implemented by backends that can choose where a new root
 // goes beside the current one, so that a root rotation with no backend
-// flags makes its new root in the current backend (a new key file).
+// flags makes its new root in the current backend: a new key file (file),
+// a new key object in the same token (pkcs11), a new issuer in the same
+// PKI mount or a new key in the same transit mount (vault). An external CA
+// (cfssl) cannot make a root, and does not implement it.
 type NextRooter interface {
 	// NextRootSettings returns the settings of a new root beside the one
 	// current names; id is unique to the rotation (a timestamp).
@@ -172,4 +175,36 @@ type NextRooter interface {
 type RootForgetter interface {
 	// ForgetRoot deletes the key material of the root settings name.
 	ForgetRoot(ctx context.Context, dataDir string, settings Settings) error
+}
+
+// NextName is the name of a rotation's new root beside the root named
+// current, for a backend whose roots are named (a token object's label, a
+// transit key): current followed by "-" and id, where a suffix that an
+// earlier rotation added (a "-" and a word of id's shape: as long, with
+// digits where id has digits and the same other characters) is replaced
+// rather than kept, so that names do not grow with every rotation. An
+// empty current is def.
+func NextName(current, def, id string) string {
+	if current == "" {
+		current = def
+	}
+	if i := len(current) - len(id) - 1; i > 0 && current[i] == '-' && sameShape(current[i+1:], id) {
+		current = current[:i]
+	}
+	return current + "-" + id
+}
+
+// sameShape reports whether a and b are as long, with digits at the same
+// places and the same bytes elsewhere.
+func sameShape(a, b string) bool {
+	if len(a) != len(b) || a == "" {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		da, db := '0' <= a[i] && a[i] <= '9', '0' <= b[i] && b[i] <= '9'
+		if da != db || !da && a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

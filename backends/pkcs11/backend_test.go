@@ -3,9 +3,11 @@
 package pkcs11
 
 import (
+	"bytes"
 	"context"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -338,5 +340,46 @@ func TestSettingsRefused(t *testing.T) {
 				t.Errorf("CreateRoot: %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestNextRootInToken makes a rotation's new root where NextRootSettings
+// puts it: a new key in the current root's token, which both roots open
+// afterwards, each with its own key.
+func TestNextRootInToken(t *testing.T) {
+	cur, settings, tok := createRoot(t, P256)
+	next, err := Backend{}.NextRootSettings(settings, "20250102T030405Z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := backends.Get(Name)
+	sg, made, err := b.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: next, CommonName: "swarm-ca", Now: time.Now()})
+	if err != nil {
+		t.Fatalf("CreateRoot with the next root's settings: %v", err)
+	}
+	defer sg.(io.Closer).Close()
+	s := sg.(*Signer)
+	if made[SettingGenerated] != "true" {
+		t.Errorf("the next root's key was not generated: %v", made)
+	}
+	info := s.Key().Info()
+	if info.TokenLabel != tok.Label || info.Label != "root-20250102T030405Z" || bytes.Equal(info.ID, cur.Key().Info().ID) {
+		t.Errorf("the next root's key: token %q, label %q, id %x; want token %q, label root-20250102T030405Z, a new id", info.TokenLabel, info.Label, info.ID, tok.Label)
+	}
+	if signer.SamePublicKey(s.Key().Public(), cur.Key().Public()) {
+		t.Fatal("the next root has the current root's key")
+	}
+	for _, tc := range []struct {
+		settings backends.Settings
+		root     *x509.Certificate
+	}{{settings, cur.Chain()[0]}, {made, s.Chain()[0]}} {
+		o, err := b.Open(context.Background(), backends.OpenRequest{Settings: tc.settings, Chain: []*x509.Certificate{tc.root}})
+		if err != nil {
+			t.Fatalf("opening %s: %v", tc.settings[SettingURI], err)
+		}
+		if !signer.SamePublicKey(o.(*Signer).Key().Public(), tc.root.PublicKey) {
+			t.Errorf("%s opens another key than its root's", tc.settings[SettingURI])
+		}
+		o.(io.Closer).Close()
 	}
 }
