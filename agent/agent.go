@@ -238,8 +238,11 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Warn("heartbeat failed", "err", err)
 			continue
 		}
-		if st.HeartbeatPeriod > 0 {
+		if st.HeartbeatPeriod > 0 && st.HeartbeatPeriod != period {
+			// The next beat was scheduled with the old period: the
+			// manager's applies from this beat on, not one beat later.
 			period = st.HeartbeatPeriod
+			beatAt = now.Add(period)
 		}
 		if st.RootCAPEM != "" && !bytes.Equal([]byte(st.RootCAPEM), a.roots) {
 			if err := a.takeRoot([]byte(st.RootCAPEM)); err != nil {

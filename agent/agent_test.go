@@ -487,6 +487,27 @@ func TestRoleChangeRenewsAtOnce(t *testing.T) {
 	}
 }
 
+// TestHeartbeatPeriodFromManager checks that the heartbeat period the
+// manager announces applies from its first answer: an agent started with a
+// period of an hour beats again a minute later when the manager says a
+// minute (it once waited the hour first, and so heard of a rotation's
+// renewal request an hour late).
+func TestHeartbeatPeriodFromManager(t *testing.T) {
+	f := newFixture(t, 4*time.Hour, time.Minute)
+	clk := &stepClock{Fake: f.clk}
+	a := f.agent(t, nil, clk, time.Hour)
+	run(t, a)
+	for i := range 3 {
+		if !clk.BlockUntil(1, 10*time.Second) {
+			t.Fatal("the agent is not waiting")
+		}
+		if w := clk.lastWait(); w != time.Minute {
+			t.Fatalf("after heartbeat %d the agent waits %s, want the manager's period, 1m", i+1, w)
+		}
+		clk.Advance(time.Minute)
+	}
+}
+
 // newRootManager announces another root bundle in its heartbeats.
 type newRootManager struct {
 	Manager
