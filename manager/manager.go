@@ -201,7 +201,10 @@ func Run(ctx context.Context, cfg Config) error {
 	part := func(name string, f func(context.Context) error) {
 		g.Go(func() error {
 			err := f(gctx)
-			if err == nil && gctx.Err() == nil {
+			// ctx ends before gctx, its child, does: a part that saw it
+			// end (the leader's duties, whose leadership is ctx's) is
+			// stopping, not stopped on its own.
+			if err == nil && gctx.Err() == nil && ctx.Err() == nil {
 				err = fmt.Errorf("manager: the %s stopped", name)
 				if name == "leader's duties" {
 					// Leadership ended while the manager runs: with the

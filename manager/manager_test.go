@@ -121,6 +121,44 @@ func TestRunStopsCleanly(t *testing.T) {
 	}
 }
 
+// TestRunStopsCleanlyWhileCancelling stops managers whose context has many
+// other children, so that cancelling it takes a while: the leader's duties
+// see the end of the context before the manager's own parts do, and that
+// is a stop, not a lost leadership (Run once returned errLeadershipLost,
+// now and then, when a backend's client had contexts of its own under it).
+func TestRunStopsCleanlyWhileCancelling(t *testing.T) {
+	data := newDataDir(t, "")
+	for round := range 10 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		var others []context.CancelFunc
+		for range 20000 {
+			_, c := context.WithCancel(ctx)
+			others = append(others, c)
+		}
+		done, ready := make(chan error, 1), make(chan struct{})
+		go func() {
+			done <- Run(ctx, Config{DataDir: data, Listener: ln, Logger: quiet(), CheckpointInterval: time.Hour,
+				Ready: func(string) { close(ready) }})
+		}()
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("round %d: Run: %v", round, err)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("round %d: Run after cancel: %v", round, err)
+		}
+		for _, c := range others {
+			c()
+		}
+	}
+}
+
 // TestRunRefusesBeforeServing: a manager whose root key cannot be opened
 // returns the error at once, having served nothing and recorded no start.
 func TestRunRefusesBeforeServing(t *testing.T) {
