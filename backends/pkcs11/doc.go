@@ -22,6 +22,11 @@
 // library finalized under it) it reopens the token, logs in again, finds the
 // key again by its id and label and retries, a bounded number of times.
 //
+// `chancery ca --rotate` without flags makes the new root's key in the
+// current root's token (Backend.NextRootSettings), labeled after the current
+// key with the rotation's time. The retired root's key is left in the token
+// when the rotation is done: HSM keys are the operator's to destroy.
+//
 // Errors start with "pkcs11: ", say what to do, and never contain the PIN. A
 // missing module, a missing token, a wrong PIN and a missing key each match
 // their own sentinel (ErrModuleNotFound, ErrTokenNotFound, ErrWrongPIN,

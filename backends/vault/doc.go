@@ -117,6 +117,17 @@
 // Vault's own PKI records (issuers, CRLs, its issuance audit) do not show
 // chancery's certificates; chancery's audit log does, as on every backend.
 //
+// # A root rotation's new root
+//
+// `chancery ca --rotate` without flags makes the new root beside the current
+// one (Backend.NextRootSettings): a new issuer generated in the same PKI
+// mount, or a new transit key in the same transit mount, named after the
+// current key with the rotation's time. That needs the init policy's rights
+// (Policy, or TransitPolicy for the new key's name); with a policy pinned to
+// one key, name the new key yourself with --vault-key. The retired root's
+// issuer or key is left in Vault when the rotation is done: it is the
+// operator's to delete.
+//
 // # Settings and authentication
 //
 // The settings (SettingAddress and the other Setting* keys) hold no secret:
