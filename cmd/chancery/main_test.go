@@ -5,12 +5,25 @@ import (
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/chancery-pki/chancery/internal/vaultdev"
+	"github.com/chancery-pki/chancery/softhsm"
 )
 
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){
+	testscript.Main(withPeers{m}, map[string]func(){
 		"chancery": func() { os.Exit(run(os.Args[1:])) },
 	})
+}
+
+// withPeers runs the tests, then removes the process's SoftHSM2 tokens and
+// stops the shared Vault dev server, if tests made or started them.
+type withPeers struct{ m *testing.M }
+
+func (w withPeers) Run() int {
+	code := softhsm.Main(w.m)
+	vaultdev.StopShared()
+	return code
 }
 
 // TestScripts runs the command-line scripts in testdata/script: each runs
