@@ -230,7 +230,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		beatAt = now.Add(period)
-		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname, TrustedRoot: a.trustedRoot()})
+		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname, TrustedRoot: a.trustedRoot(),
+			CertSerial: signer.SerialHex(a.Leaf().SerialNumber)})
 		if err != nil {
 			if removed(err) {
 				return ErrRemoved

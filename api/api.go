@@ -96,6 +96,12 @@ type StatusRequest struct {
 	// root the node trusts now, the first certificate of its root file: a
 	// root rotation finishes once every node trusts the new root.
 	TrustedRoot string `json:"trusted_root,omitempty"`
+	// CertSerial is the serial (lower case hex) of the certificate the node
+	// presents now: a root rotation counts a node as holding a certificate
+	// from the new key once it says it presents the one the manager last
+	// issued it, not as soon as it was issued (the node may not be using
+	// it yet).
+	CertSerial string `json:"cert_serial,omitempty"`
 }
 
 // Status is the manager's answer to a heartbeat: what the node should be.

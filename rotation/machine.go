@@ -62,7 +62,8 @@ type NodeFacts struct {
 	// ID is the node's ID.
 	ID string
 	// Converged: the certificate the store records for the node was issued
-	// by the new root's key.
+	// by the new root's key, and the node has since reported that it
+	// presents it.
 	Converged bool
 	// TrustsNew: the node last reported that it trusts the new root.
 	TrustsNew bool

@@ -11,23 +11,36 @@ type liveness struct {
 	mu       sync.Mutex
 	seen     map[string]time.Time
 	trusted  map[string]string // node ID: fingerprint of the root it reports
+	serials  map[string]string // node ID: serial of the certificate it reports presenting
 	self     string
 	deadline time.Duration
 }
 
 func newLiveness(self string, period time.Duration) *liveness {
-	return &liveness{seen: map[string]time.Time{}, trusted: map[string]string{}, self: self, deadline: 3 * period}
+	return &liveness{seen: map[string]time.Time{}, trusted: map[string]string{}, serials: map[string]string{}, self: self, deadline: 3 * period}
 }
 
-// reportTrust records a heartbeat and the root the node says it trusts
-// (ignored when empty, as from an agent that does not say).
-func (l *liveness) reportTrust(id string, now time.Time, fingerprint string) {
+// reportTrust records a heartbeat, the root the node says it trusts and
+// the serial of the certificate it says it presents (each ignored when
+// empty, as from an agent that does not say).
+func (l *liveness) reportTrust(id string, now time.Time, fingerprint, serial string) {
 	l.mu.Lock()
 	l.seen[id] = now
 	if fingerprint != "" {
 		l.trusted[id] = fingerprint
 	}
+	if serial != "" {
+		l.serials[id] = serial
+	}
 	l.mu.Unlock()
+}
+
+// presents reports whether id last said it presents the certificate of
+// serial.
+func (l *liveness) presents(id, serial string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return serial != "" && l.serials[id] == serial
 }
 
 // trust returns when id last reported and the root it last said it trusts.

@@ -67,7 +67,11 @@ func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 		return false
 	}
 	signing := hex.EncodeToString(iss.CA().SubjectKeyId)
-	if n.CertIssuerKeyID == signing || (n.CertIssuerKeyID == "" && c.Rotation == nil) {
+	// During a rotation, a node that says it presents another certificate
+	// than the one the store records (lost on its way, or not written
+	// before a crash) renews again.
+	fromSigning := n.CertIssuerKeyID == signing && (c.Rotation == nil || s.live.presents(n.ID, n.CertSerial))
+	if fromSigning || (n.CertIssuerKeyID == "" && c.Rotation == nil) {
 		return false
 	}
 	r := s.renewals
@@ -86,14 +90,16 @@ func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 // status is the answer to a node's heartbeat, from any transport.
 func (s *Server) status(n store.Node, c store.Cluster, req api.StatusRequest) *api.Status {
 	now := s.clock.Now()
-	s.live.reportTrust(n.ID, now, req.TrustedRoot)
+	s.live.reportTrust(n.ID, now, req.TrustedRoot, req.CertSerial)
 	return &api.Status{Role: n.Role, RootCAPEM: string(cluster.TrustedPEM(c)), HeartbeatPeriod: s.cfg.HeartbeatPeriod,
 		LeaderAddr: c.AdvertiseAddr, RenewNow: s.renewNow(n, c, now)}
 }
 
 // RotationFacts are what this manager knows of every member during the
-// rotation of c: whether each holds a certificate from the new key, trusts
-// the new root, or has been silent longer than the straggler grace.
+// rotation of c: whether each holds a certificate from the new key (the
+// store records one, and the node said in a heartbeat since that it
+// presents it), trusts the new root, or has been silent longer than the
+// straggler grace.
 func (s *Server) RotationFacts(ctx context.Context, c store.Cluster) (rotation.Facts, error) {
 	var f rotation.Facts
 	if c.Rotation == nil {
@@ -122,7 +128,7 @@ func (s *Server) RotationFacts(ctx context.Context, c store.Cluster) (rotation.F
 		}
 		f.Nodes = append(f.Nodes, rotation.NodeFacts{
 			ID:        n.ID,
-			Converged: newKeyID != "" && n.CertIssuerKeyID == newKeyID,
+			Converged: newKeyID != "" && n.CertIssuerKeyID == newKeyID && s.live.presents(n.ID, n.CertSerial),
 			TrustsNew: trusted == newFP,
 			Straggler: n.ID != s.cfg.NodeID && now.Sub(since) > s.cfg.StragglerGrace,
 		})
