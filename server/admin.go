@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/backends"
@@ -269,9 +268,15 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// adminError maps the cluster package's refusals to HTTP answers.
+// adminError maps the cluster package's refusals to HTTP answers, whose
+// message is the refusal's Reason.
 func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
-	msg := strings.TrimPrefix(err.Error(), "cluster: ")
+	var refusal *cluster.RefusalError
+	if !errors.As(err, &refusal) {
+		s.internal(w, r, err)
+		return
+	}
+	msg := refusal.Reason
 	switch {
 	case errors.Is(err, cluster.ErrNodeNotFound):
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no_such_node", msg)

@@ -111,7 +111,7 @@ func (s *Server) SetCertificate(c *tls.Certificate) { s.cert.Store(c) }
 func (s *Server) ReloadRoots(ctx context.Context) error {
 	c, err := s.cfg.Store.Cluster(ctx)
 	if err != nil {
-		return fmt.Errorf("server: %w", err)
+		return err
 	}
 	roots, err := cluster.Roots(c)
 	if err != nil {
