@@ -48,7 +48,7 @@ type soleManager struct {
 func (e soleManager) Campaign(ctx context.Context) (context.Context, error) {
 	c, err := e.st.Cluster(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("manager: %w", err)
+		return nil, err
 	}
 	if c.LeaderID != e.nodeID {
 		return nil, fmt.Errorf("manager: this data directory's node %s is not the cluster's leader %s", e.nodeID, c.LeaderID)
