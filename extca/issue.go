@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
@@ -180,10 +179,17 @@ func unavailable() *Refusal {
 		Message: "the CA does not issue certificates now; try again later"}
 }
 
+// csrRefusal refuses a request whose CSR package ca or the Signer refused:
+// it says what is wrong with the CSR, from the refusal's fields.
 func csrRefusal(err error) *Refusal {
 	msg := err.Error()
-	for _, p := range []string{"ca: ", "signer: "} {
-		msg = strings.TrimPrefix(msg, p)
+	var ce *ca.CSRError
+	var re *signer.RequestError
+	switch {
+	case errors.As(err, &ce):
+		msg = "invalid CSR: " + ce.Reason
+	case errors.As(err, &re):
+		msg = "invalid request: " + re.Field + ": " + re.Reason
 	}
 	return withCode(CodeCSRParse, reasonBadCSR, "certificate_request: %s", oneLine(msg))
 }
