@@ -23,8 +23,8 @@
 // CommandFlags.Select finds the backend they select (the one whose flags
 // are given, else the one --backend names, else Default), refuses the
 // flags of two backends, and returns its name and Settings. Mistakes are
-// *FlagError values, whose Hint the command prints. The command never
-// names a backend or a setting.
+// *FlagError values, whose Hint (package hint) the command prints. The
+// command never names a backend or a setting.
 package backends
 
 import (

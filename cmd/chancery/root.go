@@ -17,6 +17,7 @@ import (
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // DataDirEnv names the environment variable that sets the default data
@@ -101,9 +102,9 @@ func (a *app) admin(ctx context.Context) (*client.Client, func(), error) {
 	c, done, err := admin.Open(ctx, a.dataDir)
 	switch {
 	case errors.Is(err, admin.ErrWorker):
-		return nil, nil, withHint(err, "run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
+		return nil, nil, hint.With(err, "run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
 	case errors.Is(err, cluster.ErrNoCluster):
-		return nil, nil, withHint(err,
+		return nil, nil, hint.With(err,
 			fmt.Sprintf("run 'chancery init --data-dir %s', or point --data-dir at an existing cluster", a.dataDir))
 	}
 	return c, done, err
@@ -117,9 +118,9 @@ func apiError(err error) error {
 	}
 	switch e.Code {
 	case api.CodeNotFound:
-		return withHint(err, "'chancery node ls' lists the nodes")
+		return hint.With(err, "'chancery node ls' lists the nodes")
 	case api.CodeForbidden:
-		return withHint(err, "administration needs a manager's certificate")
+		return hint.With(err, "administration needs a manager's certificate")
 	}
 	return err
 }

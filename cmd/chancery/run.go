@@ -12,6 +12,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
 )
 
@@ -39,7 +40,7 @@ func newRunCmd(a *app) *cobra.Command {
 			if _, err := agent.ReadState(a.dataDir); err == nil {
 				return a.runNode(cmd.Context(), listen)
 			}
-			return withHint(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
+			return hint.With(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
 				"create a cluster with 'chancery init', or join one with 'chancery join --token TOKEN MANAGER'")
 		},
 	}
@@ -62,9 +63,9 @@ func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overri
 	})
 	switch {
 	case errors.Is(err, file.ErrPassphraseNeeded):
-		return withHint(err, "give the root key's passphrase with --ca-passphrase-file FILE or $"+file.PassphraseEnv)
+		return hint.With(err, "give the root key's passphrase with --ca-passphrase-file FILE or $"+file.PassphraseEnv)
 	case errors.Is(err, agent.ErrExpired):
-		return withHint(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
+		return hint.With(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
 	}
 	return err
 }
@@ -82,7 +83,7 @@ func (a *app) runNode(ctx context.Context, listen string) error {
 	}
 	err = manager.RunNode(ctx, manager.NodeConfig{DataDir: a.dataDir, ListenAddr: listen, Hostname: hostname, Logger: log})
 	if errors.Is(err, agent.ErrExpired) {
-		return withHint(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
+		return hint.With(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
 	}
 	return err
 }
