@@ -326,9 +326,9 @@ func (s *Signer) checkCapabilities(ctx context.Context, role string) error {
 		}
 		if !ok {
 			e := &Error{Kind: ErrPermissionDenied, Op: "configure the node certificate role", Path: n.path,
-				Detail: fmt.Sprintf("the token's policies do not allow %s there", strings.Join(n.caps, " or ")), Hint: hints[ErrPermissionDenied]}
+				Detail: fmt.Sprintf("the token's policies do not allow %s there", strings.Join(n.caps, " or ")), Advice: hints[ErrPermissionDenied]}
 			if d := s.conn.mountMissing(ctx); d != "" {
-				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
+				e.Kind, e.Advice, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
 			return e
 		}

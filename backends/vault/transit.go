@@ -226,7 +226,7 @@ func intOf(v any) (int, bool) {
 // supported public key or that Vault no longer signs with.
 func (info *transitKeyInfo) check(name string, version int) (crypto.PublicKey, error) {
 	refuse := func(detail, hint string) error {
-		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Hint: hint}
+		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Advice: hint}
 	}
 	const types = "use a key of type " + transitTypeList
 	switch {
@@ -341,7 +341,7 @@ func newTransitSigner(c *conn, key *transitKey, info *transitKeyInfo, chain []*x
 	})
 	if err != nil {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + key.name, Detail: err.Error(),
-			Hint: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	return &TransitSigner{LocalIssuer: li, conn: c, key: key}, nil
 }
@@ -400,7 +400,7 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 		if !explicit {
 			return nil, false, &Error{Kind: ErrConfig, Op: "create the root's transit key", Path: c.cfg.Mount + "/keys/" + name,
 				Detail: fmt.Sprintf("transit key %s exists already (another cluster's root?)", name),
-				Hint:   fmt.Sprintf("to make it this cluster's root, pass --vault-key %s; to create a new key, name it with --vault-key", name)}
+				Advice: fmt.Sprintf("to make it this cluster's root, pass --vault-key %s; to create a new key, name it with --vault-key", name)}
 		}
 		if req.KeyAlgorithm != "" && info.keyType != keyType {
 			return nil, false, configError("transit key %s is of type %s, not %s (--key-algorithm)", name, info.keyType, keyType)
@@ -499,7 +499,7 @@ func openTransit(ctx context.Context, c *conn, chain []*x509.Certificate, r io.R
 	}
 	if info == nil {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + cfg.Key, Path: cfg.Mount + "/keys/" + cfg.Key,
-			Detail: "no key of that name", Hint: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Detail: "no key of that name", Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	pub, err := info.check(cfg.Key, cfg.KeyVersion)
 	if err != nil {
@@ -508,7 +508,7 @@ func openTransit(ctx context.Context, c *conn, chain []*x509.Certificate, r io.R
 	if !signer.SamePublicKey(pub, chain[0].PublicKey) {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + cfg.Key,
 			Detail: fmt.Sprintf("version %d of the key is not the key of the cluster's root %q", cfg.KeyVersion, chain[0].Subject),
-			Hint:   "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	return newTransitSigner(c, &transitKey{conn: c, name: cfg.Key, version: cfg.KeyVersion, pub: pub}, info, chain, r)
 }

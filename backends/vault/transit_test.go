@@ -588,8 +588,8 @@ func TestTransitDefaultKeyExists(t *testing.T) {
 	first, _ := createTransitRootFor(t, e.settings(e.role), "")
 	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: e.settings(e.role), Now: time.Now()})
 	wantError(t, err, ErrConfig, e.role.secretID)
-	if !strings.Contains(err.Error(), "--vault-key "+DefaultTransitKey) {
-		t.Errorf("error %q does not say how to use it", err)
+	if !strings.Contains(shown(err), "--vault-key "+DefaultTransitKey) {
+		t.Errorf("error %q does not say how to use it", shown(err))
 	}
 	explicit := e.settings(e.role)
 	explicit[SettingKey] = DefaultTransitKey
