@@ -430,11 +430,11 @@ func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certifi
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vault: failed to make the throwaway CA for Vault to re-sign under: %w", err)
+		return nil, fmt.Errorf("failed to make the throwaway CA for Vault to re-sign under: %w", err)
 	}
 	li, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{tca}, Rand: s.rand})
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, err
 	}
 	built, err := li.Sign(ctx, req)
 	if err != nil {
