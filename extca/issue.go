@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -165,10 +166,10 @@ func (s *Server) signRefusal(err error) *Refusal {
 	}
 	var ie *signer.IssuedError
 	if errors.As(err, &ie) {
-		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", ie.Field, "err", err)
+		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", ie.Field, "err", err, hint.Attr(err))
 		return internal(fmt.Sprintf("the CA returned a certificate whose %s differs from the request; it was withheld: see the CA's log", ie.Field))
 	}
-	s.log.Error("the signer failed", "err", err)
+	s.log.Error("the signer failed", "err", err, hint.Attr(err))
 	return internal("the CA failed to sign: see the CA's log; try again later")
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -145,7 +146,7 @@ func (s *Server) renewTLSCert(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Error("external CA TLS certificate renewal failed; retrying", "err", err, "retry_in", renewRetry, "expires", cur.NotAfter)
+			s.log.Error("external CA TLS certificate renewal failed; retrying", "err", err, hint.Attr(err), "retry_in", renewRetry, "expires", cur.NotAfter)
 			select {
 			case <-ctx.Done():
 				return

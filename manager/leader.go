@@ -12,6 +12,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/extca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -192,6 +193,6 @@ func (l *leader) checkpoint(ctx context.Context) {
 		return
 	}
 	if _, err := cluster.Checkpoint(ctx, l.cfg.store, iss, l.cfg.Clock.Now()); err != nil {
-		l.cfg.Logger.Error("audit checkpoint failed", "err", err)
+		l.cfg.Logger.Error("audit checkpoint failed", "err", err, hint.Attr(err))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -117,7 +118,11 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 			if in, ok := b.(backends.Inspector); ok {
 				details, err := in.Inspect(r.Context(), s.cfg.DataDir, c.Backend.Settings)
 				if err != nil {
-					details = [][2]string{{"key attributes", "unavailable (" + err.Error() + ")"}}
+					msg := err.Error()
+					for _, h := range hint.All(err) {
+						msg += "; " + h
+					}
+					details = [][2]string{{"key attributes", "unavailable (" + msg + ")"}}
 				}
 				out.BackendDetails = append(out.BackendDetails, details...)
 			}

@@ -2,10 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/issuer"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // TestAdminRefusals pins the answers to refused administration requests:
@@ -51,5 +57,34 @@ func TestAdminRefusals(t *testing.T) {
 				t.Errorf("message %q, want %q", aerr.Message, tc.msg)
 			}
 		})
+	}
+}
+
+// failingSigner fails every signature with err.
+type failingSigner struct {
+	signer.Signer
+	err error
+}
+
+func (f failingSigner) Sign(context.Context, *signer.Request) (*x509.Certificate, error) {
+	return nil, f.err
+}
+
+// TestSignerFailureLogsHint checks that a signer failure, which the API
+// does not show, reaches the manager's log with its hint, as the message
+// no longer carries it.
+func TestSignerFailureLogsHint(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	sealed := hint.With(errors.New("vault: Vault is sealed"), "unseal Vault (`vault operator unseal`) and try again")
+	iss, err := issuer.New(failingSigner{Signer: e.sg, err: sealed}, issuer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.issuers.Store(iss)
+	_, err = e.client(t, nil).Join(context.Background(), api.JoinRequest{Token: e.init.WorkerToken, CSR: csrPEM(t, newKey(t))})
+	apiError(t, err, http.StatusInternalServerError, api.CodeSignerFailure)
+	want := "err=\"vault: Vault is sealed\" hint=\"unseal Vault (`vault operator unseal`) and try again\""
+	if logs := e.logs.String(); !strings.Contains(logs, "issuance failed") || !strings.Contains(logs, want) {
+		t.Errorf("the log lacks the failure with its hint %s:\n%s", want, logs)
 	}
 }
