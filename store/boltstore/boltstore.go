@@ -115,16 +115,17 @@ func (e *lockedError) Error() string {
 func (e *lockedError) Is(target error) bool { return target == ErrLocked }
 
 // initSchema checks the format version of an existing database, or stamps a
-// new one, and creates the buckets.
+// new one, and creates the buckets. Its own errors have no prefix: Open
+// says "boltstore: " and the file before them.
 func initSchema(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		if v := meta.Get(keySchema); v != nil {
 			n, err := strconv.Atoi(string(v))
 			if err != nil || n < 1 {
-				return fmt.Errorf("boltstore: corrupt record %q: %q is not a schema version", "meta/schema", v)
+				return fmt.Errorf("corrupt record %q: %q is not a schema version", "meta/schema", v)
 			}
 			if n > schemaVersion {
-				return fmt.Errorf("boltstore: the database has schema version %d, newer than version %d which this chancery supports; run a newer chancery", n, schemaVersion)
+				return fmt.Errorf("the database has schema version %d, newer than version %d which this chancery supports; run a newer chancery", n, schemaVersion)
 			}
 		}
 	}
