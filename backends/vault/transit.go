@@ -22,6 +22,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -225,8 +226,8 @@ func intOf(v any) (int, bool) {
 // allowed, imported), one that cannot sign, or a version without a
 // supported public key or that Vault no longer signs with.
 func (info *transitKeyInfo) check(name string, version int) (crypto.PublicKey, error) {
-	refuse := func(detail, hint string) error {
-		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Advice: hint}
+	refuse := func(detail, advice string) error {
+		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Advice: advice}
 	}
 	const types = "use a key of type " + transitTypeList
 	switch {
@@ -431,13 +432,15 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 // undoTransitKey deletes a transit key that a failed init created, with a
 // fresh context (the caller's may be why it undoes): deletion must first be
 // allowed in the key's config. It returns cause, told what was left behind
-// if the deletion failed.
+// if the deletion failed, with the advice to delete it as a hint. Both
+// errors stay in the chain.
 func undoTransitKey(ctx context.Context, c *conn, cause error, name string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := deleteTransitKey(ctx, c, name); err != nil {
-		return fmt.Errorf("%w; and transit key %s may be left in Vault (delete it: `vault write %s/keys/%s/config deletion_allowed=true` then `vault delete %s/keys/%s`): %v",
-			cause, name, c.cfg.Mount, name, c.cfg.Mount, name, err)
+		return hint.With(fmt.Errorf("%w; and transit key %s may be left in Vault: %w", cause, name, err),
+			fmt.Sprintf("delete it: `vault write %s/keys/%s/config deletion_allowed=true` then `vault delete %s/keys/%s`",
+				c.cfg.Mount, name, c.cfg.Mount, name))
 	}
 	return cause
 }
