@@ -22,9 +22,10 @@
 // library finalized under it) it reopens the token, logs in again, finds the
 // key again by its id and label and retries, a bounded number of times.
 //
-// Errors start with "pkcs11: ", say what to do, and never contain the PIN. A
-// missing module, a missing token, a wrong PIN and a missing key each match
-// their own sentinel (ErrModuleNotFound, ErrTokenNotFound, ErrWrongPIN,
+// Errors start with "pkcs11: ", say what to do in their Hint (package hint),
+// and never contain the PIN, in the message or the hint. A missing module,
+// a missing token, a wrong PIN and a missing key each match their own
+// sentinel (ErrModuleNotFound, ErrTokenNotFound, ErrWrongPIN,
 // ErrKeyNotFound) with errors.Is.
 //
 // A PKCS#11 module is process-wide state: C_Initialize and C_Finalize apply
