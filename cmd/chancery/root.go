@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -47,6 +48,9 @@ type app struct {
 	logLevel string
 	stdout   io.Writer
 	stderr   io.Writer
+	// heartbeat is the period nodes are told to report at, when a command
+	// that runs a manager sets it (--dispatcher-heartbeat).
+	heartbeat time.Duration
 }
 
 func newRootCmd(a *app) *cobra.Command {

@@ -129,6 +129,56 @@ func (m *mesh) dial(dataDir, addr, peerID string) {
 	m.ok.Add(1)
 }
 
+// run starts the mesh between nodes: each serves handshakes on a loopback
+// port, and dials every other every 10ms. The returned function stops it
+// and waits.
+func (m *mesh) run(t *testing.T, l *lab, nodes []string) (stop func()) {
+	t.Helper()
+	addrs, ids := map[string]string{}, map[string]string{}
+	var lns []net.Listener
+	for _, n := range nodes {
+		nl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, nl)
+		addrs[n], ids[n] = nl.Addr().String(), nodeID(t, l.dir(n))
+		go m.serve(nl, l.dir(n))
+	}
+	done := make(chan struct{})
+	var traffic sync.WaitGroup
+	for _, from := range nodes {
+		traffic.Add(1)
+		go func() {
+			defer traffic.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				for _, to := range nodes {
+					if to != from {
+						m.dial(l.dir(from), addrs[to], ids[to])
+					}
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			traffic.Wait()
+			for _, nl := range lns {
+				nl.Close()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 // nodeID is the node ID of a data directory's certificate.
 func nodeID(t *testing.T, dataDir string) string {
 	t.Helper()
@@ -174,36 +224,7 @@ func TestRotateUnderTraffic(t *testing.T) {
 	// Every node serves handshakes; every node dials every other, again and
 	// again, until the rotation is done.
 	var m mesh
-	addrs, ids := map[string]string{}, map[string]string{}
-	for _, n := range nodes {
-		nl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nl.Close()
-		addrs[n], ids[n] = nl.Addr().String(), nodeID(t, l.dir(n))
-		go m.serve(nl, l.dir(n))
-	}
-	stop := make(chan struct{})
-	var traffic sync.WaitGroup
-	for _, from := range nodes {
-		traffic.Add(1)
-		go func() {
-			defer traffic.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				for _, to := range nodes {
-					if to != from {
-						m.dial(l.dir(from), addrs[to], ids[to])
-					}
-				}
-			}
-		}()
-	}
+	stopTraffic := m.run(t, l, nodes)
 	time.Sleep(200 * time.Millisecond)
 	before := m.ok.Load()
 
@@ -212,8 +233,7 @@ func TestRotateUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, progress := l.cli(false, "ca", "--rotate", "--data-dir", l.dir("m1"))
-	close(stop)
-	traffic.Wait()
+	stopTraffic()
 	if !strings.Contains(progress, "Root rotation done") {
 		t.Errorf("ca --rotate printed:\n%s", progress)
 	}
