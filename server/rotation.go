@@ -148,6 +148,19 @@ func (s *Server) currentSigner(ctx context.Context, c store.Cluster) (signer.Sig
 	}, nil
 }
 
+// rotationProgress is the phase and progress of c's rotation, for the
+// metrics.
+func (s *Server) rotationProgress(ctx context.Context, c store.Cluster) (store.RotationPhase, rotation.Progress, bool) {
+	if c.Rotation == nil {
+		return "", rotation.Progress{}, false
+	}
+	f, err := s.RotationFacts(ctx, c)
+	if err != nil {
+		return "", rotation.Progress{}, false
+	}
+	return c.Rotation.Phase, rotation.Count(c.Rotation, f), true
+}
+
 // caStatus answers PathAdminCA from the record and this manager's facts.
 func (s *Server) caStatus(ctx context.Context, c store.Cluster) (api.CAStatus, error) {
 	out := api.CAStatus{RootCAPEM: string(cluster.TrustedPEM(c))}

@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -194,6 +197,17 @@ func TestRotateSurvivesSIGKILL(t *testing.T) {
 	// Reissue and switch-trust: killed as soon as seen.
 	for _, want := range []string{string(store.PhaseReissue), string(store.PhaseSwitchTrust)} {
 		eventually(t, "phase "+want, func() bool { ph, _ := phase(t, l.dir("m1")); return ph == want })
+		if want == string(store.PhaseReissue) {
+			// info and the metrics show the rotation (the phase may have
+			// moved on since).
+			info, _ := l.cli(false, "info", "--data-dir", l.dir("m1"))
+			if !strings.Contains(info, "  Root Rotation: ") || !strings.Contains(info, "   New Root CA Fingerprint: "+cluster.Fingerprint(mustRoot(t, target))) {
+				t.Errorf("info during the rotation:\n%s", info)
+			}
+			if metrics := scrape(t, l.dir("m1")); !strings.Contains(metrics, `chancery_root_rotation_nodes{state="total"} 4`) {
+				t.Errorf("metrics during the rotation lack the rotation's nodes:\n%s", metrics)
+			}
+		}
 		p.kill()
 		st, err := cluster.OpenStore(l.dir("m1"))
 		if err != nil {
@@ -248,4 +262,31 @@ func TestRotateSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("audit verify:\n%s", out)
 	}
 	t.Logf("%d handshakes, %d failed", m.ok.Load(), len(m.failed))
+}
+
+func mustRoot(t *testing.T, p []byte) *x509.Certificate {
+	t.Helper()
+	certs, err := ca.ParseCertificatesPEM(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return certs[0]
+}
+
+// scrape reads the manager's metrics from its administration socket.
+func scrape(t *testing.T, dataDir string) string {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(dataDir, api.SocketFile))
+	}}, Timeout: 5 * time.Second}
+	resp, err := hc.Get("http://manager/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
