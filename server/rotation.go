@@ -28,8 +28,9 @@ import (
 // routes start, follow and abort a rotation.
 
 // DefaultRenewRate is how many nodes per second are asked to renew during
-// a root rotation: 10,000 nodes within a minute.
-const DefaultRenewRate = 200
+// a root rotation: 10,000 nodes within 40 seconds, leaving the switch of
+// trust (two heartbeats) inside a minute.
+const DefaultRenewRate = 250
 
 // DefaultStragglerGrace is how long a node may stay silent before it is a
 // straggler, which blocks a rotation until it reports again or is

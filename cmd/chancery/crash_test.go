@@ -38,7 +38,7 @@ type managerProcess struct {
 
 // chanceryBinary is this test binary under the name chancery, which
 // testscript's Main runs as the chancery command.
-func chanceryBinary(t *testing.T) string {
+func chanceryBinary(t testing.TB) string {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
