@@ -2,8 +2,10 @@
 // record, the nodes, and every certificate issued, behind the small Store
 // interface.
 //
-// The embedded implementation is store/boltstore; an etcd-backed store shared
-// by several managers can replace it later. Both must pass the conformance
+// Implementations register as drivers (registry.go) under a type name,
+// and a data directory's settings file (store.json) says which one holds
+// its cluster's state: the embedded store/boltstore now; an etcd-backed
+// store shared by several managers next. Both must pass the conformance
 // suite in store/storetest. The JSON field names on the types below are the
 // stored encoding shared by implementations, so records can be copied from
 // one store to another.
