@@ -176,6 +176,13 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 	if err := l.cfg.api.ReloadRoots(ctx); err != nil {
 		return err
 	}
+	if l.ext != nil && s.applied != "" {
+		// The external CA endpoint's own certificate follows the key in
+		// force; a failure keeps the old one until its renewal.
+		if err := l.ext.ReissueTLSCertificate(ctx); err != nil {
+			l.cfg.Logger.Error("root rotation: the external CA endpoint's TLS certificate was not reissued", "err", err)
+		}
+	}
 	s.applied = state
 	return nil
 }

@@ -189,8 +189,8 @@ func nodeID(t *testing.T, dataDir string) string {
 	return chain[0].Subject.CommonName
 }
 
-// TestRotateUnderTraffic rotates the root of a cluster of a manager and
-// three workers, to a new key in the file backend, with `chancery ca
+// TestRotateUnderTraffic rotates the root of a cluster of a manager, a
+// joined manager and three workers, to a new key in the file backend, with `chancery ca
 // --rotate`, while every node keeps shaking hands with every other from
 // the files it holds: not one handshake may fail. At the end every node
 // trusts the new root and holds a certificate from its key, the join
@@ -215,8 +215,11 @@ func TestRotateUnderTraffic(t *testing.T) {
 	oldRootPEM, _ := l.cli(false, "ca", "--data-dir", l.dir("m1"))
 	workerToken, _ := l.cli(false, "join-token", "-q", "worker", "--data-dir", l.dir("m1"))
 	workerToken = strings.TrimSpace(workerToken)
-	nodes := []string{"m1", "w1", "w2", "w3"}
-	for _, n := range nodes[1:] {
+	nodes := []string{"m1", "m2", "w1", "w2", "w3"}
+	managerToken, _ := l.cli(false, "join-token", "-q", "manager", "--data-dir", l.dir("m1"))
+	l.cli(false, "join", "--no-run", "--token", strings.TrimSpace(managerToken), "--hostname", "m2", "--data-dir", l.dir("m2"), l.addr)
+	l.runFollower("m2")
+	for _, n := range nodes[2:] {
 		l.cli(false, "join", "--no-run", "--token", workerToken, "--hostname", n, "--data-dir", l.dir(n), l.addr)
 		l.runNode(n)
 	}
@@ -265,6 +268,11 @@ func TestRotateUnderTraffic(t *testing.T) {
 		if !bytes.Equal(chain[0].AuthorityKeyId, newRoots.SubjectKeyId) {
 			t.Errorf("%s holds a certificate from another key than the new root's", n)
 		}
+	}
+	// The joined manager administers through the leader, trusting the new
+	// root.
+	if ls, _ := l.cli(false, "node", "ls", "--data-dir", l.dir("m2")); strings.Count(ls, "\n") != len(nodes)+1 {
+		t.Errorf("node ls on the joined manager:\n%s", ls)
 	}
 	if newToken, _ := l.cli(false, "join-token", "-q", "worker", "--data-dir", l.dir("m1")); strings.TrimSpace(newToken) == workerToken {
 		t.Error("the worker join token did not change")
