@@ -125,6 +125,9 @@ type RotateRequest struct {
 	// the backend's flags give them; empty for the current backend's own
 	// choice of a new key.
 	Settings map[string]string `json:"settings,omitempty"`
+	// CertPEM, when set, is the new root's certificate (--ca-cert): for an
+	// external CA, the root it must issue under. Never a key.
+	CertPEM string `json:"cert_pem,omitempty"`
 	// KeyAlgorithm and CommonName are a new root key's algorithm and a new
 	// root's common name; empty means the backend's default and swarm-ca.
 	KeyAlgorithm string `json:"key_algorithm,omitempty"`

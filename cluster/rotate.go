@@ -76,6 +76,9 @@ type RotateRequest struct {
 	// KeyAlgorithm and CommonName are a new root's key algorithm and
 	// common name; empty means the backend's default and ca.DefaultRootCN.
 	KeyAlgorithm, CommonName string
+	// ImportCertPEM, when set, is the new root's certificate: for an
+	// external CA, the root it must issue under.
+	ImportCertPEM []byte
 	// AllowBridge allows a one-time bridge key where the pair of backends
 	// needs one (rotation.PathBridge); without it such a pair is refused.
 	AllowBridge bool
@@ -134,7 +137,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	sg, made, err := b.CreateRoot(ctx, backends.CreateRootRequest{
 		DataDir: req.DataDir, Settings: settings, CommonName: req.CommonName, KeyAlgorithm: req.KeyAlgorithm,
-		Now: req.Now(), Rand: req.Rand,
+		ImportCertPEM: req.ImportCertPEM, Now: req.Now(), Rand: req.Rand,
 	})
 	if err != nil {
 		return c, err

@@ -228,12 +228,20 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && req.ExcludeStragglers && c.Rotation != nil
+	var certPEM []byte
+	if req.CertPEM != "" {
+		certPEM = []byte(req.CertPEM)
+		if _, err := ca.ParseCertificatesPEM(certPEM); err != nil {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", "cert_pem: "+err.Error())
+			return
+		}
+	}
+	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil
 	if !onlyExclude {
 		var err error
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
-			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge,
+			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge, ImportCertPEM: certPEM,
 			Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
 		})
 		if err != nil {

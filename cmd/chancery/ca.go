@@ -58,11 +58,11 @@ root, until nodes have switched trust.`,
 				if err != nil {
 					return err
 				}
-				if cr.ImportCertPEM != nil || cr.ImportKeyPEM != nil {
-					return withHint(errors.New("--ca-cert and --ca-key are not taken by ca --rotate yet"),
-						"rotate to a new key in a backend (the current one by default, or --pkcs11-uri, --vault-*, --external-ca), or init a cluster with the root")
+				if cr.ImportKeyPEM != nil {
+					return withHint(errors.New("ca --rotate does not take --ca-key: a root key is not sent to the manager"),
+						"rotate to a new key in a backend (the current one by default, or --pkcs11-uri, --vault-*), or give --ca-cert with --external-ca for an external CA's root")
 				}
-				req = api.RotateRequest{Backend: name, Settings: cr.Settings}
+				req = api.RotateRequest{Backend: name, Settings: cr.Settings, CertPEM: string(cr.ImportCertPEM)}
 			}
 			if rotate {
 				if cmd.Flags().Changed("ca-common-name") {
