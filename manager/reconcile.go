@@ -28,6 +28,9 @@ import (
 // rotation when nothing wakes it.
 const DefaultReconcileInterval = time.Second
 
+// maxReconcileBackoff bounds the wait after failed steps.
+const maxReconcileBackoff = 30 * time.Second
+
 // rotationAPI is what the reconciler needs of the API server.
 type rotationAPI interface {
 	RotationFacts(ctx context.Context, c store.Cluster) (rotation.Facts, error)
@@ -65,15 +68,20 @@ func (l *leader) reconcile(ctx context.Context) error {
 		interval = DefaultReconcileInterval
 	}
 	ctx = audit.WithActor(ctx, l.cfg.nodeID)
+	wait := interval
 	for {
 		if err := l.reconcileOnce(ctx); err != nil && ctx.Err() == nil {
-			l.cfg.Logger.Error("root rotation: a step failed; trying again", "err", err)
+			// A backend that is down is asked again, less and less often.
+			wait = min(2*wait, maxReconcileBackoff)
+			l.cfg.Logger.Error("root rotation: a step failed; trying again", "err", err, "retry_in", wait)
+		} else {
+			wait = interval
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-l.cfg.api.RotationChanged():
-		case <-l.cfg.Clock.After(interval):
+		case <-l.cfg.Clock.After(wait):
 		}
 	}
 }
