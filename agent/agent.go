@@ -7,9 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -73,6 +75,10 @@ type Config struct {
 	// OnCertificate, when set, is called with each new certificate, such as
 	// a manager swapping its server certificate.
 	OnCertificate func(*tls.Certificate)
+	// OnRoots, when set, is called after the node took a new root bundle
+	// from its manager (the switch of trust of a root rotation), once the
+	// root file is written.
+	OnRoots func()
 }
 
 // Agent keeps one node's certificate fresh.
@@ -228,7 +234,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		beatAt = now.Add(period)
-		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname})
+		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname, TrustedRoot: a.trustedRoot()})
 		if err != nil {
 			if removed(err) {
 				return ErrRemoved
@@ -248,12 +254,27 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.followLeader(st.LeaderAddr)
 		}
 		// A role change renews at once, unless renewals are failing: then
-		// the backoff decides.
+		// the backoff decides. So does a manager's request, during a root
+		// rotation.
 		if role := a.Leaf().Subject.OrganizationalUnit; len(role) == 1 && st.Role != "" && st.Role != role[0] && backoff == 0 {
 			a.log.Info("role changed; renewing now", "from", role[0], "to", st.Role)
 			renewAt = now
+		} else if st.RenewNow && backoff == 0 {
+			a.log.Info("the manager asks for a renewal now (root rotation)")
+			renewAt = now
 		}
 	}
+}
+
+// trustedRoot is the fingerprint of the root the node trusts: the first
+// certificate of its root bundle.
+func (a *Agent) trustedRoot() string {
+	roots, err := ca.ParseCertificatesPEM(a.roots)
+	if err != nil || len(roots) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(roots[0].Raw)
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 // clusterID is the cluster the node's certificate names.
@@ -377,6 +398,9 @@ func (a *Agent) takeRoot(rootPEM []byte) error {
 	a.roots = rootPEM
 	if a.addr != "" {
 		a.newClient()
+	}
+	if a.cfg.OnRoots != nil {
+		a.cfg.OnRoots()
 	}
 	a.log.Info("took the manager's root CA bundle")
 	return nil

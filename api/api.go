@@ -24,6 +24,9 @@ const (
 	PathAdminDemote    = "/v1/admin/nodes/demote/"  // + ID: POST
 	PathAdminJoinToken = "/v1/admin/join-token/"    // + role: GET, POST ?rotate=true
 	PathAdminUpdate    = "/v1/admin/update"         // POST Update
+	PathAdminCA        = "/v1/admin/ca"             // GET CAStatus
+	PathAdminCARotate  = "/v1/admin/ca/rotate"      // POST RotateRequest: CAStatus
+	PathAdminCAAbort   = "/v1/admin/ca/abort"       // POST: CAStatus
 )
 
 // MaxBodyBytes bounds every request body.
@@ -89,6 +92,10 @@ type Certificate struct {
 // StatusRequest is a node's heartbeat.
 type StatusRequest struct {
 	Hostname string `json:"hostname"`
+	// TrustedRoot is the SHA-256 fingerprint ("sha256:" and hex) of the
+	// root the node trusts now, the first certificate of its root file: a
+	// root rotation finishes once every node trusts the new root.
+	TrustedRoot string `json:"trusted_root,omitempty"`
 }
 
 // Status is the manager's answer to a heartbeat: what the node should be.
@@ -103,6 +110,74 @@ type Status struct {
 	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
 	// LeaderAddr is the leader's API address, which the node should call.
 	LeaderAddr string `json:"leader_addr,omitempty"`
+	// RenewNow asks the node to renew its certificate now: during a root
+	// rotation, its certificate is not from the key that signs now. Nodes
+	// are asked in batches, at a bounded rate.
+	RenewNow bool `json:"renew_now,omitempty"`
+}
+
+// RotateRequest asks for a root rotation (chancery ca --rotate).
+type RotateRequest struct {
+	// Backend names the new root's backend; empty means the current one,
+	// with a new key where it can make one.
+	Backend string `json:"backend,omitempty"`
+	// Settings are the new root's backend settings (never secrets), as
+	// the backend's flags give them; empty for the current backend's own
+	// choice of a new key.
+	Settings map[string]string `json:"settings,omitempty"`
+	// CertPEM, when set, is the new root's certificate (--ca-cert): for an
+	// external CA, the root it must issue under. Never a key.
+	CertPEM string `json:"cert_pem,omitempty"`
+	// KeyAlgorithm and CommonName are a new root key's algorithm and a new
+	// root's common name; empty means the backend's default and swarm-ca.
+	KeyAlgorithm string `json:"key_algorithm,omitempty"`
+	CommonName   string `json:"common_name,omitempty"`
+	// AllowBridge allows a one-time bridge key, for a pair of backends that
+	// no other path connects (from one external CA to another).
+	AllowBridge bool `json:"allow_bridge,omitempty"`
+	// ExcludeStragglers excludes the nodes that have not reported for
+	// longer than the grace: they stop blocking the rotation, and must join
+	// again. With no rotation asked (Backend and Settings empty and a
+	// rotation in progress), it applies to the rotation in progress.
+	ExcludeStragglers bool `json:"exclude_stragglers,omitempty"`
+}
+
+// CAStatus is the answer of PathAdminCA: the root nodes trust, and the
+// rotation in progress.
+type CAStatus struct {
+	// RootCAPEM is the root nodes are given now, the one the join tokens
+	// pin.
+	RootCAPEM string `json:"root_ca_pem"`
+	// RootFingerprint is its SHA-256 fingerprint.
+	RootFingerprint string `json:"root_fingerprint"`
+	// Rotation is the rotation in progress, or nil.
+	Rotation *RotationStatus `json:"rotation,omitempty"`
+	// LastRotation says how the last rotation ended: "done", "aborted", or
+	// "" when there was none since the manager started.
+	LastRotation string `json:"last_rotation,omitempty"`
+}
+
+// RotationStatus is where a root rotation stands.
+type RotationStatus struct {
+	// Phase is "prepare", "reissue" or "switch-trust".
+	Phase string `json:"phase"`
+	// TargetFingerprint is the new root's SHA-256 fingerprint.
+	TargetFingerprint string `json:"target_fingerprint"`
+	// Path is how the new root was cross-signed: "public-key", "csr" or
+	// "bridge"; empty until it is.
+	Path string `json:"path,omitempty"`
+	// Total counts the nodes the rotation waits for; Converged those that
+	// hold a certificate from the new key; TrustingNew those that trust the
+	// new root.
+	Total       int `json:"total"`
+	Converged   int `json:"converged"`
+	TrustingNew int `json:"trusting_new"`
+	// Stragglers have not reported for longer than the grace.
+	Stragglers []string `json:"stragglers,omitempty"`
+	// Excluded were excluded by the operator.
+	Excluded []string `json:"excluded,omitempty"`
+	// StartedAt is when the rotation started.
+	StartedAt time.Time `json:"started_at"`
 }
 
 // Info is the answer of PathAdminInfo.

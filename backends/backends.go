@@ -155,3 +155,21 @@ type Inspector interface {
 	// name, never secrets.
 	Inspect(ctx context.Context, dataDir string, settings Settings) ([][2]string, error)
 }
+
+// NextRooter is implemented by backends that can choose where a new root
+// goes beside the current one, so that a root rotation with no backend
+// flags makes its new root in the current backend (a new key file).
+type NextRooter interface {
+	// NextRootSettings returns the settings of a new root beside the one
+	// current names; id is unique to the rotation (a timestamp).
+	NextRootSettings(current Settings, id string) (Settings, error)
+}
+
+// RootForgetter is implemented by backends whose retired root keys chancery
+// forgets by itself once a root rotation is done or aborted: a key file
+// chancery made is deleted. Backends whose keys the operator owns (an HSM
+// key, a Vault issuer, an external CA) do not implement it.
+type RootForgetter interface {
+	// ForgetRoot deletes the key material of the root settings name.
+	ForgetRoot(ctx context.Context, dataDir string, settings Settings) error
+}

@@ -207,3 +207,18 @@ func joinList(items []string, conj string) string {
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " " + conj + " " + items[len(items)-1]
 }
+
+// Given reports whether the command line sets --backend or any backend's
+// flag: a root rotation without them makes its new root in the current
+// backend.
+func (c *CommandFlags) Given() bool {
+	if c.backend != nil && c.backend.Changed {
+		return true
+	}
+	for _, d := range c.declared {
+		if d.given() != "" {
+			return true
+		}
+	}
+	return false
+}

@@ -354,3 +354,32 @@ func (c *Client) AuditRecords(ctx context.Context, from uint64) ([]audit.Record,
 		from = page.Next
 	}
 }
+
+// CA returns the root nodes trust and the root rotation in progress.
+func (c *Client) CA(ctx context.Context) (*api.CAStatus, error) {
+	var out api.CAStatus
+	if err := c.do(ctx, http.MethodGet, api.PathAdminCA, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RotateCA starts a root rotation, replaces its target, or excludes its
+// stragglers (see api.RotateRequest).
+func (c *Client) RotateCA(ctx context.Context, req api.RotateRequest) (*api.CAStatus, error) {
+	var out api.CAStatus
+	if err := c.do(ctx, http.MethodPost, api.PathAdminCARotate, req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AbortRotation aborts the root rotation in progress, before the switch
+// of trust.
+func (c *Client) AbortRotation(ctx context.Context) (*api.CAStatus, error) {
+	var out api.CAStatus
+	if err := c.do(ctx, http.MethodPost, api.PathAdminCAAbort, struct{}{}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

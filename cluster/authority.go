@@ -128,6 +128,7 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 	}
 	node.CertSerial = signer.SerialHex(cert.SerialNumber)
 	node.CertNotAfter = cert.NotAfter
+	node.CertIssuerKeyID = hex.EncodeToString(cert.AuthorityKeyId)
 	rec := store.IssuedCertificate{
 		Serial:      node.CertSerial,
 		NodeID:      req.NodeID,

@@ -1,8 +1,11 @@
 // Package cluster ties the CA rules (package ca), a root's Signer (package
 // signer, through the backends registry) and the state store (package store)
 // into the operations of a cluster's manager: creating the cluster, issuing
-// node certificates, rotating join tokens, changing the certificate
-// lifetime, and reporting what the cluster is.
+// node certificates (through the issuer in force, package issuer), rotating
+// join tokens, changing the certificate lifetime, reporting what the
+// cluster is, and each change of a root rotation, one store transaction
+// with its audit entry (rotate.go; the leader's reconciler in package
+// manager decides when, with rotation.Step).
 //
 // It does no networking and prints nothing: the manager's API and the CLI
 // call it.

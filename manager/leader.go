@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 
 	"golang.org/x/sync/errgroup"
@@ -64,15 +63,16 @@ type leaderConfig struct {
 	cluster store.Cluster
 	nodeID  string
 	issuers *issuer.Holder
+	api     rotationAPI
 }
 
 // leader is a manager's work while it leads.
 type leader struct {
-	cfg    leaderConfig
-	lctx   context.Context
-	signer io.Closer // nil unless the Signer must be closed
-	ext    *extca.Server
-	eln    net.Listener
+	cfg     leaderConfig
+	lctx    context.Context
+	signers signers
+	ext     *extca.Server
+	eln     net.Listener
 }
 
 // startLeader opens the root's Signer and puts its Issuer in force. On
@@ -85,19 +85,17 @@ func startLeader(lctx context.Context, cfg leaderConfig) (_ *leader, err error) 
 			l.release()
 		}
 	}()
+	// The current root's Signer, then the Issuer the stored phase calls
+	// for: a rotation in progress resumes where it stood.
 	c := cfg.cluster
 	sg, err := cluster.OpenSigner(lctx, cfg.DataDir, c, cfg.BackendOverrides, nil)
 	if err != nil {
 		return nil, err
 	}
-	if cl, ok := sg.(io.Closer); ok {
-		l.signer = cl
-	}
-	iss, err := issuer.New(sg, issuer.Options{Now: cfg.Clock.Now})
-	if err != nil {
+	l.signers.current, l.signers.currentFP = sg, fingerprintOf(c.CurrentRoot().CertPEM)
+	if err := l.apply(lctx, c); err != nil {
 		return nil, err
 	}
-	cfg.issuers.Store(iss)
 	return l, nil
 }
 
@@ -158,6 +156,7 @@ func (l *leader) run(ctx context.Context) error {
 			}
 		}
 	})
+	g.Go(func() error { return l.reconcile(gctx) })
 	if l.ext != nil {
 		eln := l.eln
 		l.eln = nil // Serve closes it.
@@ -180,9 +179,9 @@ func (l *leader) release() {
 	if l.eln != nil {
 		l.eln.Close()
 	}
-	if l.signer != nil {
-		l.signer.Close()
-	}
+	closeSigner(l.signers.current)
+	closeSigner(l.signers.target)
+	l.signers = signers{}
 }
 
 // checkpoint signs the audit log's head with the Issuer in force, logging a

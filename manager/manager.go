@@ -65,6 +65,15 @@ type Config struct {
 	// the CA when it has moved; default DefaultCheckpointInterval. The head
 	// is also signed at start and at shutdown.
 	CheckpointInterval time.Duration
+	// ReconcileInterval is how often the leader looks at a root rotation
+	// when nothing wakes it; default DefaultReconcileInterval.
+	ReconcileInterval time.Duration
+	// RenewRate is how many nodes per second are asked to renew during a
+	// root rotation; default server.DefaultRenewRate.
+	RenewRate float64
+	// StragglerGrace is how long a node may stay silent before a rotation
+	// counts it as a straggler; default server.DefaultStragglerGrace.
+	StragglerGrace time.Duration
 }
 
 // ExternalCAConfig configures the CFSSL-compatible endpoint a manager can
@@ -122,6 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
+		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace,
 	})
 	if err != nil {
 		return err
@@ -163,7 +173,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	lead, err := startLeader(audit.WithActor(lctx, nodeID), leaderConfig{
-		Config: cfg, store: st, cluster: c, nodeID: nodeID, issuers: issuers,
+		Config: cfg, store: st, cluster: c, nodeID: nodeID, issuers: issuers, api: srv,
 	})
 	if err != nil {
 		return err

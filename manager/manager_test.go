@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/issuer"
+	"github.com/chancery-pki/chancery/rotation"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -191,7 +192,7 @@ func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 	lctx, lose := context.WithCancel(context.Background())
 	l, err := startLeader(lctx, leaderConfig{
 		Config: Config{DataDir: data, Logger: quiet(), Clock: clock.Real{}, CheckpointInterval: time.Hour},
-		store:  st, cluster: c, nodeID: c.LeaderID, issuers: issuers,
+		store:  st, cluster: c, nodeID: c.LeaderID, issuers: issuers, api: noRotationAPI{},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -218,3 +219,13 @@ func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 		t.Errorf("an Issuer is still in force after leadership ended: %v", err)
 	}
 }
+
+// noRotationAPI is an API server that knows no node.
+type noRotationAPI struct{}
+
+func (noRotationAPI) RotationFacts(context.Context, store.Cluster) (rotation.Facts, error) {
+	return rotation.Facts{}, nil
+}
+func (noRotationAPI) RotationChanged() <-chan struct{}  { return nil }
+func (noRotationAPI) ReloadRoots(context.Context) error { return nil }
+func (noRotationAPI) SetLastRotation(string)            {}

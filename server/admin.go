@@ -30,6 +30,9 @@ func (s *Server) adminRoutes(mux *http.ServeMux, guard func(http.Handler) http.H
 	h("POST "+api.PathAdminUpdate, s.handleUpdate)
 	h("GET "+api.PathAdminAudit, s.handleAudit)
 	h("GET "+api.PathAdminRoots, s.handleRoots)
+	h("GET "+api.PathAdminCA, s.handleCA)
+	h("POST "+api.PathAdminCARotate, s.handleRotate)
+	h("POST "+api.PathAdminCAAbort, s.handleAbort)
 }
 
 // handleRoots lists the roots the cluster has had: certificates, backend

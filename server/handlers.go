@@ -26,7 +26,7 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Root{RootCAPEM: string(c.RootCAPEM)})
+	writeJSON(w, http.StatusOK, api.Root{RootCAPEM: string(cluster.TrustedPEM(c))})
 }
 
 // handleJoin admits a node with a join token: the token's role, a new node
@@ -119,7 +119,7 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 		NodeID:         req.NodeID,
 		Role:           string(req.Role),
 		CertificatePEM: string(ca.EncodeCertificatesPEM(issued.Chain...)),
-		RootCAPEM:      string(c.RootCAPEM),
+		RootCAPEM:      string(cluster.TrustedPEM(c)),
 		LeaderAddr:     c.AdvertiseAddr,
 	}, nil
 }
@@ -131,7 +131,6 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := peerOf(r)
-	s.live.report(p.node.ID, s.clock.Now())
 	if req.Hostname != "" && req.Hostname != p.node.Hostname && checkHostname(req.Hostname) == nil {
 		if _, err := s.cfg.Store.UpdateNode(r.Context(), p.node.ID, func(n *store.Node) error {
 			n.Hostname = req.Hostname
@@ -145,8 +144,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.Status{Role: p.node.Role, RootCAPEM: string(c.RootCAPEM),
-		HeartbeatPeriod: s.cfg.HeartbeatPeriod, LeaderAddr: c.AdvertiseAddr})
+	writeJSON(w, http.StatusOK, s.status(p.node, c, req))
 }
 
 // checkHostname accepts empty or printable host names of at most 253 bytes.

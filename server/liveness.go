@@ -10,12 +10,31 @@ import (
 type liveness struct {
 	mu       sync.Mutex
 	seen     map[string]time.Time
+	trusted  map[string]string // node ID: fingerprint of the root it reports
 	self     string
 	deadline time.Duration
 }
 
 func newLiveness(self string, period time.Duration) *liveness {
-	return &liveness{seen: map[string]time.Time{}, self: self, deadline: 3 * period}
+	return &liveness{seen: map[string]time.Time{}, trusted: map[string]string{}, self: self, deadline: 3 * period}
+}
+
+// reportTrust records a heartbeat and the root the node says it trusts
+// (ignored when empty, as from an agent that does not say).
+func (l *liveness) reportTrust(id string, now time.Time, fingerprint string) {
+	l.mu.Lock()
+	l.seen[id] = now
+	if fingerprint != "" {
+		l.trusted[id] = fingerprint
+	}
+	l.mu.Unlock()
+}
+
+// trust returns when id last reported and the root it last said it trusts.
+func (l *liveness) trust(id string) (time.Time, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[id], l.trusted[id]
 }
 
 func (l *liveness) report(id string, now time.Time) {

@@ -51,6 +51,5 @@ func (m *Self) Status(ctx context.Context, req api.StatusRequest) (*api.Status, 
 	if err != nil {
 		return nil, err
 	}
-	m.s.live.report(n.ID, m.s.clock.Now())
-	return &api.Status{Role: n.Role, RootCAPEM: string(c.RootCAPEM), HeartbeatPeriod: m.s.cfg.HeartbeatPeriod, LeaderAddr: c.AdvertiseAddr}, nil
+	return m.s.status(n, c, req), nil
 }

@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,12 @@ type Config struct {
 	HeartbeatPeriod time.Duration
 	// Backend names the signer backend, for the signing latency metric.
 	Backend string
+	// RenewRate is how many nodes per second are asked to renew during a
+	// root rotation; default DefaultRenewRate.
+	RenewRate float64
+	// StragglerGrace is how long a node may stay silent before a rotation
+	// counts it as a straggler; default DefaultStragglerGrace.
+	StragglerGrace time.Duration
 }
 
 // Server is the manager's API.
@@ -74,6 +81,12 @@ type Server struct {
 	refusals audit.RefusalLimiter
 	cert     atomic.Pointer[tls.Certificate]
 	roots    atomic.Pointer[x509.CertPool]
+	renewals *renewals
+	started  time.Time
+	// rotationChanged wakes the leader's reconciler.
+	rotationChanged chan struct{}
+	lastRotationMu  sync.Mutex
+	lastRotation    string
 }
 
 // New returns a Server. Call SetCertificate before serving TLS.
@@ -93,9 +106,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry}
+	if cfg.RenewRate <= 0 {
+		cfg.RenewRate = DefaultRenewRate
+	}
+	if cfg.StragglerGrace <= 0 {
+		cfg.StragglerGrace = DefaultStragglerGrace
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
+		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1)}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
-	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock)
+	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock, s.rotationProgress)
 	if err := s.ReloadRoots(context.Background()); err != nil {
 		return nil, err
 	}
@@ -113,7 +133,7 @@ func (s *Server) ReloadRoots(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	roots, err := cluster.Roots(c)
+	roots, err := cluster.ClientRoots(c)
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,9 @@ type Rotation struct {
 	StartedAt time.Time `json:"started_at,omitzero"`
 	// UpdatedAt is when the rotation last changed phase or settings.
 	UpdatedAt time.Time `json:"updated_at,omitzero"`
+	// AllowBridge records the operator's consent to a one-time bridge key
+	// (rotation.Options.AllowBridge), for pairs of backends that need one.
+	AllowBridge bool `json:"allow_bridge,omitempty"`
 	// ExcludedNodes are the IDs of stragglers the operator excluded, so
 	// that they do not block the rotation.
 	ExcludedNodes []string `json:"excluded_nodes,omitempty"`

@@ -2,8 +2,10 @@
 // record, the nodes, and every certificate issued, behind the small Store
 // interface.
 //
-// The embedded implementation is store/boltstore; an etcd-backed store shared
-// by several managers can replace it later. Both must pass the conformance
+// Implementations register as drivers (registry.go) under a type name,
+// and a data directory's settings file (store.json) says which one holds
+// its cluster's state: the embedded store/boltstore now; an etcd-backed
+// store shared by several managers next. Both must pass the conformance
 // suite in store/storetest. The JSON field names on the types below are the
 // stored encoding shared by implementations, so records can be copied from
 // one store to another.
@@ -160,6 +162,11 @@ type Node struct {
 	CertSerial string `json:"cert_serial"`
 	// CertNotAfter is when the node's current certificate expires.
 	CertNotAfter time.Time `json:"cert_not_after"`
+	// CertIssuerKeyID is the hex subject key ID of the CA key that issued
+	// the node's current certificate (its authority key ID): during a root
+	// rotation, whether the node holds a certificate from the new key.
+	// Empty for records written before it was kept.
+	CertIssuerKeyID string `json:"cert_issuer_key_id,omitempty"`
 	// CreatedAt is when the node was first recorded; kept by the store.
 	CreatedAt time.Time `json:"created_at"`
 	// UpdatedAt is when the node was last changed; set by the store.

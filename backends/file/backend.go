@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
@@ -137,4 +138,28 @@ func (Backend) DeleteRoot(ctx context.Context, dataDir string, settings backends
 	}
 	os.Remove(filepath.Dir(p)) // fails, harmlessly, when the directory holds other files
 	return nil
+}
+
+var (
+	_ backends.NextRooter    = Backend{}
+	_ backends.RootForgetter = Backend{}
+)
+
+// NextRootSettings puts a rotation's new root key beside the current one:
+// ca/root-ca-ID.key in the data directory, encrypted with the same
+// passphrase file when the current key has one.
+func (Backend) NextRootSettings(current backends.Settings, id string) (backends.Settings, error) {
+	if id == "" || strings.ContainsAny(id, `/\`) || strings.Contains(id, "..") {
+		return nil, fmt.Errorf("file: %q cannot name a key file", id)
+	}
+	next := backends.Settings{SettingKeyPath: filepath.Join(filepath.Dir(DefaultKeyPath), "root-ca-"+id+".key")}
+	if f := current[SettingPassphraseFile]; f != "" {
+		next[SettingPassphraseFile] = f
+	}
+	return next, nil
+}
+
+// ForgetRoot deletes a retired root's key file.
+func (b Backend) ForgetRoot(ctx context.Context, dataDir string, settings backends.Settings) error {
+	return b.DeleteRoot(ctx, dataDir, settings)
 }

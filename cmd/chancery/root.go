@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -48,6 +49,9 @@ type app struct {
 	logLevel string
 	stdout   io.Writer
 	stderr   io.Writer
+	// heartbeat is the period nodes are told to report at, when a command
+	// that runs a manager sets it (--dispatcher-heartbeat).
+	heartbeat time.Duration
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -63,7 +67,7 @@ them on their own.`,
 	}
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", defaultDataDir(), "data directory (default from $"+DataDirEnv+")")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level of running managers and nodes: debug, info, warn, error")
-	root.AddCommand(newInitCmd(a), newJoinCmd(a), newRunCmd(a), newJoinTokenCmd(a), newUpdateCmd(a),
+	root.AddCommand(newInitCmd(a), newJoinCmd(a), newRunCmd(a), newJoinTokenCmd(a), newUpdateCmd(a), newCACmd(a),
 		newInfoCmd(a), newNodeCmd(a), newAuditCmd(a), newVaultCmd(a), newBenchCmd(a))
 	return root
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
+	"github.com/chancery-pki/chancery/server"
 )
 
 func newRunCmd(a *app) *cobra.Command {
@@ -24,6 +26,9 @@ func newRunCmd(a *app) *cobra.Command {
 		Short: "Run the manager or node of a data directory in the foreground (after a restart)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.heartbeat < 100*time.Millisecond {
+				return fmt.Errorf("--dispatcher-heartbeat %s is too short: give at least 100ms", a.heartbeat)
+			}
 			if ok, err := cluster.HasStore(a.dataDir); err != nil {
 				return err
 			} else if ok {
@@ -48,6 +53,7 @@ func newRunCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address")
 	ext = addExtCAFlags(cmd.Flags())
 	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
+	cmd.Flags().DurationVar(&a.heartbeat, "dispatcher-heartbeat", server.DefaultHeartbeatPeriod, "how often nodes report to the manager, as docker's --dispatcher-heartbeat")
 	return cmd
 }
 
@@ -59,7 +65,8 @@ func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overri
 	}
 	err = manager.Run(ctx, manager.Config{
 		DataDir: a.dataDir, ListenAddr: listen, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
-		ExternalCA: ext,
+		HeartbeatPeriod: a.heartbeat,
+		ExternalCA:      ext,
 	})
 	switch {
 	case errors.Is(err, file.ErrPassphraseNeeded):
