@@ -51,6 +51,10 @@ func TestErrorsSayTheirOriginOnce(t *testing.T) {
 			_, err := NewAuthority(empty, auth.Issuers(), fixedNow).IssueNodeCertificate(ctx, IssueRequest{NodeID: worker, Role: ca.RoleWorker, CSR: csr})
 			return err
 		}, "store: cluster not found", store.ErrNotFound, ""},
+		{"AbortRotationWithoutCluster", func() error { _, err := AbortRotation(ctx, empty, t.TempDir()); return err },
+			"store: cluster not found", store.ErrNotFound, ""},
+		{"ExcludeNodesWithoutCluster", func() error { _, err := ExcludeNodes(ctx, empty, []string{"x"}); return err },
+			"store: cluster not found", store.ErrNotFound, ""},
 		{"SetRoleWithoutCluster", func() error { _, err := SetRole(ctx, empty, "x", ca.RoleWorker); return err },
 			`cluster: no such node: "x"`, ErrNodeNotFound, `no such node: "x"`},
 		{"OpenRootUnknownBackend", func() error {
