@@ -122,7 +122,14 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 		if !ok {
 			return c, fmt.Errorf("cluster: the %s backend cannot choose where a new root goes by itself: give the new root's backend flags, as for init", name)
 		}
-		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), req.Now().UTC().Format("20060102T150405Z")); err != nil {
+		// The time, to the second, and a random suffix: a rotation that
+		// replaces its target within the same second needs another name.
+		var suffix [4]byte
+		if _, err := io.ReadFull(req.Rand, suffix[:]); err != nil {
+			return c, fmt.Errorf("cluster: %w", err)
+		}
+		id := req.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(suffix[:])
+		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), id); err != nil {
 			return c, err
 		}
 	} else if name == "" {
