@@ -224,6 +224,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	}
 	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && req.ExcludeStragglers && c.Rotation != nil
 	if !onlyExclude {
+		rotating := c.Rotation != nil
 		var err error
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
@@ -233,6 +234,10 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.rotationError(w, r, err)
 			return
+		}
+		if rotating && c.Rotation == nil {
+			// A rotation to the current root aborted the one in progress.
+			s.SetLastRotation("aborted")
 		}
 		s.wakeReconciler()
 	}

@@ -97,6 +97,14 @@ root, until nodes have switched trust.`,
 				if st, err = c.RotateCA(ctx, req); err != nil {
 					return apiError(err)
 				}
+				if st.Rotation == nil {
+					// A rotation to the current root aborts the one in
+					// progress, as in docker.
+					if !quiet {
+						fmt.Fprintf(a.stderr, "Root rotation aborted: the current root %s signs again, and nodes renew back to it.\n", st.RootFingerprint)
+					}
+					return nil
+				}
 			case force:
 				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeStragglers: true}); err != nil {
 					return apiError(err)
