@@ -26,7 +26,8 @@ func newCACmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca [--rotate [backend flags] [--detach] [-q] | --abort]",
 		Short: "Print the root CA certificate, or rotate the root CA",
-		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM).
+		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM),
+and during a rotation where it stands, with its stragglers, on stderr.
 
 ca --rotate replaces the root: the new root is made (by default a new key in
 the current backend, or where the backend flags say, as for init), cross-signed
@@ -114,6 +115,9 @@ root, until nodes have switched trust.`,
 					return apiError(err)
 				}
 				fmt.Fprint(a.stdout, st.RootCAPEM)
+				if st.Rotation != nil && !quiet {
+					printRotation(a, st)
+				}
 				return nil
 			}
 			if detach {
@@ -169,7 +173,7 @@ func (a *app) followRotation(ctx context.Context, c *client.Client, st *api.CASt
 		select {
 		case <-ctx.Done():
 			if !quiet {
-				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca --rotate' with no change, or 'chancery info', shows where it stands.")
+				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca' shows where it stands ('chancery ca --rotate' would start it over, to another new root).")
 			}
 			return nil
 		case <-time.After(caPollInterval):
