@@ -107,6 +107,15 @@ root, until nodes have switched trust.`,
 					return nil
 				}
 			case force:
+				// Without --rotate, --force only excludes the stragglers of
+				// the rotation in progress: with none, the request would
+				// start one.
+				if st, err = c.CA(ctx); err != nil {
+					return apiError(err)
+				}
+				if st.Rotation == nil {
+					return errors.New("no root rotation is in progress: --force has no straggler to exclude")
+				}
 				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeStragglers: true}); err != nil {
 					return apiError(err)
 				}
