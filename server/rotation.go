@@ -37,15 +37,21 @@ const DefaultRenewRate = 250
 // excluded.
 const DefaultStragglerGrace = time.Minute
 
-// renewAskAgain is how long after asking a node to renew it is asked
-// again if it still holds a certificate from another key.
+// renewAskAgain is how long after asking a node to renew under a key it
+// is asked again if it still holds a certificate from another key.
 const renewAskAgain = 2 * time.Minute
 
 // renewals decides which nodes are asked to renew.
 type renewals struct {
 	limit *rate.Limiter
 	mu    sync.Mutex
-	asked map[string]time.Time
+	asked map[string]asked
+}
+
+// asked is when a node was last asked to renew, and under which key.
+type asked struct {
+	at    time.Time
+	keyID string
 }
 
 func newRenewals(perSecond float64) *renewals {
@@ -53,12 +59,14 @@ func newRenewals(perSecond float64) *renewals {
 	if burst < 1 {
 		burst = 1
 	}
-	return &renewals{limit: rate.NewLimiter(rate.Limit(perSecond), burst), asked: map[string]time.Time{}}
+	return &renewals{limit: rate.NewLimiter(rate.Limit(perSecond), burst), asked: map[string]asked{}}
 }
 
 // renewNow reports whether n should renew now: its certificate is not
 // from the key that signs now (during a rotation, or after an abort), it
-// was not asked recently, and the rate allows one more.
+// was not asked recently to renew under that key (a node asked under a
+// key that no longer signs, as after an abort or a new target, is asked
+// again at once), and the rate allows one more.
 func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 	if s.cfg.Authority == nil {
 		return false
@@ -74,13 +82,13 @@ func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 	r := s.renewals
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.asked[n.ID]; ok && now.Sub(t) < renewAskAgain {
+	if a, ok := r.asked[n.ID]; ok && a.keyID == signing && now.Sub(a.at) < renewAskAgain {
 		return false
 	}
 	if !r.limit.AllowN(now, 1) {
 		return false
 	}
-	r.asked[n.ID] = now
+	r.asked[n.ID] = asked{at: now, keyID: signing}
 	return true
 }
 
@@ -238,6 +246,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	}
 	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil
 	if !onlyExclude {
+		rotating := c.Rotation != nil
 		var err error
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
@@ -247,6 +256,10 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			s.rotationError(w, r, err)
 			return
+		}
+		if rotating && c.Rotation == nil {
+			// A rotation to the current root aborted the one in progress.
+			s.SetLastRotation("aborted")
 		}
 		s.wakeReconciler()
 	}

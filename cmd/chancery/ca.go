@@ -27,7 +27,8 @@ func newCACmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca [--rotate [backend flags] [--detach] [-q] | --abort]",
 		Short: "Print the root CA certificate, or rotate the root CA",
-		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM).
+		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM),
+and during a rotation where it stands, with its stragglers, on stderr.
 
 ca --rotate replaces the root: the new root is made (by default a new key in
 the current backend, or where the backend flags say, as for init), cross-signed
@@ -98,7 +99,24 @@ root, until nodes have switched trust.`,
 				if st, err = c.RotateCA(ctx, req); err != nil {
 					return apiError(err)
 				}
+				if st.Rotation == nil {
+					// A rotation to the current root aborts the one in
+					// progress, as in docker.
+					if !quiet {
+						fmt.Fprintf(a.stderr, "Root rotation aborted: the current root %s signs again, and nodes renew back to it.\n", st.RootFingerprint)
+					}
+					return nil
+				}
 			case force:
+				// Without --rotate, --force only excludes the stragglers of
+				// the rotation in progress: with none, the request would
+				// start one.
+				if st, err = c.CA(ctx); err != nil {
+					return apiError(err)
+				}
+				if st.Rotation == nil {
+					return errors.New("no root rotation is in progress: --force has no straggler to exclude")
+				}
 				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeStragglers: true}); err != nil {
 					return apiError(err)
 				}
@@ -107,6 +125,9 @@ root, until nodes have switched trust.`,
 					return apiError(err)
 				}
 				fmt.Fprint(a.stdout, st.RootCAPEM)
+				if st.Rotation != nil && !quiet {
+					printRotation(a, st)
+				}
 				return nil
 			}
 			if detach {
@@ -162,7 +183,7 @@ func (a *app) followRotation(ctx context.Context, c *client.Client, st *api.CASt
 		select {
 		case <-ctx.Done():
 			if !quiet {
-				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca --rotate' with no change, or 'chancery info', shows where it stands.")
+				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca' shows where it stands ('chancery ca --rotate' would start it over, to another new root).")
 			}
 			return nil
 		case <-time.After(caPollInterval):
