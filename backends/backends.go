@@ -161,7 +161,7 @@ type Inspector interface {
 // flags makes its new root in the current backend (a new key file).
 type NextRooter interface {
 	// NextRootSettings returns the settings of a new root beside the one
-	// current names; id is unique to the rotation (a timestamp).
+	// current names; id is unique to the rotation (a time and a random part).
 	NextRootSettings(current Settings, id string) (Settings, error)
 }
 
