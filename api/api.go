@@ -140,6 +140,10 @@ type RotateRequest struct {
 	// again. With no rotation asked (Backend and Settings empty and a
 	// rotation in progress), it applies to the rotation in progress.
 	ExcludeStragglers bool `json:"exclude_stragglers,omitempty"`
+	// ExcludeOnly asks only to exclude the stragglers of the rotation in
+	// progress (chancery ca --force): it never starts a rotation, and is
+	// refused when none is in progress.
+	ExcludeOnly bool `json:"exclude_only,omitempty"`
 }
 
 // CAStatus is the answer of PathAdminCA: the root nodes trust, and the

@@ -244,7 +244,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil
+	if req.ExcludeOnly && c.Rotation == nil {
+		s.rotationError(w, r, cluster.ErrNoRotation)
+		return
+	}
+	onlyExclude := req.ExcludeOnly || (req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil)
 	if !onlyExclude {
 		rotating := c.Rotation != nil
 		var err error
@@ -263,7 +267,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		}
 		s.wakeReconciler()
 	}
-	if req.ExcludeStragglers && c.Rotation != nil {
+	if (req.ExcludeStragglers || req.ExcludeOnly) && c.Rotation != nil {
 		f, err := s.RotationFacts(ctx, c)
 		if err != nil {
 			s.internal(w, r, err)

@@ -117,7 +117,7 @@ root, until nodes have switched trust.`,
 				if st.Rotation == nil {
 					return errors.New("no root rotation is in progress: --force has no straggler to exclude")
 				}
-				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeStragglers: true}); err != nil {
+				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeOnly: true}); err != nil {
 					return apiError(err)
 				}
 			default:
