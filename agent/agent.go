@@ -75,6 +75,10 @@ type Config struct {
 	// OnCertificate, when set, is called with each new certificate, such as
 	// a manager swapping its server certificate.
 	OnCertificate func(*tls.Certificate)
+	// OnRoots, when set, is called after the node took a new root bundle
+	// from its manager (the switch of trust of a root rotation), once the
+	// root file is written.
+	OnRoots func()
 }
 
 // Agent keeps one node's certificate fresh.
@@ -398,6 +402,9 @@ func (a *Agent) takeRoot(rootPEM []byte) error {
 	a.roots = rootPEM
 	if a.addr != "" {
 		a.newClient()
+	}
+	if a.cfg.OnRoots != nil {
+		a.cfg.OnRoots()
 	}
 	a.log.Info("took the manager's root CA bundle")
 	return nil

@@ -67,7 +67,7 @@ func ReadState(dataDir string) (State, error) {
 func WriteState(dataDir string, s State) error {
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return fmt.Errorf("agent: %w", err)
+		return fmt.Errorf("agent: failed to encode the node state: %w", err)
 	}
 	if err := atomicfile.Write(filepath.Join(dataDir, StateFile), data, 0o644); err != nil {
 		return fmt.Errorf("agent: %w", err)
@@ -122,14 +122,14 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	}
 	rootPEM, err := client.New(req.Addr, nil, nil).FetchRoot(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("agent: failed to fetch the root CA from %s: %w", req.Addr, err)
+		return nil, fmt.Errorf("failed to fetch the root CA from %s: %w", req.Addr, err)
 	}
 	if err := tok.CheckRoot(rootPEM); err != nil {
 		return nil, err
 	}
 	roots, err := ca.ParseCertificatesPEM(rootPEM)
 	if err != nil {
-		return nil, fmt.Errorf("agent: the manager's root CA: %w", err)
+		return nil, fmt.Errorf("the manager's root CA: %w", err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -143,7 +143,7 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	defer c.Close()
 	resp, err := c.Join(ctx, api.JoinRequest{Token: req.Token, CSR: string(csr), Hostname: req.Hostname})
 	if err != nil {
-		return nil, fmt.Errorf("agent: failed to join the cluster at %s: %w", req.Addr, err)
+		return nil, fmt.Errorf("failed to join the cluster at %s: %w", req.Addr, err)
 	}
 	chain, id, err := checkIssued(resp, roots, key, time.Now())
 	if err != nil {
@@ -199,7 +199,7 @@ func pool(roots []*x509.Certificate) *x509.CertPool {
 func checkIssued(resp *api.Certificate, roots []*x509.Certificate, key *ecdsa.PrivateKey, now time.Time) ([]*x509.Certificate, ca.NodeIdentity, error) {
 	chain, err := ca.ParseCertificatesPEM([]byte(resp.CertificatePEM))
 	if err != nil {
-		return nil, ca.NodeIdentity{}, fmt.Errorf("agent: the manager's certificate: %w", err)
+		return nil, ca.NodeIdentity{}, fmt.Errorf("the manager's certificate: %w", err)
 	}
 	leaf := chain[0]
 	if !key.PublicKey.Equal(leaf.PublicKey) {
@@ -210,10 +210,10 @@ func checkIssued(resp *api.Certificate, roots []*x509.Certificate, key *ecdsa.Pr
 	}
 	id, err := ca.IdentityOf(leaf, leaf.Subject.Organization[0])
 	if err != nil {
-		return nil, ca.NodeIdentity{}, fmt.Errorf("agent: %w", err)
+		return nil, ca.NodeIdentity{}, fmt.Errorf("the manager's certificate: %w", err)
 	}
 	if err := ca.VerifyChain(chain, roots, now); err != nil {
-		return nil, ca.NodeIdentity{}, fmt.Errorf("agent: the manager's certificate: %w", err)
+		return nil, ca.NodeIdentity{}, fmt.Errorf("the manager's certificate: %w", err)
 	}
 	return chain, id, nil
 }

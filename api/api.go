@@ -131,6 +131,9 @@ type RotateRequest struct {
 	// the backend's flags give them; empty for the current backend's own
 	// choice of a new key.
 	Settings map[string]string `json:"settings,omitempty"`
+	// CertPEM, when set, is the new root's certificate (--ca-cert): for an
+	// external CA, the root it must issue under. Never a key.
+	CertPEM string `json:"cert_pem,omitempty"`
 	// KeyAlgorithm and CommonName are a new root key's algorithm and a new
 	// root's common name; empty means the backend's default and swarm-ca.
 	KeyAlgorithm string `json:"key_algorithm,omitempty"`
@@ -143,6 +146,10 @@ type RotateRequest struct {
 	// again. With no rotation asked (Backend and Settings empty and a
 	// rotation in progress), it applies to the rotation in progress.
 	ExcludeStragglers bool `json:"exclude_stragglers,omitempty"`
+	// ExcludeOnly asks only to exclude the stragglers of the rotation in
+	// progress (chancery ca --force): it never starts a rotation, and is
+	// refused when none is in progress.
+	ExcludeOnly bool `json:"exclude_only,omitempty"`
 }
 
 // CAStatus is the answer of PathAdminCA: the root nodes trust, and the

@@ -23,8 +23,8 @@
 // CommandFlags.Select finds the backend they select (the one whose flags
 // are given, else the one --backend names, else Default), refuses the
 // flags of two backends, and returns its name and Settings. Mistakes are
-// *FlagError values, whose Hint the command prints. The command never
-// names a backend or a setting.
+// *FlagError values, whose Hint (package hint) the command prints. The
+// command never names a backend or a setting.
 package backends
 
 import (
@@ -164,7 +164,7 @@ type Inspector interface {
 // (cfssl) cannot make a root, and does not implement it.
 type NextRooter interface {
 	// NextRootSettings returns the settings of a new root beside the one
-	// current names; id is unique to the rotation (a timestamp).
+	// current names; id is unique to the rotation (a time and a random part).
 	NextRootSettings(current Settings, id string) (Settings, error)
 }
 

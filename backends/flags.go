@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // Default is the backend that holds the root when no flag selects another:
@@ -57,16 +59,21 @@ type RootOptions struct {
 }
 
 // FlagError is a mistake in the flags that choose a backend or set its
-// settings. Its Error is Msg alone: a command line prints Hint on a line of
-// its own.
+// settings. Its Error is Msg alone; Advice is its Hint (hint.Hinter), which
+// a command line prints on a line of its own.
 type FlagError struct {
 	// Msg says what was wrong.
 	Msg string
-	// Hint says what to give instead; it may be empty.
-	Hint string
+	// Advice says what to give instead; it may be empty.
+	Advice string
 }
 
 func (e *FlagError) Error() string { return e.Msg }
+
+// Hint returns Advice.
+func (e *FlagError) Hint() string { return e.Advice }
+
+var _ hint.Hinter = (*FlagError)(nil)
 
 // CommandFlags are the backend flags of one command: --backend, and the
 // flags of every registered backend that declares some (FlagDeclarer).
@@ -164,8 +171,8 @@ func (c *CommandFlags) Select(opts RootOptions) (name string, s Settings, err er
 			flags[i] = "--" + flag[o]
 		}
 		return "", nil, &FlagError{
-			Msg:  fmt.Sprintf("%s each choose a backend: give one", joinList(flags, "and")),
-			Hint: "the root lives in one place: give the flags of one backend, " + joinList(others, "or"),
+			Msg:    fmt.Sprintf("%s each choose a backend: give one", joinList(flags, "and")),
+			Advice: "the root lives in one place: give the flags of one backend, " + joinList(others, "or"),
 		}
 	case len(others) == 1 && def != "":
 		return "", nil, &FlagError{Msg: fmt.Sprintf("--%s applies to the %s backend only", def, Default)}

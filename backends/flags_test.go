@@ -71,7 +71,7 @@ func init() {
 	Register("alpha", fakeBackend{stringFlags("alpha", []string{"addr", "mount"}, nil)})
 	Register("beta", fakeBackend{stringFlags("beta", []string{"uri"}, func(o RootOptions) error {
 		if o.Key {
-			return &FlagError{Msg: "--ca-key cannot be used with beta", Hint: "give --ca-cert alone"}
+			return &FlagError{Msg: "--ca-key cannot be used with beta", Advice: "give --ca-cert alone"}
 		}
 		return nil
 	})})
@@ -120,7 +120,7 @@ func TestSelect(t *testing.T) {
 			name, s, err := c.Select(tc.opts)
 			if tc.err != "" {
 				var fe *FlagError
-				if !errors.As(err, &fe) || fe.Msg != tc.err || !strings.Contains(fe.Hint, tc.hint) {
+				if !errors.As(err, &fe) || fe.Msg != tc.err || !strings.Contains(fe.Hint(), tc.hint) {
 					t.Fatalf("Select: %#v, %v; want *FlagError %q with hint %q", name, err, tc.err, tc.hint)
 				}
 				if err.Error() != tc.err {

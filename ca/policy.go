@@ -16,6 +16,24 @@ import (
 // checks refused it. It is signer.ErrInvalidCSR.
 var ErrInvalidCSR = signer.ErrInvalidCSR
 
+// CSRError is ParseCSR's and NodeCertificateRequest's refusal of a
+// certificate signing request. It matches ErrInvalidCSR. Its message is
+// "ca: invalid CSR: " and Reason; an answer to the node can show Reason.
+type CSRError struct {
+	// Reason says what is wrong with the CSR: "empty", "bad signature:
+	// ...", "public key: ...".
+	Reason string
+}
+
+func (e *CSRError) Error() string { return "ca: invalid CSR: " + e.Reason }
+
+// Is reports whether target is ErrInvalidCSR.
+func (e *CSRError) Is(target error) bool { return target == ErrInvalidCSR }
+
+func csrError(format string, args ...any) error {
+	return &CSRError{Reason: fmt.Sprintf(format, args...)}
+}
+
 // NodeRequest asks for a node certificate.
 type NodeRequest struct {
 	// ClusterID becomes the subject's O.
@@ -37,14 +55,15 @@ type NodeRequest struct {
 }
 
 // ParseCSR parses a PEM ("CERTIFICATE REQUEST") or DER CSR, checks its
-// signature and its key type. Errors match ErrInvalidCSR.
+// signature and its key type. Its errors are *CSRError values, which match
+// ErrInvalidCSR.
 func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	csr, err := parseCSR(data)
 	if err != nil {
 		return nil, err
 	}
 	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("ca: %w: bad signature: %v", ErrInvalidCSR, err)
+		return nil, csrError("bad signature: %v", err)
 	}
 	return csr, nil
 }
@@ -55,22 +74,22 @@ func parseCSR(data []byte) (*x509.CertificateRequest, error) {
 	der := data
 	if block, rest := pem.Decode(data); block != nil {
 		if block.Type != "CERTIFICATE REQUEST" && block.Type != "NEW CERTIFICATE REQUEST" {
-			return nil, fmt.Errorf("ca: %w: PEM block is %q, want \"CERTIFICATE REQUEST\"", ErrInvalidCSR, block.Type)
+			return nil, csrError("PEM block is %q, want \"CERTIFICATE REQUEST\"", block.Type)
 		}
 		if len(trimSpace(rest)) != 0 {
-			return nil, fmt.Errorf("ca: %w: trailing data after the PEM block", ErrInvalidCSR)
+			return nil, csrError("trailing data after the PEM block")
 		}
 		der = block.Bytes
 	}
 	if len(der) == 0 {
-		return nil, fmt.Errorf("ca: %w: empty", ErrInvalidCSR)
+		return nil, csrError("empty")
 	}
 	csr, err := x509.ParseCertificateRequest(der)
 	if err != nil {
-		return nil, fmt.Errorf("ca: %w: %v", ErrInvalidCSR, err)
+		return nil, csrError("%v", err)
 	}
 	if err := signer.CheckPublicKey(csr.PublicKey); err != nil {
-		return nil, fmt.Errorf("ca: %w: public key: %v", ErrInvalidCSR, err)
+		return nil, csrError("public key: %v", err)
 	}
 	return csr, nil
 }

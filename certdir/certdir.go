@@ -45,7 +45,7 @@ func (d Dir) Path(name string) string { return filepath.Join(string(d), name) }
 // WriteRoot replaces the root CA bundle.
 func (d Dir) WriteRoot(rootPEM []byte) error {
 	if _, err := ca.ParseCertificatesPEM(rootPEM); err != nil {
-		return fmt.Errorf("certdir: refusing to write an invalid root bundle: %w", err)
+		return fmt.Errorf("refusing to write an invalid root bundle: %w", err)
 	}
 	return d.write(RootCAFile, rootPEM, 0o644)
 }
@@ -124,7 +124,7 @@ func (d Dir) Root() ([]*x509.Certificate, []byte, error) {
 	}
 	certs, err := ca.ParseCertificatesPEM(data)
 	if err != nil {
-		return nil, nil, fmt.Errorf("certdir: %s: %w", d.Path(RootCAFile), err)
+		return nil, nil, fmt.Errorf("%s: %w", d.Path(RootCAFile), err)
 	}
 	return certs, data, nil
 }
@@ -137,7 +137,7 @@ func (d Dir) NodeChain() ([]*x509.Certificate, error) {
 	}
 	certs, err := ca.ParseCertificatesPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("certdir: %s: %w", d.Path(NodeCertFile), err)
+		return nil, fmt.Errorf("%s: %w", d.Path(NodeCertFile), err)
 	}
 	return certs, nil
 }

@@ -17,7 +17,7 @@ import (
 func JoinToken(ctx context.Context, st store.Store, role ca.Role) (string, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return "", fmt.Errorf("cluster: %w", err)
+		return "", err
 	}
 	return tokenFor(c, role)
 }
@@ -49,7 +49,7 @@ func RotateJoinToken(ctx context.Context, st store.Store, role ca.Role, r io.Rea
 			return err
 		}
 		if token, err = ca.RotateJoinToken(old, r); err != nil {
-			return fmt.Errorf("cluster: the stored %s join token: %w", role.Short(), err)
+			return fmt.Errorf("the stored %s join token: %w", role.Short(), err)
 		}
 		if role == ca.RoleWorker {
 			c.WorkerToken = token
@@ -102,11 +102,11 @@ type Info struct {
 func ReadInfo(ctx context.Context, st store.Store) (Info, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return Info{}, fmt.Errorf("cluster: %w", err)
+		return Info{}, err
 	}
 	nodes, err := st.Nodes(ctx)
 	if err != nil {
-		return Info{}, fmt.Errorf("cluster: %w", err)
+		return Info{}, err
 	}
 	roots, err := Roots(c)
 	if err != nil {

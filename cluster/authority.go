@@ -15,9 +15,9 @@ import (
 	"github.com/chancery-pki/chancery/store"
 )
 
-// ErrNodeRemoved means a certificate was asked for a node that was removed
-// from the cluster; it must join again with a token.
-var ErrNodeRemoved = errors.New("cluster: the node was removed from the cluster and must join again with a join token")
+// ErrNodeRemoved means a certificate or a role change was asked for a node
+// that was removed from the cluster; it must join again with a token.
+var ErrNodeRemoved = &RefusalError{Reason: "the node was removed from the cluster and must join again with a join token"}
 
 // ErrRoleChanged means the node's role changed while its certificate was
 // being issued; the certificate is withheld, and the node asks again.
@@ -90,7 +90,7 @@ type Issued struct {
 func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) (*Issued, error) {
 	c, err := a.store.Cluster(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	node, err := a.store.Node(ctx, req.NodeID)
 	action := audit.ActionRenewed
@@ -99,7 +99,7 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		node = store.Node{ID: req.NodeID, State: store.StateReady}
 		action = audit.ActionIssued
 	case err != nil:
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	case node.State == store.StateRemoved:
 		return nil, ErrNodeRemoved
 	}
@@ -154,7 +154,7 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 			}
 			return nil, fmt.Errorf("%w: %v", ErrRoleChanged, err)
 		}
-		return nil, fmt.Errorf("cluster: the certificate was signed but not recorded, so it is withheld: %w", err)
+		return nil, fmt.Errorf("the certificate was signed but not recorded, so it is withheld: %w", err)
 	}
 	return &Issued{Certificate: cert, Chain: out.Chain, Node: node}, nil
 }
@@ -167,7 +167,7 @@ func (a *Authority) check(c store.Cluster, chain []*x509.Certificate, now time.T
 		return err
 	}
 	if err := ca.VerifyChain(chain, roots, now); err != nil {
-		return fmt.Errorf("cluster: the issued certificate does not chain to the cluster root: %w", err)
+		return fmt.Errorf("the issued certificate does not chain to the cluster root: %w", err)
 	}
 	return nil
 }

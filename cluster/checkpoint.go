@@ -26,14 +26,14 @@ func Checkpoint(ctx context.Context, st store.Store, iss *issuer.Issuer, now tim
 	}
 	head, err := st.AuditHead(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	if head.Seq == 0 {
 		return nil, nil
 	}
 	recs, err := st.AuditRecords(ctx, head.Seq, 1)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	if len(recs) > 0 {
 		if last, err := audit.Unmarshal(recs[len(recs)-1].Data); err == nil && last.Action == audit.ActionCheckpoint {
@@ -42,29 +42,29 @@ func Checkpoint(ctx context.Context, st store.Store, iss *issuer.Issuer, now tim
 	}
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, fmt.Errorf("cluster: failed to generate the checkpoint key: %w", err)
 	}
 	var csr *x509.CertificateRequest
 	if signer.CapabilitiesOf(iss.Signer()).NeedsCSR {
 		der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, fmt.Errorf("cluster: failed to make the checkpoint CSR: %w", err)
 		}
 		if csr, err = x509.ParseCertificateRequest(der); err != nil {
-			return nil, fmt.Errorf("cluster: %w", err)
+			return nil, fmt.Errorf("cluster: failed to make the checkpoint CSR: %w", err)
 		}
 	}
 	out, err := iss.Issue(ctx, audit.CheckpointRequest(c.ID, head, key.Public(), csr, iss.CA(), now))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: failed to sign the audit checkpoint: %w", err)
+		return nil, fmt.Errorf("failed to sign the audit checkpoint: %w", err)
 	}
 	entries, err := st.AppendAudit(ctx, audit.CheckpointEvent(audit.ActorFrom(ctx), iss.Backend(), head, out.Chain))
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	return &entries[0], nil
 }

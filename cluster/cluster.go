@@ -1,8 +1,11 @@
 // Package cluster ties the CA rules (package ca), a root's Signer (package
 // signer, through the backends registry) and the state store (package store)
 // into the operations of a cluster's manager: creating the cluster, issuing
-// node certificates, rotating join tokens, changing the certificate
-// lifetime, and reporting what the cluster is.
+// node certificates (through the issuer in force, package issuer), rotating
+// join tokens, changing the certificate lifetime, reporting what the
+// cluster is, and each change of a root rotation, one store transaction
+// with its audit entry (rotate.go; the leader's reconciler in package
+// manager decides when, with rotation.Step).
 //
 // It does no networking and prints nothing: the manager's API and the CLI
 // call it.
@@ -45,7 +48,7 @@ func OpenStore(dataDir string) (store.Store, error) {
 		return nil, fmt.Errorf("%w (%s)", ErrNoCluster, dataDir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	return st, nil
 }
@@ -53,18 +56,14 @@ func OpenStore(dataDir string) (store.Store, error) {
 // HasStore reports whether dataDir is a manager's that reaches the
 // cluster's state: its settings name a store that exists.
 func HasStore(dataDir string) (bool, error) {
-	ok, err := store.Exists(context.Background(), dataDir)
-	if err != nil {
-		return false, fmt.Errorf("cluster: %w", err)
-	}
-	return ok, nil
+	return store.Exists(context.Background(), dataDir)
 }
 
 // Roots parses the cluster record's root bundle.
 func Roots(c store.Cluster) ([]*x509.Certificate, error) {
 	roots, err := ca.ParseCertificatesPEM(c.RootCAPEM)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: the stored root CA bundle is unreadable: %w", err)
+		return nil, fmt.Errorf("the stored root CA bundle is unreadable: %w", err)
 	}
 	return roots, nil
 }
@@ -81,7 +80,7 @@ func OpenSigner(ctx context.Context, dataDir string, c store.Cluster, overrides 
 func OpenRoot(ctx context.Context, dataDir string, root store.Root, overrides backends.Settings, r io.Reader) (signer.Signer, error) {
 	b, err := backends.Get(root.Backend.Type)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	chain, err := RootChain(root)
 	if err != nil {
@@ -99,7 +98,7 @@ func OpenRoot(ctx context.Context, dataDir string, root store.Root, overrides ba
 func RootChain(root store.Root) ([]*x509.Certificate, error) {
 	cert, err := ca.ParseCertificatesPEM(root.CertPEM)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: the stored root certificate is unreadable: %w", err)
+		return nil, fmt.Errorf("the stored root certificate is unreadable: %w", err)
 	}
 	if len(cert) != 1 {
 		return nil, fmt.Errorf("cluster: the stored root holds %d certificates, want 1", len(cert))
@@ -107,7 +106,7 @@ func RootChain(root store.Root) ([]*x509.Certificate, error) {
 	var chain []*x509.Certificate
 	if len(root.IntermediatesPEM) > 0 {
 		if chain, err = ca.ParseCertificatesPEM(root.IntermediatesPEM); err != nil {
-			return nil, fmt.Errorf("cluster: the stored intermediates are unreadable: %w", err)
+			return nil, fmt.Errorf("the stored intermediates are unreadable: %w", err)
 		}
 	}
 	return append(chain, cert[0]), nil

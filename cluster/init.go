@@ -124,14 +124,14 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	backend, err := backends.Get(req.Backend)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	if req.Store.Type == "" {
 		req.Store.Type = boltstore.Name
 	}
 	driver, err := store.DriverFor(req.Store.Type)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	dir := certdir.In(req.DataDir)
 	for _, p := range []string{filepath.Join(req.DataDir, store.SettingsFile), boltstore.Path(req.DataDir, nil), dir.Path(certdir.NodeCertFile), dir.Path(certdir.NodeKeyFile)} {
@@ -141,7 +141,7 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	storeReq := store.OpenRequest{DataDir: req.DataDir, Options: req.Store.Options, Create: true, Now: req.Now}
 	if found, err := driver.Exists(ctx, storeReq); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	} else if found {
 		return nil, fmt.Errorf("%w: the %s store the settings name holds a cluster already", ErrClusterExists, req.Store.Type)
 	}
@@ -163,12 +163,12 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		undo = append(undo, func() { os.RemoveAll(created) })
 	}
 	if err := store.WriteSettings(req.DataDir, req.Store); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	undo = append(undo, func() { os.Remove(filepath.Join(req.DataDir, store.SettingsFile)) })
 	st, err := driver.Open(ctx, storeReq)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	defer st.Close()
 	undo = append(undo, func() { st.Close(); os.Remove(boltstore.Path(req.DataDir, req.Store.Options)) })
@@ -256,7 +256,7 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		}},
 		audit.Event{Action: audit.ActionKeyCreated, Actor: nodeID, Backend: desc.Backend, Details: keyDetails},
 	); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
+		return nil, err
 	}
 	iss, err := issuer.New(sg, issuer.Options{Now: req.Now})
 	if err != nil {

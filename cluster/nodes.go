@@ -10,14 +10,38 @@ import (
 	"github.com/chancery-pki/chancery/store"
 )
 
-// Errors of the node administration operations, matched with errors.Is.
+// Refusals of the node administration operations, matched with errors.Is.
+// FindNode, SetRole and RemoveNode return them, or a *RefusalError of their
+// kind that says more (which node).
 var (
-	ErrNodeNotFound  = errors.New("cluster: no such node")
-	ErrIsLeader      = errors.New("cluster: the leader cannot be demoted or removed")
-	ErrNodeIsManager = errors.New("cluster: the node is a manager and must be demoted to worker before removal")
-	ErrNodeNotDown   = errors.New("cluster: the node is not down and can't be removed; stop it first, or use --force")
-	ErrAmbiguousNode = errors.New("cluster: the node name is ambiguous")
+	ErrNodeNotFound  = &RefusalError{Reason: "no such node"}
+	ErrIsLeader      = &RefusalError{Reason: "the leader cannot be demoted or removed"}
+	ErrNodeIsManager = &RefusalError{Reason: "the node is a manager and must be demoted to worker before removal"}
+	ErrNodeNotDown   = &RefusalError{Reason: "the node is not down and can't be removed; stop it first, or use --force"}
+	ErrAmbiguousNode = &RefusalError{Reason: "the node name is ambiguous"}
 )
+
+// RefusalError is a request that the cluster refuses, such as removing a
+// node that does not exist or demoting the leader. Its message is
+// "cluster: " and Reason; the manager's API answers with Reason alone.
+type RefusalError struct {
+	// Kind is the refusal this one details (ErrNodeNotFound, ...), which it
+	// matches with errors.Is; nil for the refusals declared above.
+	Kind *RefusalError
+	// Reason says what was refused and why, without the package prefix:
+	// `no such node: "abc"`.
+	Reason string
+}
+
+func (e *RefusalError) Error() string { return "cluster: " + e.Reason }
+
+// Is reports whether target is e's Kind.
+func (e *RefusalError) Is(target error) bool { return e.Kind != nil && target == e.Kind }
+
+// detail returns a refusal of e's kind whose Reason adds detail to e's.
+func (e *RefusalError) detail(format string, args ...any) *RefusalError {
+	return &RefusalError{Kind: e, Reason: e.Reason + ": " + fmt.Sprintf(format, args...)}
+}
 
 // FindNode returns the node whose ID is id or, if none is, the only node
 // whose ID starts with id, as docker accepts ID prefixes.
@@ -27,11 +51,11 @@ func FindNode(ctx context.Context, st store.Store, id string) (store.Node, error
 		return n, nil
 	}
 	if !errors.Is(err, store.ErrNotFound) {
-		return store.Node{}, fmt.Errorf("cluster: %w", err)
+		return store.Node{}, err
 	}
 	nodes, err := st.Nodes(ctx)
 	if err != nil {
-		return store.Node{}, fmt.Errorf("cluster: %w", err)
+		return store.Node{}, err
 	}
 	var found []store.Node
 	for _, n := range nodes {
@@ -46,11 +70,11 @@ func FindNode(ctx context.Context, st store.Store, id string) (store.Node, error
 	}
 	switch len(found) {
 	case 0:
-		return store.Node{}, fmt.Errorf("%w: %q", ErrNodeNotFound, id)
+		return store.Node{}, ErrNodeNotFound.detail("%q", id)
 	case 1:
 		return found[0], nil
 	}
-	return store.Node{}, fmt.Errorf("%w: %q matches %d nodes; give more of the node ID", ErrAmbiguousNode, id, len(found))
+	return store.Node{}, ErrAmbiguousNode.detail("%q matches %d nodes; give more of the node ID", id, len(found))
 }
 
 // SetRole promotes or demotes a node: the store's role changes now, and the
@@ -66,7 +90,7 @@ func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (stor
 	}
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return store.Node{}, fmt.Errorf("cluster: %w", err)
+		return store.Node{}, err
 	}
 	if n.ID == c.LeaderID && role != ca.RoleManager {
 		return store.Node{}, ErrIsLeader
@@ -98,11 +122,11 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 	}
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return store.Node{}, fmt.Errorf("cluster: %w", err)
+		return store.Node{}, err
 	}
 	switch {
 	case n.State == store.StateRemoved:
-		return store.Node{}, fmt.Errorf("%w: %s was already removed", ErrNodeNotFound, n.ID)
+		return store.Node{}, ErrNodeNotFound.detail("%s was already removed", n.ID)
 	case n.ID == c.LeaderID:
 		return store.Node{}, ErrIsLeader
 	case n.Role == string(ca.RoleManager):

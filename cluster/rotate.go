@@ -57,7 +57,7 @@ func ClientRoots(c store.Cluster) ([]*x509.Certificate, error) {
 	if r := c.Rotation; r != nil {
 		target, err := ca.ParseCertificatesPEM(r.Target.CertPEM)
 		if err != nil {
-			return nil, fmt.Errorf("cluster: the stored new root is unreadable: %w", err)
+			return nil, fmt.Errorf("the stored new root is unreadable: %w", err)
 		}
 		roots = append(roots, target...)
 	}
@@ -76,6 +76,9 @@ type RotateRequest struct {
 	// KeyAlgorithm and CommonName are a new root's key algorithm and
 	// common name; empty means the backend's default and ca.DefaultRootCN.
 	KeyAlgorithm, CommonName string
+	// ImportCertPEM, when set, is the new root's certificate: for an
+	// external CA, the root it must issue under.
+	ImportCertPEM []byte
 	// AllowBridge allows a one-time bridge key where the pair of backends
 	// needs one (rotation.PathBridge); without it such a pair is refused.
 	AllowBridge bool
@@ -105,7 +108,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	if r := c.Rotation; r != nil && !rotation.CanAbort(r.Phase) {
 		return c, fmt.Errorf("%w: it has switched trust to the new root %s; let it finish (chancery ca shows its progress), then rotate again",
@@ -116,13 +119,18 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 		name = c.Backend.Type
 		b, err := backends.Get(name)
 		if err != nil {
-			return c, fmt.Errorf("cluster: %w", err)
+			return c, err
 		}
 		nr, ok := b.(backends.NextRooter)
 		if !ok {
 			return c, fmt.Errorf("cluster: the %s backend cannot choose where a new root goes by itself: give the new root's backend flags, as for init", name)
 		}
-		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), req.Now().UTC().Format("20060102T150405Z")); err != nil {
+		var nonce [3]byte
+		if _, err := io.ReadFull(req.Rand, nonce[:]); err != nil {
+			return c, fmt.Errorf("cluster: failed to draw the new root's name: %w", err)
+		}
+		id := req.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(nonce[:])
+		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), id); err != nil {
 			return c, err
 		}
 	} else if name == "" {
@@ -130,11 +138,11 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	b, err := backends.Get(name)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	sg, made, err := b.CreateRoot(ctx, backends.CreateRootRequest{
 		DataDir: req.DataDir, Settings: settings, CommonName: req.CommonName, KeyAlgorithm: req.KeyAlgorithm,
-		Now: req.Now(), Rand: req.Rand,
+		ImportCertPEM: req.ImportCertPEM, Now: req.Now(), Rand: req.Rand,
 	})
 	if err != nil {
 		return c, err
@@ -156,7 +164,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	if err := ca.CheckRootCA(newRoot, nil, req.Now()); err != nil {
 		undo()
-		return c, fmt.Errorf("cluster: the new root: %w", err)
+		return c, fmt.Errorf("the new root: %w", err)
 	}
 	for _, cur := range current {
 		if signer.SamePublicKey(cur.PublicKey, newRoot.PublicKey) {
@@ -181,7 +189,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	cur, release, err := openCurrent(ctx, c)
 	if err != nil {
 		undo()
-		return c, fmt.Errorf("cluster: the current root's signer, to choose how to cross-sign: %w", err)
+		return c, fmt.Errorf("the current root's signer, to choose how to cross-sign: %w", err)
 	}
 	path := rotation.ChoosePath(cur, sg)
 	release()
@@ -209,7 +217,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}, rotationEvent(ctx, c, "start", target, nil, "", "", nil))
 	if err != nil {
 		undo()
-		return out, fmt.Errorf("cluster: %w", err)
+		return out, err
 	}
 	if replaced != nil {
 		forgetRoot(ctx, req.DataDir, *replaced)
@@ -226,7 +234,7 @@ func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.C
 	var target store.Root
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	if c.Rotation == nil {
 		return c, ErrNoRotation
@@ -245,10 +253,7 @@ func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.C
 		return nil
 	}, rotationEvent(ctx, c, "abort", c.Rotation.Target, nil, "", "", nil))
 	if err != nil {
-		if errors.Is(err, ErrNoRotation) || errors.Is(err, ErrRotationInProgress) {
-			return out, err
-		}
-		return out, fmt.Errorf("cluster: %w", err)
+		return out, err
 	}
 	forgetRoot(ctx, dataDir, target)
 	return out, nil
@@ -261,7 +266,7 @@ func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.C
 func RecordAppendix(ctx context.Context, st store.Store, target []byte, appendix []*x509.Certificate, path rotation.Path, now time.Time) (store.Cluster, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	p := pathName(path)
 	return transition(ctx, st, c, target, store.PhasePrepare, "reissue", appendix, p, func(cur *store.Cluster) error {
@@ -282,7 +287,7 @@ func SwitchTrust(ctx context.Context, st store.Store, target []byte, now time.Ti
 	}
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	worker, err := ca.GenerateJoinToken(target, r)
 	if err != nil {
@@ -308,7 +313,7 @@ func SwitchTrust(ctx context.Context, st store.Store, target []byte, now time.Ti
 func FinishRotation(ctx context.Context, st store.Store, target []byte, now time.Time) (store.Cluster, store.Root, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, store.Root{}, fmt.Errorf("cluster: %w", err)
+		return c, store.Root{}, err
 	}
 	old := c.CurrentRoot()
 	out, err := transition(ctx, st, c, target, store.PhaseSwitchTrust, "done", nil, "", func(cur *store.Cluster) error {
@@ -333,7 +338,7 @@ func FinishRotation(ctx context.Context, st store.Store, target []byte, now time
 func ExcludeNodes(ctx context.Context, st store.Store, ids []string) (store.Cluster, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return c, fmt.Errorf("cluster: %w", err)
+		return c, err
 	}
 	if c.Rotation == nil {
 		return c, ErrNoRotation
@@ -375,9 +380,6 @@ func transition(ctx context.Context, st store.Store, c store.Cluster, target []b
 		}
 		return change(cur)
 	}, rotationEvent(ctx, c, step, c.Rotation.Target, appendix, path, "", nil))
-	if err != nil && !errors.Is(err, ErrRotationMoved) {
-		err = fmt.Errorf("cluster: %w", err)
-	}
 	return out, err
 }
 

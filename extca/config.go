@@ -121,7 +121,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 		h, err := issuer.Hold(cfg.Signer, issuer.Options{})
 		if err != nil {
-			return cfg, fmt.Errorf("extca: %w", err)
+			return cfg, err
 		}
 		cfg.Issuers, cfg.Signer = h, nil
 	}

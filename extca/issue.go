@@ -11,10 +11,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -166,10 +166,10 @@ func (s *Server) signRefusal(err error) *Refusal {
 	}
 	var ie *signer.IssuedError
 	if errors.As(err, &ie) {
-		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", ie.Field, "err", err)
+		s.log.Error("the signer returned a certificate that differs from the request; it was withheld", "field", ie.Field, "err", err, hint.Attr(err))
 		return internal(fmt.Sprintf("the CA returned a certificate whose %s differs from the request; it was withheld: see the CA's log", ie.Field))
 	}
-	s.log.Error("the signer failed", "err", err)
+	s.log.Error("the signer failed", "err", err, hint.Attr(err))
 	return internal("the CA failed to sign: see the CA's log; try again later")
 }
 
@@ -180,10 +180,17 @@ func unavailable() *Refusal {
 		Message: "the CA does not issue certificates now; try again later"}
 }
 
+// csrRefusal refuses a request whose CSR package ca or the Signer refused:
+// it says what is wrong with the CSR, from the refusal's fields.
 func csrRefusal(err error) *Refusal {
 	msg := err.Error()
-	for _, p := range []string{"ca: ", "signer: "} {
-		msg = strings.TrimPrefix(msg, p)
+	var ce *ca.CSRError
+	var re *signer.RequestError
+	switch {
+	case errors.As(err, &ce):
+		msg = "invalid CSR: " + ce.Reason
+	case errors.As(err, &re):
+		msg = "invalid request: " + re.Field + ": " + re.Reason
 	}
 	return withCode(CodeCSRParse, reasonBadCSR, "certificate_request: %s", oneLine(msg))
 }

@@ -94,6 +94,19 @@ func (s *Server) TLSConfig() *tls.Config {
 // Certificate returns the endpoint's current TLS certificate.
 func (s *Server) Certificate() *tls.Certificate { return s.cert.Load() }
 
+// ReissueTLSCertificate issues the endpoint a new TLS certificate at once,
+// through the Issuer in force: after a root rotation moved the signing key
+// or the appendix, so that clients that trust the new root verify it. On
+// error the current certificate stays.
+func (s *Server) ReissueTLSCertificate(ctx context.Context) error {
+	c, err := s.issueTLSCert(ctx)
+	if err != nil {
+		return err
+	}
+	s.cert.Store(c)
+	return nil
+}
+
 // RenewTLSCertificate renews the endpoint's TLS certificate at two thirds
 // of its lifetime, until ctx is done. Serve runs it.
 func (s *Server) RenewTLSCertificate(ctx context.Context) { s.renewTLSCert(ctx) }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -56,7 +57,7 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 	}
 	iss, err := s.cfg.Issuers.Current()
 	if err != nil {
-		return nil, fmt.Errorf("extca: %w", err)
+		return nil, err
 	}
 	issuerCA := iss.CA()
 	now := s.cfg.Clock.Now()
@@ -80,11 +81,11 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("extca: failed to issue the TLS certificate: %w", err)
+		return nil, fmt.Errorf("failed to issue the TLS certificate of the external CA endpoint: %w", err)
 	}
 	cert, presented := out.Certificate, out.Chain
 	if err := ca.VerifyChain(presented, []*x509.Certificate{iss.Root()}, now); err != nil {
-		return nil, fmt.Errorf("extca: the TLS certificate does not chain to the root: %w", err)
+		return nil, fmt.Errorf("the TLS certificate of the external CA endpoint does not chain to the root: %w", err)
 	}
 	for _, n := range s.cfg.DNSNames {
 		if err := cert.VerifyHostname(n); err != nil {
@@ -104,7 +105,7 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 		ev.Details["purpose"] = "external CA TLS certificate"
 		ev.Details["subject"] = cert.Subject.String()
 		if _, err := s.cfg.Audit.AppendAudit(ctx, ev); err != nil {
-			return nil, fmt.Errorf("extca: the TLS certificate was issued but not recorded in the audit log, so it is not used: %w", err)
+			return nil, fmt.Errorf("the TLS certificate of the external CA endpoint was issued but not recorded in the audit log, so it is not used: %w", err)
 		}
 	}
 	tc := &tls.Certificate{PrivateKey: key, Leaf: cert}
@@ -145,7 +146,7 @@ func (s *Server) renewTLSCert(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			s.log.Error("external CA TLS certificate renewal failed; retrying", "err", err, "retry_in", renewRetry, "expires", cur.NotAfter)
+			s.log.Error("external CA TLS certificate renewal failed; retrying", "err", err, hint.Attr(err), "retry_in", renewRetry, "expires", cur.NotAfter)
 			select {
 			case <-ctx.Done():
 				return

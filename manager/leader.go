@@ -11,6 +11,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/extca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -47,7 +48,7 @@ type soleManager struct {
 func (e soleManager) Campaign(ctx context.Context) (context.Context, error) {
 	c, err := e.st.Cluster(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("manager: %w", err)
+		return nil, err
 	}
 	if c.LeaderID != e.nodeID {
 		return nil, fmt.Errorf("manager: this data directory's node %s is not the cluster's leader %s", e.nodeID, c.LeaderID)
@@ -191,6 +192,6 @@ func (l *leader) checkpoint(ctx context.Context) {
 		return
 	}
 	if _, err := cluster.Checkpoint(ctx, l.cfg.store, iss, l.cfg.Clock.Now()); err != nil {
-		l.cfg.Logger.Error("audit checkpoint failed", "err", err)
+		l.cfg.Logger.Error("audit checkpoint failed", "err", err, hint.Attr(err))
 	}
 }

@@ -115,11 +115,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer st.Close()
 	c, err := st.Cluster(ctx)
 	if err != nil {
-		return fmt.Errorf("manager: %w", err)
+		return err
 	}
 	chain, err := certdir.In(cfg.DataDir).NodeChain()
 	if err != nil {
-		return fmt.Errorf("manager: this manager's certificate: %w", err)
+		return fmt.Errorf("this manager's certificate: %w", err)
 	}
 	nodeID := chain[0].Subject.CommonName
 	election, err := electionFor(st, nodeID)
@@ -181,7 +181,7 @@ func Run(ctx context.Context, cfg Config) error {
 	actx := audit.WithActor(ctx, nodeID)
 	if _, err := st.AppendAudit(actx, audit.Event{Action: audit.ActionManagerStarted, Actor: nodeID, Backend: c.Backend.Type}); err != nil {
 		lead.release()
-		return fmt.Errorf("manager: the audit log: %w", err)
+		return fmt.Errorf("failed to record the manager's start in the audit log: %w", err)
 	}
 	// After every part has stopped: the shutdown checkpoint, then the
 	// Signer closes (and the store, deferred above).

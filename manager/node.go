@@ -68,6 +68,7 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	loadRoots()
 	ag, err := agent.New(agent.Config{
 		DataDir: cfg.DataDir, Hostname: cfg.Hostname, Clock: cfg.Clock, Logger: cfg.Logger,
+		OnRoots: loadRoots,
 		OnCertificate: func(c *tls.Certificate) {
 			cert.Store(c)
 			loadRoots()

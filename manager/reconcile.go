@@ -28,6 +28,9 @@ import (
 // rotation when nothing wakes it.
 const DefaultReconcileInterval = time.Second
 
+// maxReconcileBackoff bounds the wait after failed steps.
+const maxReconcileBackoff = 30 * time.Second
+
 // rotationAPI is what the reconciler needs of the API server.
 type rotationAPI interface {
 	RotationFacts(ctx context.Context, c store.Cluster) (rotation.Facts, error)
@@ -65,15 +68,20 @@ func (l *leader) reconcile(ctx context.Context) error {
 		interval = DefaultReconcileInterval
 	}
 	ctx = audit.WithActor(ctx, l.cfg.nodeID)
+	wait := interval
 	for {
 		if err := l.reconcileOnce(ctx); err != nil && ctx.Err() == nil {
-			l.cfg.Logger.Error("root rotation: a step failed; trying again", "err", err)
+			// A backend that is down is asked again, less and less often.
+			wait = min(2*wait, maxReconcileBackoff)
+			l.cfg.Logger.Error("root rotation: a step failed; trying again", "err", err, "retry_in", wait)
+		} else {
+			wait = interval
 		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-l.cfg.api.RotationChanged():
-		case <-l.cfg.Clock.After(interval):
+		case <-l.cfg.Clock.After(wait):
 		}
 	}
 }
@@ -175,6 +183,13 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 	l.cfg.issuers.Store(iss)
 	if err := l.cfg.api.ReloadRoots(ctx); err != nil {
 		return err
+	}
+	if l.ext != nil && s.applied != "" {
+		// The external CA endpoint's own certificate follows the key in
+		// force; a failure keeps the old one until its renewal.
+		if err := l.ext.ReissueTLSCertificate(ctx); err != nil {
+			l.cfg.Logger.Error("root rotation: the external CA endpoint's TLS certificate was not reissued", "err", err)
+		}
 	}
 	s.applied = state
 	return nil

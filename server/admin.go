@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
-	"strings"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -121,7 +121,11 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 			if in, ok := b.(backends.Inspector); ok {
 				details, err := in.Inspect(r.Context(), s.cfg.DataDir, c.Backend.Settings)
 				if err != nil {
-					details = [][2]string{{"key attributes", "unavailable (" + err.Error() + ")"}}
+					msg := err.Error()
+					for _, h := range hint.All(err) {
+						msg += "; " + h
+					}
+					details = [][2]string{{"key attributes", "unavailable (" + msg + ")"}}
 				}
 				out.BackendDetails = append(out.BackendDetails, details...)
 			}
@@ -272,9 +276,15 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// adminError maps the cluster package's refusals to HTTP answers.
+// adminError maps the cluster package's refusals to HTTP answers, whose
+// message is the refusal's Reason.
 func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
-	msg := strings.TrimPrefix(err.Error(), "cluster: ")
+	var refusal *cluster.RefusalError
+	if !errors.As(err, &refusal) {
+		s.internal(w, r, err)
+		return
+	}
+	msg := refusal.Reason
 	switch {
 	case errors.Is(err, cluster.ErrNodeNotFound):
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no_such_node", msg)

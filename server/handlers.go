@@ -13,6 +13,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -105,7 +106,7 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) &&
 			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
-			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err)
+			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err, hint.Attr(err))
 		}
 		return nil, err
 	}
@@ -227,7 +228,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.metrics.failures.WithLabelValues("internal").Inc()
-	s.log.Error("internal error", "path", r.URL.Path, "err", err)
+	s.log.Error("internal error", "path", r.URL.Path, "err", err, hint.Attr(err))
 	writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error; see the manager's log"})
 }
 

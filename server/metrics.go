@@ -8,6 +8,7 @@ import (
 
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/rotation"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -18,7 +19,7 @@ type metrics struct {
 	signing  *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, live *liveness, clk clock.Clock) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store, live *liveness, clk clock.Clock, progress rotationProgress) *metrics {
 	m := &metrics{
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chancery_certificates_issued_total",
@@ -34,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, st store.Store, live *liveness, clk c
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"backend"}),
 	}
-	reg.MustRegister(m.issued, m.failures, m.signing, &stateCollector{store: st, live: live, clock: clk})
+	reg.MustRegister(m.issued, m.failures, m.signing, &stateCollector{store: st, live: live, clock: clk, progress: progress})
 	return m
 }
 
@@ -42,19 +43,31 @@ var (
 	descNodes = prometheus.NewDesc("chancery_nodes", "Nodes by state (ready, down, removed).", []string{"state"}, nil)
 	descRoot  = prometheus.NewDesc("chancery_root_ca_expiry_seconds", "Seconds until the root CA certificate expires.", nil, nil)
 	descNode  = prometheus.NewDesc("chancery_node_certificate_expiry_seconds", "Seconds until each node's current certificate expires.", []string{"node_id", "role"}, nil)
+
+	descRotationPhase = prometheus.NewDesc("chancery_root_rotation_phase",
+		"1 for the phase of the root rotation in progress (prepare, reissue, switch-trust), 0 for the others; all 0 when none is.", []string{"phase"}, nil)
+	descRotationNodes = prometheus.NewDesc("chancery_root_rotation_nodes",
+		"During a root rotation, the nodes it waits for (total), those holding a certificate from the new key (converged), trusting the new root (trusting_new), and silent past the grace (stragglers).", []string{"state"}, nil)
 )
+
+// rotationProgress returns the phase of the rotation in progress and its
+// progress; ok is false when none is.
+type rotationProgress func(ctx context.Context, c store.Cluster) (phase store.RotationPhase, p rotation.Progress, ok bool)
 
 // stateCollector reads the store at each scrape.
 type stateCollector struct {
-	store store.Store
-	live  *liveness
-	clock clock.Clock
+	store    store.Store
+	live     *liveness
+	clock    clock.Clock
+	progress rotationProgress
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descNodes
 	ch <- descRoot
 	ch <- descNode
+	ch <- descRotationPhase
+	ch <- descRotationNodes
 }
 
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
@@ -64,6 +77,22 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	if cl, err := c.store.Cluster(ctx); err == nil {
 		if roots, err := ca.ParseCertificatesPEM(cl.RootCAPEM); err == nil {
 			ch <- prometheus.MustNewConstMetric(descRoot, prometheus.GaugeValue, roots[0].NotAfter.Sub(now).Seconds())
+		}
+		phase, p, ok := store.RotationPhase(""), rotation.Progress{}, false
+		if c.progress != nil {
+			phase, p, ok = c.progress(ctx, cl)
+		}
+		for _, ph := range []store.RotationPhase{store.PhasePrepare, store.PhaseReissue, store.PhaseSwitchTrust} {
+			v := 0.0
+			if ok && ph == phase {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descRotationPhase, prometheus.GaugeValue, v, string(ph))
+		}
+		if ok {
+			for state, v := range map[string]int{"total": p.Total, "converged": p.Converged, "trusting_new": p.TrustingNew, "stragglers": len(p.Stragglers)} {
+				ch <- prometheus.MustNewConstMetric(descRotationNodes, prometheus.GaugeValue, float64(v), state)
+			}
 		}
 	}
 	nodes, err := c.store.Nodes(ctx)

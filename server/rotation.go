@@ -28,23 +28,30 @@ import (
 // routes start, follow and abort a rotation.
 
 // DefaultRenewRate is how many nodes per second are asked to renew during
-// a root rotation: 10,000 nodes within a minute.
-const DefaultRenewRate = 200
+// a root rotation: 10,000 nodes within 40 seconds, leaving the switch of
+// trust (two heartbeats) inside a minute.
+const DefaultRenewRate = 250
 
 // DefaultStragglerGrace is how long a node may stay silent before it is a
 // straggler, which blocks a rotation until it reports again or is
 // excluded.
 const DefaultStragglerGrace = time.Minute
 
-// renewAskAgain is how long after asking a node to renew it is asked
-// again if it still holds a certificate from another key.
+// renewAskAgain is how long after asking a node to renew under a key it
+// is asked again if it still holds a certificate from another key.
 const renewAskAgain = 2 * time.Minute
 
 // renewals decides which nodes are asked to renew.
 type renewals struct {
 	limit *rate.Limiter
 	mu    sync.Mutex
-	asked map[string]time.Time
+	asked map[string]asked
+}
+
+// asked is when a node was last asked to renew, and under which key.
+type asked struct {
+	at    time.Time
+	keyID string
 }
 
 func newRenewals(perSecond float64) *renewals {
@@ -52,12 +59,14 @@ func newRenewals(perSecond float64) *renewals {
 	if burst < 1 {
 		burst = 1
 	}
-	return &renewals{limit: rate.NewLimiter(rate.Limit(perSecond), burst), asked: map[string]time.Time{}}
+	return &renewals{limit: rate.NewLimiter(rate.Limit(perSecond), burst), asked: map[string]asked{}}
 }
 
 // renewNow reports whether n should renew now: its certificate is not
 // from the key that signs now (during a rotation, or after an abort), it
-// was not asked recently, and the rate allows one more.
+// was not asked recently to renew under that key (a node asked under a
+// key that no longer signs, as after an abort or a new target, is asked
+// again at once), and the rate allows one more.
 func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 	if s.cfg.Authority == nil {
 		return false
@@ -77,13 +86,13 @@ func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 	r := s.renewals
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if t, ok := r.asked[n.ID]; ok && now.Sub(t) < renewAskAgain {
+	if a, ok := r.asked[n.ID]; ok && a.keyID == signing && now.Sub(a.at) < renewAskAgain {
 		return false
 	}
 	if !r.limit.AllowN(now, 1) {
 		return false
 	}
-	r.asked[n.ID] = now
+	r.asked[n.ID] = asked{at: now, keyID: signing}
 	return true
 }
 
@@ -154,6 +163,19 @@ func (s *Server) currentSigner(ctx context.Context, c store.Cluster) (signer.Sig
 	}, nil
 }
 
+// rotationProgress is the phase and progress of c's rotation, for the
+// metrics.
+func (s *Server) rotationProgress(ctx context.Context, c store.Cluster) (store.RotationPhase, rotation.Progress, bool) {
+	if c.Rotation == nil {
+		return "", rotation.Progress{}, false
+	}
+	f, err := s.RotationFacts(ctx, c)
+	if err != nil {
+		return "", rotation.Progress{}, false
+	}
+	return c.Rotation.Phase, rotation.Count(c.Rotation, f), true
+}
+
 // caStatus answers PathAdminCA from the record and this manager's facts.
 func (s *Server) caStatus(ctx context.Context, c store.Cluster) (api.CAStatus, error) {
 	out := api.CAStatus{RootCAPEM: string(cluster.TrustedPEM(c))}
@@ -220,21 +242,38 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	onlyExclude := req.Backend == "" && len(req.Settings) == 0 && req.ExcludeStragglers && c.Rotation != nil
+	var certPEM []byte
+	if req.CertPEM != "" {
+		certPEM = []byte(req.CertPEM)
+		if _, err := ca.ParseCertificatesPEM(certPEM); err != nil {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", "cert_pem: "+err.Error())
+			return
+		}
+	}
+	if req.ExcludeOnly && c.Rotation == nil {
+		s.rotationError(w, r, cluster.ErrNoRotation)
+		return
+	}
+	onlyExclude := req.ExcludeOnly || (req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil)
 	if !onlyExclude {
+		rotating := c.Rotation != nil
 		var err error
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
-			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge,
+			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge, ImportCertPEM: certPEM,
 			Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
 		})
 		if err != nil {
 			s.rotationError(w, r, err)
 			return
 		}
+		if rotating && c.Rotation == nil {
+			// A rotation to the current root aborted the one in progress.
+			s.SetLastRotation("aborted")
+		}
 		s.wakeReconciler()
 	}
-	if req.ExcludeStragglers && c.Rotation != nil {
+	if (req.ExcludeStragglers || req.ExcludeOnly) && c.Rotation != nil {
 		f, err := s.RotationFacts(ctx, c)
 		if err != nil {
 			s.internal(w, r, err)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
@@ -24,11 +23,11 @@ func (s *Server) Self(nodeID string) *Self { return &Self{s: s, nodeID: nodeID} 
 func (m *Self) node(ctx context.Context) (store.Node, store.Cluster, error) {
 	c, err := m.s.cfg.Store.Cluster(ctx)
 	if err != nil {
-		return store.Node{}, c, fmt.Errorf("server: %w", err)
+		return store.Node{}, c, err
 	}
 	n, err := m.s.cfg.Store.Node(ctx, m.nodeID)
 	if err != nil {
-		return n, c, fmt.Errorf("server: %w", err)
+		return n, c, err
 	}
 	if n.State == store.StateRemoved {
 		return n, c, cluster.ErrNodeRemoved

@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
 		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1)}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
-	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock)
+	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock, s.rotationProgress)
 	if err := s.ReloadRoots(context.Background()); err != nil {
 		return nil, err
 	}
@@ -131,7 +131,7 @@ func (s *Server) SetCertificate(c *tls.Certificate) { s.cert.Store(c) }
 func (s *Server) ReloadRoots(ctx context.Context) error {
 	c, err := s.cfg.Store.Cluster(ctx)
 	if err != nil {
-		return fmt.Errorf("server: %w", err)
+		return err
 	}
 	roots, err := cluster.ClientRoots(c)
 	if err != nil {

@@ -138,7 +138,7 @@ func WriteSettings(dataDir string, s Settings) error {
 	}
 	data, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return fmt.Errorf("store: failed to encode the settings: %w", err)
 	}
 	if err := atomicfile.WriteNew(filepath.Join(dataDir, SettingsFile), append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("store: the settings file: %w", err)

@@ -2,8 +2,10 @@
 // record, the nodes, and every certificate issued, behind the small Store
 // interface.
 //
-// The embedded implementation is store/boltstore; an etcd-backed store shared
-// by several managers can replace it later. Both must pass the conformance
+// Implementations register as drivers (registry.go) under a type name,
+// and a data directory's settings file (store.json) says which one holds
+// its cluster's state: the embedded store/boltstore now; an etcd-backed
+// store shared by several managers next. Both must pass the conformance
 // suite in store/storetest. The JSON field names on the types below are the
 // stored encoding shared by implementations, so records can be copied from
 // one store to another.
@@ -28,19 +30,54 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 )
 
-// ErrNotFound is wrapped by errors for records that do not exist, as in
-// "store: node \"abc\": store: not found". Test for it with errors.Is.
+// ErrNotFound is matched by the errors for records that do not exist, as
+// in "store: node \"abc\" not found" (NotFound). Test for it with
+// errors.Is.
 var ErrNotFound = errors.New("store: not found")
 
-// ErrConflict is wrapped by RecordIssuance's error when the node changed
-// since the caller read it: it was removed, or its role changed. Nothing is
-// written; the caller reads the node again.
+// ErrConflict is matched by RecordIssuance's error when the node changed
+// since the caller read it: it was removed, or its role changed (Conflict).
+// Nothing is written; the caller reads the node again.
 var ErrConflict = errors.New("store: the node changed meanwhile")
 
-// ErrExists is wrapped by errors for records that may be created only once,
-// such as the cluster record or an issued certificate's serial. Test for it
-// with errors.Is.
+// ErrExists is matched by the errors for records that may be created only
+// once, such as the cluster record or an issued certificate's serial
+// (AlreadyExists). Test for it with errors.Is.
 var ErrExists = errors.New("store: already exists")
+
+// recordError is an error about one record: it names the record once, says
+// what is wrong with it, and matches its kind with errors.Is.
+type recordError struct {
+	kind    error  // ErrNotFound, ErrExists or ErrConflict
+	record  string // "cluster", `node "abc"`, "certificate 0a1b"
+	problem string // "not found", "already exists", "changed meanwhile: ..."
+}
+
+func (e *recordError) Error() string { return "store: " + e.record + " " + e.problem }
+
+// Is reports whether target is e's kind.
+func (e *recordError) Is(target error) bool { return target == e.kind }
+
+// NotFound returns the error of a Store for a record that does not exist,
+// such as `store: node "abc" not found`; it matches ErrNotFound. record
+// names the record: "cluster", `node "abc"`.
+func NotFound(record string) error {
+	return &recordError{kind: ErrNotFound, record: record, problem: "not found"}
+}
+
+// AlreadyExists returns the error of a Store for a record that may be
+// created only once and exists, such as "store: certificate 0a1b already
+// exists"; it matches ErrExists.
+func AlreadyExists(record string) error {
+	return &recordError{kind: ErrExists, record: record, problem: "already exists"}
+}
+
+// Conflict returns RecordIssuance's error for a node that changed since the
+// caller read it, such as `store: node "abc" changed meanwhile: it was
+// removed`; it matches ErrConflict. change says what changed.
+func Conflict(record, change string) error {
+	return &recordError{kind: ErrConflict, record: record, problem: "changed meanwhile: " + change}
+}
 
 // Cluster is the cluster's record. There is at most one per store.
 type Cluster struct {

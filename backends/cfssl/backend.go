@@ -191,7 +191,7 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 	}
 	if req.ImportCertPEM != nil {
 		if cfg.Chain, err = ca.ParseCertificatesPEM(req.ImportCertPEM); err != nil {
-			return nil, nil, fmt.Errorf("cfssl: the root given with --ca-cert: %w", err)
+			return nil, nil, fmt.Errorf("the root given with --ca-cert: %w", err)
 		}
 	}
 	s, err := New(ctx, cfg)
@@ -201,7 +201,7 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 	root := s.chain[len(s.chain)-1]
 	if err := ca.CheckRootCA(root, nil, req.Now); err != nil {
 		s.Close()
-		return nil, nil, fmt.Errorf("cfssl: the external CA's root %q: %w", root.Subject, err)
+		return nil, nil, fmt.Errorf("the external CA's root %q: %w", root.Subject, err)
 	}
 	return s, p.settings(), nil
 }

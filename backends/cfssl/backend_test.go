@@ -194,8 +194,8 @@ func TestCrossSignSHA256KeyIDRefused(t *testing.T) {
 	if !errors.As(err, &me) || me.Field != "subject key id" {
 		t.Fatalf("error %v, want a mismatch of the subject key id", err)
 	}
-	if !strings.Contains(err.Error(), "SHA-1") {
-		t.Errorf("error %q does not explain the key ID", err)
+	if !strings.Contains(me.Hint(), "SHA-1") {
+		t.Errorf("error %q, hint %q: does not explain the key ID", err, me.Hint())
 	}
 	// The same root with a SHA-1 key ID (as under x509sha256skid=0, this
 	// test binary's setting) is cross-signed.

@@ -50,7 +50,7 @@ func checkIssued(u string, req *signer.Request, cert, issuer *x509.Certificate, 
 	if !errors.As(err, &ie) {
 		return err
 	}
-	me := &MismatchError{URL: u, Field: ie.Field, Got: ie.Got, Want: ie.Want, Hint: hints[ie.Field]}
+	me := &MismatchError{URL: u, Field: ie.Field, Got: ie.Got, Want: ie.Want, Advice: hints[ie.Field]}
 	t := req.Template
 	switch ie.Field {
 	case "issuer":
@@ -61,18 +61,18 @@ func checkIssued(u string, req *signer.Request, cert, issuer *x509.Certificate, 
 		me.Want = "the CSR's " + ie.Want
 	case "subject":
 		if len(cert.RawSubject) > len(wantSubject) {
-			me.Hint = "CFSSL copies from the CSR the subject attributes the request leaves empty, such as C, ST and L: the CSR must carry none of them"
+			me.Advice = "CFSSL copies from the CSR the subject attributes the request leaves empty, such as C, ST and L: the CSR must carry none of them"
 		}
 	case "subject key id":
 		if t.IsCA {
 			me.Want += ", the new root's"
-			me.Hint = "CFSSL versions that ignore the request's extensions compute the SHA-1 of the public key (RFC 5280 method 1); a root whose key ID was computed otherwise, such as with truncated SHA-256, cannot be cross-signed by them"
+			me.Advice = "CFSSL versions that ignore the request's extensions compute the SHA-1 of the public key (RFC 5280 method 1); a root whose key ID was computed otherwise, such as with truncated SHA-256, cannot be cross-signed by them"
 		} else {
-			me.Hint = "CFSSL's signer gives every certificate the SHA-1 of its public key (RFC 5280 method 1), as chancery's local issuer does"
+			me.Advice = "CFSSL's signer gives every certificate the SHA-1 of its public key (RFC 5280 method 1), as chancery's local issuer does"
 		}
 	case "validity":
 		if cert.NotAfter.After(issuer.NotAfter) {
-			me.Hint = "the profile's expiry reaches past the CA certificate: shorten it, or renew the CA"
+			me.Advice = "the profile's expiry reaches past the CA certificate: shorten it, or renew the CA"
 		}
 	}
 	return me

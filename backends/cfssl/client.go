@@ -153,7 +153,7 @@ func (c *client) each(ctx context.Context, try func(ctx context.Context, r *remo
 				return nil
 			}
 			if ctxErr := ctx.Err(); ctxErr != nil {
-				return fmt.Errorf("cfssl: %w (last error: %v)", ctxErr, err)
+				return fmt.Errorf("cfssl: %w (last error: %s)", ctxErr, describe(err))
 			}
 			if fatal(err) {
 				return err
@@ -191,6 +191,10 @@ type retriedError struct {
 
 func (e *retriedError) Error() string {
 	return fmt.Sprintf("%v (after %d attempts)", e.err, e.attempts)
+}
+
+func (e *retriedError) describe() string {
+	return fmt.Sprintf("%s (after %d attempts)", describe(e.err), e.attempts)
 }
 
 func (e *retriedError) Unwrap() error { return e.err }

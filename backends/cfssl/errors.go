@@ -8,8 +8,28 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/internal/cfsslwire"
 )
+
+// prefix starts the message of every error this package makes.
+const prefix = "cfssl: "
+
+// describer is an error of this package that can say what went wrong
+// without the package prefix, for a message that already has it: the
+// errors of each CA within allFailed's.
+type describer interface {
+	describe() string
+}
+
+// describe is err's message without this package's prefix if err is one
+// of its own errors, else err's message.
+func describe(err error) string {
+	if d, ok := err.(describer); ok {
+		return d.describe()
+	}
+	return err.Error()
+}
 
 // Message is one entry of a CFSSL answer's errors (RemoteError.Errors): the
 // CA's error code (an HTTP status or a CFSSL error number such as 9002) and
@@ -30,20 +50,22 @@ type RemoteError struct {
 // maxShownMessage bounds how much of a CA's message goes into an error.
 const maxShownMessage = 300
 
-func (e *RemoteError) Error() string {
+func (e *RemoteError) Error() string { return prefix + e.describe() }
+
+func (e *RemoteError) describe() string {
 	var msgs []string
 	for _, m := range e.Errors {
 		msgs = append(msgs, fmt.Sprintf("%s (code %d)", clean(m.Message), m.Code))
 	}
 	switch {
 	case len(msgs) > 0 && e.StatusCode == http.StatusOK:
-		return fmt.Sprintf("cfssl: the CA at %s refused the request: %s", e.URL, strings.Join(msgs, "; "))
+		return fmt.Sprintf("the CA at %s refused the request: %s", e.URL, strings.Join(msgs, "; "))
 	case len(msgs) > 0:
-		return fmt.Sprintf("cfssl: the CA at %s answered HTTP %d: %s", e.URL, e.StatusCode, strings.Join(msgs, "; "))
+		return fmt.Sprintf("the CA at %s answered HTTP %d: %s", e.URL, e.StatusCode, strings.Join(msgs, "; "))
 	case e.StatusCode == http.StatusOK:
-		return fmt.Sprintf("cfssl: the CA at %s refused the request without saying why", e.URL)
+		return fmt.Sprintf("the CA at %s refused the request without saying why", e.URL)
 	}
-	return fmt.Sprintf("cfssl: the CA at %s answered HTTP %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	return fmt.Sprintf("the CA at %s answered HTTP %d %s", e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 }
 
 // Temporary reports whether the answer is worth asking again: a server
@@ -85,11 +107,13 @@ type TransportError struct {
 	Err error
 }
 
-func (e *TransportError) Error() string {
+func (e *TransportError) Error() string { return prefix + e.describe() }
+
+func (e *TransportError) describe() string {
 	if e.Timeout > 0 {
-		return fmt.Sprintf("cfssl: the CA at %s did not answer within %s", e.URL, e.Timeout)
+		return fmt.Sprintf("the CA at %s did not answer within %s", e.URL, e.Timeout)
 	}
-	return fmt.Sprintf("cfssl: failed to reach the CA at %s: %v", e.URL, e.Err)
+	return fmt.Sprintf("failed to reach the CA at %s: %v", e.URL, e.Err)
 }
 
 // Unwrap returns the underlying error.
@@ -102,11 +126,22 @@ type AnswerError struct {
 	URL string
 	// Reason says what is wrong with the answer.
 	Reason string
+	// Err is the error that found it wrong, such as package ca's refusal
+	// of its certificate, or nil.
+	Err error
 }
 
-func (e *AnswerError) Error() string {
-	return fmt.Sprintf("cfssl: the answer from %s %s", e.URL, e.Reason)
+func (e *AnswerError) Error() string { return prefix + e.describe() }
+
+func (e *AnswerError) describe() string {
+	if e.Err != nil {
+		return fmt.Sprintf("the answer from %s %s: %v", e.URL, e.Reason, e.Err)
+	}
+	return fmt.Sprintf("the answer from %s %s", e.URL, e.Reason)
 }
+
+// Unwrap returns Err.
+func (e *AnswerError) Unwrap() error { return e.Err }
 
 // MismatchError says that a certificate the CA returned differs from the
 // request. The certificate is discarded, and no other CA is asked: a CA
@@ -121,17 +156,18 @@ type MismatchError struct {
 	Field string
 	// Got and Want describe the certificate's value and the expected one.
 	Got, Want string
-	// Hint, when set, says what usually causes the difference.
-	Hint string
+	// Advice, when set, says what usually causes the difference. It is the
+	// error's Hint (hint.Hinter), which a command line prints on a line of
+	// its own.
+	Advice string
 }
 
 func (e *MismatchError) Error() string {
-	msg := fmt.Sprintf("cfssl: the certificate from %s differs from the request in its %s: got %s, want %s; it was discarded", e.URL, e.Field, e.Got, e.Want)
-	if e.Hint != "" {
-		msg += " (" + e.Hint + ")"
-	}
-	return msg
+	return fmt.Sprintf("%sthe certificate from %s differs from the request in its %s: got %s, want %s; it was discarded", prefix, e.URL, e.Field, e.Got, e.Want)
 }
+
+// Hint returns Advice.
+func (e *MismatchError) Hint() string { return e.Advice }
 
 // retryable reports whether err is worth asking the same CA again.
 func retryable(err error) bool {
@@ -157,10 +193,18 @@ type allFailed []error
 func (e allFailed) Error() string {
 	msgs := make([]string, len(e))
 	for i, err := range e {
-		msgs[i] = strings.TrimPrefix(err.Error(), "cfssl: ")
+		msgs[i] = describe(err)
 	}
-	return fmt.Sprintf("cfssl: none of the %d external CAs answered: %s", len(e), strings.Join(msgs, "; "))
+	return fmt.Sprintf("%snone of the %d external CAs answered: %s", prefix, len(e), strings.Join(msgs, "; "))
 }
 
 // Unwrap returns the errors, one per CA.
 func (e allFailed) Unwrap() []error { return e }
+
+var (
+	_ describer   = (*RemoteError)(nil)
+	_ describer   = (*TransportError)(nil)
+	_ describer   = (*AnswerError)(nil)
+	_ describer   = (*retriedError)(nil)
+	_ hint.Hinter = (*MismatchError)(nil)
+)

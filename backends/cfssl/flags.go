@@ -20,11 +20,11 @@ func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 	return backends.FlagParserFunc(func(opts backends.RootOptions) (backends.Settings, error) {
 		if len(*specs) == 0 {
 			return nil, &backends.FlagError{Msg: "the " + Name + " backend needs --external-ca",
-				Hint: "for example --external-ca protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign"}
+				Advice: "for example --external-ca protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign"}
 		}
 		if opts.Key {
 			return nil, &backends.FlagError{Msg: "--ca-key cannot be used with --external-ca: the external CA holds the key",
-				Hint: "give --ca-cert alone to name the root the external CA issues under"}
+				Advice: "give --ca-cert alone to name the root the external CA issues under"}
 		}
 		for _, f := range []struct {
 			given bool

@@ -160,7 +160,7 @@ func readBundle(path string) ([]*x509.Certificate, error) {
 	}
 	certs, err := ca.ParseCertificatesPEM(data)
 	if err != nil {
-		return nil, fmt.Errorf("cfssl: the cacert bundle %s: %w", path, err)
+		return nil, fmt.Errorf("the cacert bundle %s: %w", path, err)
 	}
 	return certs, nil
 }
@@ -182,7 +182,7 @@ func (s *Signer) fetchChain(ctx context.Context, recorded []*x509.Certificate) e
 			return &AnswerError{URL: u, Reason: "has no certificate in its result"}
 		}
 		if _, err := ca.ParseCertificatesPEM([]byte(got.Certificate)); err != nil {
-			return &AnswerError{URL: u, Reason: fmt.Sprintf("has no usable certificate: %v", err)}
+			return &AnswerError{URL: u, Reason: "has no usable certificate", Err: err}
 		}
 		info, from = got, r
 		return nil
@@ -389,7 +389,7 @@ func (s *Signer) signOnce(ctx context.Context, r *remote, body []byte) (*x509.Ce
 	// swarm accepts them: Chain() is what the certificate is issued under.
 	certs, err := ca.ParseCertificatesPEM([]byte(got.Certificate))
 	if err != nil {
-		return nil, &AnswerError{URL: u, Reason: fmt.Sprintf("has no usable certificate: %v", strings.TrimPrefix(err.Error(), "ca: "))}
+		return nil, &AnswerError{URL: u, Reason: "has no usable certificate", Err: err}
 	}
 	return certs[0], nil
 }

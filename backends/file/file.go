@@ -246,7 +246,7 @@ func New(key crypto.Signer, path string, encrypted bool, chain []*x509.Certifica
 		Rand:         r,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("file: %w", err)
+		return nil, fmt.Errorf("the key file %s: %w", path, err)
 	}
 	return iss, nil
 }

@@ -16,7 +16,7 @@ func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 	passFile := fs.String("ca-passphrase-file", "", "encrypt the root key file with the passphrase in this file (else $"+PassphraseEnv+" when set)")
 	return backends.FlagParserFunc(func(opts backends.RootOptions) (backends.Settings, error) {
 		if opts.Cert != opts.Key {
-			return nil, &backends.FlagError{Msg: "--ca-cert and --ca-key go together", Hint: "give both to import an existing root, or neither to create one"}
+			return nil, &backends.FlagError{Msg: "--ca-cert and --ca-key go together", Advice: "give both to import an existing root, or neither to create one"}
 		}
 		s := backends.Settings{}
 		if *passFile != "" {

@@ -18,7 +18,7 @@ import (
 func ImportRoot(certPEM, keyPEM, passphrase []byte, now time.Time) (*x509.Certificate, crypto.Signer, error) {
 	certs, err := ca.ParseCertificatesPEM(certPEM)
 	if err != nil {
-		return nil, nil, fmt.Errorf("file: CA certificate: %w", err)
+		return nil, nil, fmt.Errorf("the CA certificate to import: %w", err)
 	}
 	if len(certs) != 1 {
 		return nil, nil, fmt.Errorf("file: CA certificate: the file holds %d certificates, want exactly one root", len(certs))
@@ -28,7 +28,7 @@ func ImportRoot(certPEM, keyPEM, passphrase []byte, now time.Time) (*x509.Certif
 		return nil, nil, err
 	}
 	if err := ca.CheckRootCA(certs[0], key.Public(), now); err != nil {
-		return nil, nil, fmt.Errorf("file: refusing to import the root CA: %w", err)
+		return nil, nil, fmt.Errorf("refusing to import the root CA: %w", err)
 	}
 	return certs[0], key, nil
 }

@@ -47,7 +47,7 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 	}
 	if req.ImportKeyPEM != nil {
 		return nil, nil, &Error{Msg: "a private key cannot be imported into the token through chancery",
-			Hint: "import it yourself with `pkcs11-tool --module MODULE --token-label TOKEN --login --write-object KEY.der --type privkey --label LABEL --id ID --sensitive` " +
+			Advice: "import it yourself with `pkcs11-tool --module MODULE --token-label TOKEN --login --write-object KEY.der --type privkey --label LABEL --id ID --sensitive` " +
 				"(and its public key with --type pubkey), then run init with object=LABEL in the URI and --ca-cert alone"}
 	}
 	alg := DefaultAlgorithm

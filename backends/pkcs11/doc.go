@@ -27,9 +27,10 @@
 // key with the rotation's time. The retired root's key is left in the token
 // when the rotation is done: HSM keys are the operator's to destroy.
 //
-// Errors start with "pkcs11: ", say what to do, and never contain the PIN. A
-// missing module, a missing token, a wrong PIN and a missing key each match
-// their own sentinel (ErrModuleNotFound, ErrTokenNotFound, ErrWrongPIN,
+// Errors start with "pkcs11: ", say what to do in their Hint (package hint),
+// and never contain the PIN, in the message or the hint. A missing module,
+// a missing token, a wrong PIN and a missing key each match their own
+// sentinel (ErrModuleNotFound, ErrTokenNotFound, ErrWrongPIN,
 // ErrKeyNotFound) with errors.Is.
 //
 // A PKCS#11 module is process-wide state: C_Initialize and C_Finalize apply

@@ -3,6 +3,8 @@ package pkcs11
 import (
 	"errors"
 	"strings"
+
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // Errors that callers may match with errors.Is. Each error this package
@@ -36,15 +38,18 @@ var (
 	ErrClosed = errors.New("pkcs11: the key is closed")
 )
 
-// Error is an error of this package that says what failed and what to do.
-// It matches its Kind with errors.Is, and unwraps to its cause.
+// Error is an error of this package that says what failed and what to do:
+// its message says what failed, and Advice, what to do, is its Hint
+// (hint.Hinter), which a command line prints on a line of its own. It
+// matches its Kind with errors.Is, and unwraps to its cause.
 type Error struct {
 	// Kind is one of the sentinel errors above, or nil.
 	Kind error
 	// Msg says what failed, in lower case, without the "pkcs11: " prefix.
 	Msg string
-	// Hint says what to do about it; it may be empty.
-	Hint string
+	// Advice says what to do about it; it may be empty. It never holds a
+	// PIN.
+	Advice string
 	// Err is the underlying error, such as a pkcs11.Error, or nil.
 	Err error
 }
@@ -57,12 +62,13 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Err.Error())
 	}
-	if e.Hint != "" {
-		b.WriteString("; ")
-		b.WriteString(e.Hint)
-	}
 	return b.String()
 }
+
+// Hint returns Advice.
+func (e *Error) Hint() string { return e.Advice }
+
+var _ hint.Hinter = (*Error)(nil)
 
 // Is reports whether target is e's Kind.
 func (e *Error) Is(target error) bool { return e.Kind != nil && target == e.Kind }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/miekg/pkcs11"
 
 	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/softhsm"
 )
 
@@ -131,12 +133,12 @@ func TestErrors(t *testing.T) {
 
 func checkError(t *testing.T, err error, kind error, says []string, pins ...string) {
 	t.Helper()
-	msg := err.Error()
+	msg := shown(err)
 	t.Log(msg)
 	if !errors.Is(err, kind) {
 		t.Errorf("error %q does not match %v", msg, kind)
 	}
-	if !strings.HasPrefix(msg, "pkcs11: ") {
+	if !strings.HasPrefix(err.Error(), "pkcs11: ") {
 		t.Errorf("error %q lacks the pkcs11: prefix", msg)
 	}
 	for _, s := range says {
@@ -149,6 +151,15 @@ func checkError(t *testing.T, err error, kind error, says []string, pins ...stri
 			t.Errorf("error shows a PIN: %q", msg)
 		}
 	}
+}
+
+// shown is what a user sees of err: its message, then its hints.
+func shown(err error) string {
+	s := err.Error()
+	for _, h := range hint.All(err) {
+		s += "\nhint: " + h
+	}
+	return s
 }
 
 func TestRedact(t *testing.T) {
@@ -193,3 +204,27 @@ type causer struct{ err error }
 
 func (c causer) Error() string { return "crypto11: " + c.err.Error() }
 func (c causer) Cause() error  { return c.err }
+
+// TestErrorHint checks that an error's advice is its Hint, said once: on
+// a line of its own where it is shown, not in the message.
+func TestErrorHint(t *testing.T) {
+	for _, tc := range []struct {
+		err       *Error
+		msg, hint string
+	}{
+		{&Error{Kind: ErrWrongPIN, Msg: `token "T" refused the PIN`, Err: pkcs11.Error(pkcs11.CKR_PIN_INCORRECT), Advice: "check the PIN"},
+			`pkcs11: token "T" refused the PIN: pkcs11: 0xA0: CKR_PIN_INCORRECT`, "check the PIN"},
+		{&Error{Kind: ErrKeyNotFound, Msg: "no private key"}, "pkcs11: no private key", ""},
+	} {
+		if tc.err.Error() != tc.msg || tc.err.Hint() != tc.hint {
+			t.Errorf("message %q, hint %q; want %q, %q", tc.err, tc.err.Hint(), tc.msg, tc.hint)
+		}
+		var want []string
+		if tc.hint != "" {
+			want = []string{tc.hint}
+		}
+		if got := hint.All(fmt.Errorf("opening the root: %w", tc.err)); !slices.Equal(got, want) {
+			t.Errorf("hint.All = %q, want %q", got, want)
+		}
+	}
+}

@@ -17,11 +17,11 @@ func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 	return backends.FlagParserFunc(func(opts backends.RootOptions) (backends.Settings, error) {
 		if *uri == "" {
 			return nil, &backends.FlagError{Msg: "the " + Name + " backend needs --pkcs11-uri",
-				Hint: "for example --pkcs11-uri 'pkcs11:token=T;object=L?module-path=M&pin-source=F'"}
+				Advice: "for example --pkcs11-uri 'pkcs11:token=T;object=L?module-path=M&pin-source=F'"}
 		}
 		if opts.Key {
 			return nil, &backends.FlagError{Msg: "--ca-key cannot be used with the " + Name + " backend: the key must be in the token",
-				Hint: "import the key with pkcs11-tool --write-object, then give --ca-cert alone"}
+				Advice: "import the key with pkcs11-tool --write-object, then give --ca-cert alone"}
 		}
 		return backends.Settings{SettingURI: *uri}, nil
 	})

@@ -44,7 +44,7 @@ func newSigner(key *Key, chain []*x509.Certificate, r io.Reader, generated bool)
 		Rand:         r,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pkcs11: %s: %w", key, err)
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	return &Signer{iss: iss, key: key}, nil
 }

@@ -147,9 +147,9 @@ func (k *Key) Sign(r io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 		k.invalidate(gen, err)
 	}
 	return nil, redact(&Error{
-		Msg:  fmt.Sprintf("signing with key %q in token %q failed after %d attempts to reopen the token", k.uri.Object, k.Info().TokenLabel, k.retries),
-		Err:  last,
-		Hint: "check that the token is present and its PIN unchanged; the next signature tries to reopen it again"}, string(k.pin))
+		Msg:    fmt.Sprintf("signing with key %q in token %q failed after %d attempts to reopen the token", k.uri.Object, k.Info().TokenLabel, k.retries),
+		Err:    last,
+		Advice: "check that the token is present and its PIN unchanged; the next signature tries to reopen it again"}, string(k.pin))
 }
 
 // backoff is the wait before the attempt-th retry: 20ms, 40ms, 80ms, ...
@@ -199,8 +199,8 @@ func (k *Key) current() (conn, uint64, error) {
 	if !signer.SamePublicKey(c.Public(), k.pub) {
 		c.Close()
 		return nil, 0, &Error{Kind: errKeyChanged,
-			Msg:  fmt.Sprintf("the key with label %q and id %x in token %q is not the key this CA was opened with", k.uri.Object, k.uri.ID, info.TokenLabel),
-			Hint: "the key was replaced in the token; restore it or reconfigure the backend"}
+			Msg:    fmt.Sprintf("the key with label %q and id %x in token %q is not the key this CA was opened with", k.uri.Object, k.uri.ID, info.TokenLabel),
+			Advice: "the key was replaced in the token; restore it or reconfigure the backend"}
 	}
 	k.conn, k.info = c, info
 	k.gen++

@@ -77,16 +77,16 @@ func (tc *tokenConn) findKey(u *URI) (crypto11.Signer, error) {
 		return keys[0], nil
 	case len(keys) > 1 || tc.matches > 1:
 		return nil, &Error{Kind: ErrAmbiguous,
-			Msg:  fmt.Sprintf("%d private keys in token %q have %s", max(len(keys), tc.matches), tc.token.Label, describeKeySelector(u)),
-			Hint: "add id= (or a more specific object=) to the URI; list the keys with `pkcs11-tool --module " + u.ModulePath + " --token-label " + shellQuote(tc.token.Label) + " --login --list-objects --type privkey`"}
+			Msg:    fmt.Sprintf("%d private keys in token %q have %s", max(len(keys), tc.matches), tc.token.Label, describeKeySelector(u)),
+			Advice: "add id= (or a more specific object=) to the URI; list the keys with `pkcs11-tool --module " + u.ModulePath + " --token-label " + shellQuote(tc.token.Label) + " --login --list-objects --type privkey`"}
 	case tc.matches == 1:
 		return nil, &Error{Kind: ErrKeyRefused,
-			Msg:  fmt.Sprintf("the private key with %s in token %q has no CKA_ID, or no public key object with the same CKA_ID", describeKeySelector(u), tc.token.Label),
-			Hint: "chancery needs the key pair's public half in the token; set matching ids with `pkcs11-tool --set-id`"}
+			Msg:    fmt.Sprintf("the private key with %s in token %q has no CKA_ID, or no public key object with the same CKA_ID", describeKeySelector(u), tc.token.Label),
+			Advice: "chancery needs the key pair's public half in the token; set matching ids with `pkcs11-tool --set-id`"}
 	}
 	return nil, &Error{Kind: ErrKeyNotFound,
-		Msg:  fmt.Sprintf("token %q holds no private key with %s", tc.token.Label, describeKeySelector(u)),
-		Hint: "check object= and id= in the URI (`chancery init` generates the key when it is missing)"}
+		Msg:    fmt.Sprintf("token %q holds no private key with %s", tc.token.Label, describeKeySelector(u)),
+		Advice: "check object= and id= in the URI (`chancery init` generates the key when it is missing)"}
 }
 
 func describeKeySelector(u *URI) string {
@@ -127,7 +127,7 @@ func checkKeyUsable(info KeyInfo, pub crypto.PublicKey) error {
 		return &Error{Kind: ErrKeyRefused,
 			Msg: fmt.Sprintf("key %q in token %q can leave the token (CKA_SENSITIVE %t, CKA_EXTRACTABLE %t)",
 				info.Label, info.TokenLabel, info.Sensitive, info.Extractable),
-			Hint: "a root key must be sensitive and not extractable: pick another object= and let `chancery init` generate it in the token"}
+			Advice: "a root key must be sensitive and not extractable: pick another object= and let `chancery init` generate it in the token"}
 	}
 	if !info.Sign {
 		return &Error{Kind: ErrKeyRefused, Msg: fmt.Sprintf("key %q in token %q cannot sign (CKA_SIGN false)", info.Label, info.TokenLabel)}

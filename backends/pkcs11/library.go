@@ -62,12 +62,12 @@ func openToken(u *URI, pin string, from pinFrom, maxSessions int) (*tokenConn, e
 	p := pkcs11.New(path)
 	if p == nil {
 		return nil, &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("%s cannot be loaded as a PKCS#11 module", path),
-			Hint: "module-path must name the HSM vendor's PKCS#11 library (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)"}
+			Advice: "module-path must name the HSM vendor's PKCS#11 library (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)"}
 	}
 	defer p.Destroy()
 	if err := p.Initialize(); err != nil && !isCKR(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		return nil, &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("failed to initialize the PKCS#11 module %s", path), Err: err,
-			Hint: "for SoftHSM2, check that SOFTHSM2_CONF names a readable configuration whose tokendir exists"}
+			Advice: "for SoftHSM2, check that SOFTHSM2_CONF names a readable configuration whose tokendir exists"}
 	}
 	// With no context of ours open, crypto11 initializes the module itself
 	// and fails if it already is: leave it finalized, as found.
@@ -165,7 +165,7 @@ func canonicalModule(path string) string {
 func checkModule(path string) error {
 	if path == "" {
 		return &Error{Kind: ErrModuleNotFound, Msg: "the URI names no PKCS#11 module",
-			Hint: "add ?module-path=/path/to/module.so (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)"}
+			Advice: "add ?module-path=/path/to/module.so (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)"}
 	}
 	if !strings.Contains(path, "/") {
 		return nil
@@ -176,9 +176,9 @@ func checkModule(path string) error {
 			hint = "install SoftHSM2 (apt-get install softhsm2) or fix module-path"
 		}
 		if errors.Is(err, os.ErrNotExist) {
-			return &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("PKCS#11 module %s does not exist", path), Hint: hint}
+			return &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("PKCS#11 module %s does not exist", path), Advice: hint}
 		}
-		return &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("PKCS#11 module %s cannot be read", path), Err: err, Hint: hint}
+		return &Error{Kind: ErrModuleNotFound, Msg: fmt.Sprintf("PKCS#11 module %s cannot be read", path), Err: err, Advice: hint}
 	}
 	return nil
 }

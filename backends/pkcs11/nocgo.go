@@ -12,7 +12,7 @@ import (
 // ErrNoCgo means this binary was built without cgo, which the PKCS#11
 // backend needs to load a module.
 var ErrNoCgo = &Error{Msg: "this chancery was built without cgo (CGO_ENABLED=0), and PKCS#11 needs it",
-	Hint: "rebuild with CGO_ENABLED=1 and a C compiler (gcc)"}
+	Advice: "rebuild with CGO_ENABLED=1 and a C compiler (gcc)"}
 
 func init() { backends.Register(Name, Backend{}) }
 

@@ -123,7 +123,7 @@ func ensureKey(ctx context.Context, p *prepared, alg Algorithm) (*Key, bool, err
 	if err != nil {
 		tc.close()
 		return nil, false, redact(&Error{Msg: fmt.Sprintf("failed to generate a %s key in token %q", alg, tc.token.Label), Err: err,
-			Hint: "check that the token supports the algorithm and has room for two more objects"}, p.pin)
+			Advice: "check that the token supports the algorithm and has room for two more objects"}, p.pin)
 	}
 	info, err := tc.readKeyInfo(s)
 	if err != nil {

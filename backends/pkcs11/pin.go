@@ -47,8 +47,8 @@ func resolvePIN(u *URI, lookupEnv func(string) (string, bool)) (string, pinFrom,
 		v, ok := lookupEnv(u.PINEnv)
 		if !ok || v == "" {
 			return "", from, &Error{Kind: ErrNoPIN,
-				Msg:  fmt.Sprintf("the URI's pin-env names $%s, which is not set", u.PINEnv),
-				Hint: "export the token's user PIN in it, or use pin-source=FILE"}
+				Msg:    fmt.Sprintf("the URI's pin-env names $%s, which is not set", u.PINEnv),
+				Advice: "export the token's user PIN in it, or use pin-source=FILE"}
 		}
 		return v, from, nil
 	}
@@ -77,7 +77,7 @@ func readPINFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", &Error{Kind: ErrNoPIN, Msg: "failed to read the PIN file", Err: err,
-			Hint: "pin-source must name a readable file that holds the token's user PIN"}
+			Advice: "pin-source must name a readable file that holds the token's user PIN"}
 	}
 	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxPINFileSize+1))
@@ -86,14 +86,14 @@ func readPINFile(path string) (string, error) {
 	}
 	if len(b) > MaxPINFileSize {
 		return "", &Error{Kind: ErrNoPIN, Msg: fmt.Sprintf("the PIN file %s is larger than %d bytes", path, MaxPINFileSize),
-			Hint: "it must hold the user PIN alone"}
+			Advice: "it must hold the user PIN alone"}
 	}
 	s := string(b)
 	s = strings.TrimSuffix(s, "\n")
 	s = strings.TrimSuffix(s, "\r")
 	if s == "" {
 		return "", &Error{Kind: ErrNoPIN, Msg: fmt.Sprintf("the PIN file %s is empty", path),
-			Hint: "write the token's user PIN in it"}
+			Advice: "write the token's user PIN in it"}
 	}
 	return s, nil
 }

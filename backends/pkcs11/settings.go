@@ -49,7 +49,7 @@ func configFromSettings(s backends.Settings, creating bool) (Config, error) {
 	}
 	if cfg.URI == "" {
 		return cfg, &Error{Kind: ErrInvalidURI, Msg: "no PKCS#11 URI given",
-			Hint: "give one with --pkcs11-uri 'pkcs11:token=TOKEN;object=LABEL?module-path=/path/to/module.so&pin-source=/path/to/pin'"}
+			Advice: "give one with --pkcs11-uri 'pkcs11:token=TOKEN;object=LABEL?module-path=/path/to/module.so&pin-source=/path/to/pin'"}
 	}
 	return cfg, nil
 }

@@ -41,8 +41,8 @@ func findToken(p *pkcs11.Ctx, u *URI) (pkcs11.TokenInfo, uint, error) {
 			present = "tokens present: " + strings.Join(labels, ", ")
 		}
 		return pkcs11.TokenInfo{}, 0, &Error{Kind: ErrTokenNotFound,
-			Msg:  fmt.Sprintf("no token with %s in module %s (%s)", want, u.ModulePath, present),
-			Hint: "check token= and serial= in the URI, and that the token is plugged in; list tokens with `pkcs11-tool --module " + u.ModulePath + " --list-token-slots`"}
+			Msg:    fmt.Sprintf("no token with %s in module %s (%s)", want, u.ModulePath, present),
+			Advice: "check token= and serial= in the URI, and that the token is plugged in; list tokens with `pkcs11-tool --module " + u.ModulePath + " --list-token-slots`"}
 	case 1:
 		return found[0], slotIDs[0], nil
 	}
@@ -51,8 +51,8 @@ func findToken(p *pkcs11.Ctx, u *URI) (pkcs11.TokenInfo, uint, error) {
 		serials[i] = ti.SerialNumber
 	}
 	return pkcs11.TokenInfo{}, 0, &Error{Kind: ErrAmbiguous,
-		Msg:  fmt.Sprintf("%d tokens have %s (serials %s)", len(found), want, strings.Join(serials, ", ")),
-		Hint: "token labels need not be unique: add serial=SERIAL to the URI"}
+		Msg:    fmt.Sprintf("%d tokens have %s (serials %s)", len(found), want, strings.Join(serials, ", ")),
+		Advice: "token labels need not be unique: add serial=SERIAL to the URI"}
 }
 
 func describeTokenSelector(u *URI) string {
@@ -71,7 +71,7 @@ func describeTokenSelector(u *URI) string {
 func login(p *pkcs11.Ctx, sh pkcs11.SessionHandle, tok pkcs11.TokenInfo, pin string, from pinFrom) error {
 	if pin == "" {
 		return &Error{Kind: ErrNoPIN, Msg: fmt.Sprintf("token %q needs a user PIN and none was given", tok.Label),
-			Hint: "add pin-source=FILE or pin-env=NAME to the URI, or set $" + PINEnv}
+			Advice: "add pin-source=FILE or pin-env=NAME to the URI, or set $" + PINEnv}
 	}
 	err := p.Login(sh, pkcs11.CKU_USER, pin)
 	if err == nil || isCKR(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
@@ -84,13 +84,13 @@ func login(p *pkcs11.Ctx, sh pkcs11.SessionHandle, tok pkcs11.TokenInfo, pin str
 	switch {
 	case isCKR(err, pkcs11.CKR_PIN_INCORRECT), isCKR(err, pkcs11.CKR_PIN_INVALID), isCKR(err, pkcs11.CKR_PIN_LEN_RANGE):
 		return &Error{Kind: ErrWrongPIN, Msg: fmt.Sprintf("token %q refused the PIN%s", tok.Label, src), Err: err,
-			Hint: "check the PIN; tokens lock the PIN after a few wrong tries"}
+			Advice: "check the PIN; tokens lock the PIN after a few wrong tries"}
 	case isCKR(err, pkcs11.CKR_PIN_LOCKED), isCKR(err, pkcs11.CKR_PIN_EXPIRED):
 		return &Error{Kind: ErrWrongPIN, Msg: fmt.Sprintf("the user PIN of token %q is locked or expired", tok.Label), Err: err,
-			Hint: "the token's security officer must unlock or reset it (pkcs11-tool --unlock-pin --login --login-type so)"}
+			Advice: "the token's security officer must unlock or reset it (pkcs11-tool --unlock-pin --login --login-type so)"}
 	case isCKR(err, pkcs11.CKR_USER_PIN_NOT_INITIALIZED):
 		return &Error{Kind: ErrWrongPIN, Msg: fmt.Sprintf("token %q has no user PIN yet", tok.Label), Err: err,
-			Hint: "set it with `pkcs11-tool --init-pin --login --login-type so`"}
+			Advice: "set it with `pkcs11-tool --init-pin --login --login-type so`"}
 	}
 	return &Error{Msg: fmt.Sprintf("failed to log in to token %q", tok.Label), Err: err}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // authenticator obtains the Vault token (from a file, the environment, or an
@@ -211,7 +213,7 @@ func (a *authenticator) send(ctx context.Context, r request) (*api.Secret, error
 		e := classify(err, r.op, r.path, a.redactor())
 		if e.Kind == ErrPermissionDenied && strings.HasPrefix(r.path, "auth/") && strings.HasSuffix(r.path, "/login") {
 			// Vault refuses a login to an auth mount that does not exist.
-			e.Kind, e.Hint = ErrTokenInvalid, "check the AppRole mount (--vault-approle-mount), role ID and secret ID"
+			e.Kind, e.Advice = ErrTokenInvalid, "check the AppRole mount (--vault-approle-mount), role ID and secret ID"
 		}
 		if !e.transient() || attempt >= a.c.cfg.Retry.Attempts {
 			return nil, e
@@ -289,14 +291,14 @@ func (a *authenticator) refresh() {
 			return
 		}
 		if err != nil {
-			log.Warn("vault: failed to renew the Vault token", "error", err.Error())
+			log.Warn("vault: failed to renew the Vault token", "error", err.Error(), hint.Attr(err))
 		}
 	}
 	if approle || a.c.cfg.TokenFile != "" {
 		// AppRole logs in again; a token file is read again, in case an
 		// agent has written a new token there.
 		if err := a.login(ctx); err != nil {
-			log.Warn("vault: failed to authenticate again", "method", a.c.cfg.authMethod(), "error", err.Error())
+			log.Warn("vault: failed to authenticate again", "method", a.c.cfg.authMethod(), "error", err.Error(), hint.Attr(err))
 			a.retrySooner(ttl)
 			return
 		}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/go-cleanhttp"
 	"github.com/hashicorp/vault/api"
+
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // conn is an authenticated connection to Vault: the API client, the
@@ -123,7 +125,7 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 		case r.mountPath && (e.Kind == ErrPermissionDenied || e.Kind == ErrMountNotFound ||
 			e.Status == http.StatusNotFound && c.cfg.Engine == EngineTransit):
 			if d := c.mountMissing(ctx); d != "" {
-				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
+				e.Kind, e.Advice, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
 			return nil, e
 		case !e.transient() || attempt >= c.cfg.Retry.Attempts:
@@ -133,11 +135,11 @@ func (c *conn) call(ctx context.Context, r request) (*api.Secret, error) {
 			if c.cfg.Engine == EngineTransit {
 				list = "/keys"
 			}
-			e.Hint = hintMayHaveActed + ": check the mount (`vault list " + c.cfg.Mount + list + "`) before trying again"
+			e.Advice = hintMayHaveActed + ": check the mount (`vault list " + c.cfg.Mount + list + "`) before trying again"
 			return nil, e
 		}
 		wait := backoff(c.cfg.Retry, attempt)
-		c.cfg.Logger.Warn("vault: transient failure, retrying", "op", r.op, "attempt", attempt, "wait", wait, "error", e.Error())
+		c.cfg.Logger.Warn("vault: transient failure, retrying", "op", r.op, "attempt", attempt, "wait", wait, "error", e.Error(), hint.Attr(e))
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("vault: %s: %w", r.op, ctx.Err())

@@ -144,8 +144,9 @@
 // Every error about Vault is an *Error that matches one of ErrSealed,
 // ErrUnreachable, ErrPermissionDenied, ErrTokenInvalid, ErrMountNotFound,
 // ErrIssuerNotFound, ErrUnsupported, ErrMismatch, ErrConfig or ErrVault with
-// errors.Is, names the operation and Vault path, and says what to do. No
-// error or log line contains a token, role ID or secret ID. Transient
+// errors.Is, names the operation and Vault path, and says what to do in its
+// Hint (package hint). No error, hint or log line contains a token, role ID
+// or secret ID. Transient
 // failures (Vault unreachable, 5xx other than sealed, 429) are retried with
 // exponential backoff and jitter (Config.Retry); a call that creates
 // something (the root) is retried only when the connection was refused.

@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/hashicorp/vault/api"
+
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // Errors that callers may match with errors.Is. Every error the backend
@@ -50,7 +52,9 @@ var (
 )
 
 // Error is an error about a Vault operation. It names the operation and
-// Vault path, never a token or secret ID.
+// Vault path, never a token or secret ID. Its message says what failed;
+// Advice, what to do about it, is its Hint (hint.Hinter), which a command
+// line prints on a line of its own.
 type Error struct {
 	// Kind is one of the package's sentinel errors.
 	Kind error
@@ -63,8 +67,8 @@ type Error struct {
 	// Detail is Vault's own messages, or the network error, with any secret
 	// the backend knows removed.
 	Detail string
-	// Hint says what to do about it.
-	Hint string
+	// Advice says what to do about it; it may be empty.
+	Advice string
 }
 
 func (e *Error) Error() string {
@@ -84,12 +88,13 @@ func (e *Error) Error() string {
 		b.WriteString(": ")
 		b.WriteString(e.Detail)
 	}
-	if e.Hint != "" {
-		b.WriteString("; ")
-		b.WriteString(e.Hint)
-	}
 	return b.String()
 }
+
+// Hint returns Advice.
+func (e *Error) Hint() string { return e.Advice }
+
+var _ hint.Hinter = (*Error)(nil)
 
 // Is reports whether target is e's kind; ErrTokenInvalid also matches
 // ErrPermissionDenied.
@@ -131,7 +136,7 @@ func classify(err error, op, path string, r redactor) *Error {
 	case isTLSTrustError(err):
 		e.Kind = ErrConfig
 		e.Detail = r.redact(netDetail(err))
-		e.Hint = "Vault's TLS certificate is not trusted: give its CA with --vault-ca-cert (and --vault-tls-server-name if the name differs)"
+		e.Advice = "Vault's TLS certificate is not trusted: give its CA with --vault-ca-cert (and --vault-tls-server-name if the name differs)"
 		return e
 	case isNetError(err):
 		e.Kind = ErrUnreachable
@@ -139,7 +144,7 @@ func classify(err error, op, path string, r redactor) *Error {
 	default:
 		e.Detail = r.redact(err.Error())
 	}
-	e.Hint = hints[e.Kind]
+	e.Advice = hints[e.Kind]
 	return e
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/internal/vaultdev"
 	"github.com/chancery-pki/chancery/signer"
 )
@@ -54,15 +55,24 @@ func wantError(t *testing.T, err, want error, secrets ...string) {
 	if !errors.Is(err, want) {
 		t.Fatalf("error %q does not match %q", err, want)
 	}
-	t.Logf("error: %v", err)
+	t.Logf("error: %s", shown(err))
 	if !strings.HasPrefix(err.Error(), "vault: ") {
 		t.Errorf("error %q does not start with \"vault: \"", err)
 	}
 	for _, s := range secrets {
-		if s != "" && strings.Contains(err.Error(), s) {
-			t.Errorf("error %q contains a secret", err)
+		if s != "" && strings.Contains(shown(err), s) {
+			t.Errorf("error %q contains a secret", shown(err))
 		}
 	}
+}
+
+// shown is what a user sees of err: its message, then its hints.
+func shown(err error) string {
+	s := err.Error()
+	for _, h := range hint.All(err) {
+		s += "\nhint: " + h
+	}
+	return s
 }
 
 func TestSealed(t *testing.T) {
@@ -97,8 +107,8 @@ func TestSealed(t *testing.T) {
 			start := time.Now()
 			err := tc.run()
 			wantError(t, err, ErrSealed, e.role.secretID, e.role.roleID)
-			if !strings.Contains(err.Error(), "unseal") {
-				t.Errorf("error %q does not say to unseal Vault", err)
+			if !strings.Contains(shown(err), "unseal") {
+				t.Errorf("error %q does not say to unseal Vault", shown(err))
 			}
 			if d := time.Since(start); d > 2*time.Second {
 				t.Errorf("took %s: a sealed Vault is not a transient failure to retry", d)
@@ -402,8 +412,8 @@ func TestUnreachable(t *testing.T) {
 	start := time.Now()
 	_, err := Open(context.Background(), cfg, nil, nil)
 	wantError(t, err, ErrUnreachable, "hvs.CHANCERYUNREACHABLETOKEN0123")
-	if !strings.Contains(err.Error(), "--vault-addr") {
-		t.Errorf("error %q does not say what to check", err)
+	if !strings.Contains(shown(err), "--vault-addr") {
+		t.Errorf("error %q does not say what to check", shown(err))
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("took %s with %d short retries", d, fastRetry.Attempts)
@@ -549,8 +559,8 @@ func TestTLS(t *testing.T) {
 	start := time.Now()
 	_, _, err = Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: settings, Now: time.Now()})
 	wantError(t, err, ErrConfig, e.role.secretID)
-	if !strings.Contains(err.Error(), "--vault-ca-cert") || time.Since(start) > 2*time.Second {
-		t.Errorf("error %q after %s: want an immediate hint to give the CA", err, time.Since(start))
+	if !strings.Contains(shown(err), "--vault-ca-cert") || time.Since(start) > 2*time.Second {
+		t.Errorf("error %q after %s: want an immediate hint to give the CA", shown(err), time.Since(start))
 	}
 }
 

@@ -52,7 +52,7 @@ func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 	return backends.FlagParserFunc(func(opts backends.RootOptions) (backends.Settings, error) {
 		if opts.Cert || opts.Key {
 			return nil, &backends.FlagError{Msg: "--ca-cert and --ca-key cannot be used with the " + Name + " backend",
-				Hint: "import the root into Vault, then give its issuer with --vault-issuer (PKI) or its key with --vault-key (transit)"}
+				Advice: "import the root into Vault, then give its issuer with --vault-issuer (PKI) or its key with --vault-key (transit)"}
 		}
 		s := backends.Settings{}
 		for i, f := range flagSettings {
@@ -61,7 +61,7 @@ func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 			}
 		}
 		if len(s) == 0 {
-			return nil, &backends.FlagError{Msg: "the " + Name + " backend needs --vault-addr", Hint: "see --help for the --vault-* flags"}
+			return nil, &backends.FlagError{Msg: "the " + Name + " backend needs --vault-addr", Advice: "see --help for the --vault-* flags"}
 		}
 		return s, nil
 	})
@@ -100,14 +100,14 @@ func (p *PolicyFlags) Policy() (string, error) {
 	switch strings.ToLower(strings.TrimSpace(p.engine)) {
 	case EnginePKI:
 		if p.fs.Changed(flagKey) {
-			return "", &backends.FlagError{Msg: "--vault-key names a transit key", Hint: "add --vault-engine transit"}
+			return "", &backends.FlagError{Msg: "--vault-key names a transit key", Advice: "add --vault-engine transit"}
 		}
 		if p.run {
-			return "", &backends.FlagError{Msg: "--run is for the transit engine", Hint: "with the PKI engine, --vault-issuer ID selects the run policy"}
+			return "", &backends.FlagError{Msg: "--run is for the transit engine", Advice: "with the PKI engine, --vault-issuer ID selects the run policy"}
 		}
 	case EngineTransit:
 		if p.fs.Changed(flagIssuer) {
-			return "", &backends.FlagError{Msg: "--vault-issuer names a PKI issuer", Hint: "with --vault-engine transit, name the key with --vault-key"}
+			return "", &backends.FlagError{Msg: "--vault-issuer names a PKI issuer", Advice: "with --vault-engine transit, name the key with --vault-key"}
 		}
 		mount := p.mount
 		if !p.fs.Changed(flagMount) {

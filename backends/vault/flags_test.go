@@ -54,7 +54,7 @@ func TestFlags(t *testing.T) {
 			s, err := p.Settings(tc.opts)
 			if tc.err != "" {
 				var fe *backends.FlagError
-				if !errors.As(err, &fe) || fe.Msg != tc.err || fe.Hint == "" {
+				if !errors.As(err, &fe) || fe.Msg != tc.err || fe.Hint() == "" {
 					t.Fatalf("Settings: %v; want %q with a hint", err, tc.err)
 				}
 				return
@@ -105,7 +105,7 @@ func TestPolicyFlags(t *testing.T) {
 				t.Fatalf("Policy: %q, %v; want an error with %q", got, err, tc.want)
 			}
 			var fe *backends.FlagError
-			if errors.As(err, &fe) != (tc.hint != "") || tc.hint != "" && !strings.Contains(fe.Hint, tc.hint) {
+			if errors.As(err, &fe) != (tc.hint != "") || tc.hint != "" && !strings.Contains(fe.Hint(), tc.hint) {
 				t.Errorf("Policy: %#v; want hint %q", err, tc.hint)
 			}
 		})

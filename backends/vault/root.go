@@ -16,6 +16,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -223,25 +224,26 @@ func undoGenerated(ctx context.Context, c *conn, cause error, name, issuerID, ke
 	// Deleting by name is a no-op when Vault made nothing by that name.
 	derr := deleteIssuer(dctx, c, issuerRef, keyRef)
 	if derr != nil {
-		c.cfg.Logger.Warn("vault: failed to delete the root just generated", "issuer", issuerRef, "key", keyRef, "error", derr.Error())
-		hint := fmt.Sprintf("chancery could not delete the root it may have generated (issuer and key named %s): delete them (`vault delete %s/issuer/%s` and `vault delete %s/key/%s`) before trying again",
+		c.cfg.Logger.Warn("vault: failed to delete the root just generated", "issuer", issuerRef, "key", keyRef, "error", derr.Error(), hint.Attr(derr))
+		advice := fmt.Sprintf("chancery could not delete the root it may have generated (issuer and key named %s): delete them (`vault delete %s/issuer/%s` and `vault delete %s/key/%s`) before trying again",
 			name, c.cfg.Mount, name, c.cfg.Mount, name)
 		var e *Error
 		switch {
 		case cause == nil:
-			return &Error{Kind: ErrVault, Op: "delete the root just generated", Detail: derr.Error(), Hint: hint}
+			// derr says which deletion failed, and carries its own hint.
+			return hint.With(derr, advice)
 		case !errors.As(cause, &e):
-			return fmt.Errorf("%w; %s", cause, hint)
-		case e.Hint == "" || strings.HasPrefix(e.Hint, hintMayHaveActed):
-			e.Hint = hint
+			return hint.With(cause, advice)
+		case e.Advice == "" || strings.HasPrefix(e.Advice, hintMayHaveActed):
+			e.Advice = advice
 		default:
-			e.Hint += "; " + hint
+			e.Advice += "; " + advice
 		}
 		return cause
 	}
 	var e *Error
-	if cause != nil && errors.As(cause, &e) && strings.HasPrefix(e.Hint, hintMayHaveActed) {
-		e.Hint = "chancery deleted whatever Vault may have generated; try again"
+	if cause != nil && errors.As(cause, &e) && strings.HasPrefix(e.Advice, hintMayHaveActed) {
+		e.Advice = "chancery deleted whatever Vault may have generated; try again"
 	}
 	return cause
 }
@@ -290,7 +292,7 @@ func adoptRoot(ctx context.Context, c *conn, ref string, now time.Time, req back
 	}
 	if err := ca.CheckRootCA(cert, nil, now); err != nil {
 		return nil, &Error{Kind: ErrUnsupported, Op: "use issuer " + ref, Detail: err.Error(),
-			Hint: "name a self-signed root issuer (intermediates are not supported), valid for at least a year"}
+			Advice: "name a self-signed root issuer (intermediates are not supported), valid for at least a year"}
 	}
 	keyID, err := lookupKeyID(ctx, c, issuerID)
 	if err != nil {
@@ -307,12 +309,12 @@ func readIssuer(ctx context.Context, c *conn, ref string) (string, *x509.Certifi
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.Kind == ErrVault && e.Status == 500 && strings.Contains(strings.ToLower(e.Detail), "issuer") {
-			e.Kind, e.Hint = ErrIssuerNotFound, hints[ErrIssuerNotFound]
+			e.Kind, e.Advice = ErrIssuerNotFound, hints[ErrIssuerNotFound]
 		}
 		return "", nil, err
 	}
 	if sec == nil {
-		return "", nil, &Error{Kind: ErrIssuerNotFound, Op: "read issuer " + ref, Path: path, Hint: hints[ErrIssuerNotFound]}
+		return "", nil, &Error{Kind: ErrIssuerNotFound, Op: "read issuer " + ref, Path: path, Advice: hints[ErrIssuerNotFound]}
 	}
 	cert, err := certificateFrom(sec, "read issuer "+ref, path)
 	if err != nil {
@@ -343,7 +345,7 @@ func lookupKeyID(ctx context.Context, c *conn, issuerID string) (string, error) 
 		}
 	}
 	return "", &Error{Kind: ErrIssuerNotFound, Op: "find the key of issuer " + issuerID, Path: path,
-		Detail: "the issuer has no key in Vault", Hint: "chancery needs an issuer whose key Vault holds"}
+		Detail: "the issuer has no key in Vault", Advice: "chancery needs an issuer whose key Vault holds"}
 }
 
 // Open connects to Vault, authenticates, and returns the Signer of the root
@@ -394,7 +396,7 @@ func Open(ctx context.Context, cfg Config, chain []*x509.Certificate, r io.Reade
 		c.close()
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open issuer " + cfg.Issuer,
 			Detail: fmt.Sprintf("Vault's issuer holds %q, not the cluster's root %q", cert.Subject, chain[0].Subject),
-			Hint:   "check --vault-addr, --vault-namespace, --vault-mount and --vault-issuer"}
+			Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-issuer"}
 	}
 	if len(chain) == 0 {
 		chain = []*x509.Certificate{cert}

@@ -112,7 +112,7 @@ func plainSubject(t *x509.Certificate) (vaultSubject, bool) {
 
 func unsupported(field, reason string) error {
 	return &Error{Kind: ErrUnsupported, Detail: field + ": " + reason,
-		Hint: "this certificate can only come from a backend that holds the key (file, pkcs11)"}
+		Advice: "this certificate can only come from a backend that holds the key (file, pkcs11)"}
 }
 
 // hostnameRegex is Vault's test of a DNS name (builtin/logical/pki/issuing):
@@ -332,7 +332,7 @@ func mismatchError(what string, err error) error {
 		detail = fmt.Sprintf("the %s is %s, want %s", ie.Field, ie.Got, ie.Want)
 	}
 	return &Error{Kind: ErrMismatch, Op: what, Detail: detail,
-		Hint: "the certificate was not used; check the PKI mount's settings (config/urls, the issuer's leaf_not_after_behavior) and Vault's clock"}
+		Advice: "the certificate was not used; check the PKI mount's settings (config/urls, the issuer's leaf_not_after_behavior) and Vault's clock"}
 }
 
 // serialOK reports whether a serial has the local issuer's shape: positive,

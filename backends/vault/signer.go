@@ -326,9 +326,9 @@ func (s *Signer) checkCapabilities(ctx context.Context, role string) error {
 		}
 		if !ok {
 			e := &Error{Kind: ErrPermissionDenied, Op: "configure the node certificate role", Path: n.path,
-				Detail: fmt.Sprintf("the token's policies do not allow %s there", strings.Join(n.caps, " or ")), Hint: hints[ErrPermissionDenied]}
+				Detail: fmt.Sprintf("the token's policies do not allow %s there", strings.Join(n.caps, " or ")), Advice: hints[ErrPermissionDenied]}
 			if d := s.conn.mountMissing(ctx); d != "" {
-				e.Kind, e.Hint, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
+				e.Kind, e.Advice, e.Detail = ErrMountNotFound, hints[ErrMountNotFound], d
 			}
 			return e
 		}
@@ -430,11 +430,11 @@ func (s *Signer) signCA(ctx context.Context, req *signer.Request) (*x509.Certifi
 		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("vault: failed to make the throwaway CA for Vault to re-sign under: %w", err)
+		return nil, fmt.Errorf("failed to make the throwaway CA for Vault to re-sign under: %w", err)
 	}
 	li, err := signer.NewLocalIssuer(signer.LocalConfig{Key: key, Chain: []*x509.Certificate{tca}, Rand: s.rand})
 	if err != nil {
-		return nil, fmt.Errorf("vault: %w", err)
+		return nil, err
 	}
 	built, err := li.Sign(ctx, req)
 	if err != nil {

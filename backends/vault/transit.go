@@ -22,6 +22,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -225,8 +226,8 @@ func intOf(v any) (int, bool) {
 // allowed, imported), one that cannot sign, or a version without a
 // supported public key or that Vault no longer signs with.
 func (info *transitKeyInfo) check(name string, version int) (crypto.PublicKey, error) {
-	refuse := func(detail, hint string) error {
-		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Hint: hint}
+	refuse := func(detail, advice string) error {
+		return &Error{Kind: ErrConfig, Op: "use transit key " + name, Detail: detail, Advice: advice}
 	}
 	const types = "use a key of type " + transitTypeList
 	switch {
@@ -341,7 +342,7 @@ func newTransitSigner(c *conn, key *transitKey, info *transitKeyInfo, chain []*x
 	})
 	if err != nil {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + key.name, Detail: err.Error(),
-			Hint: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	return &TransitSigner{LocalIssuer: li, conn: c, key: key}, nil
 }
@@ -400,7 +401,7 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 		if !explicit {
 			return nil, false, &Error{Kind: ErrConfig, Op: "create the root's transit key", Path: c.cfg.Mount + "/keys/" + name,
 				Detail: fmt.Sprintf("transit key %s exists already (another cluster's root?)", name),
-				Hint:   fmt.Sprintf("to make it this cluster's root, pass --vault-key %s; to create a new key, name it with --vault-key", name)}
+				Advice: fmt.Sprintf("to make it this cluster's root, pass --vault-key %s; to create a new key, name it with --vault-key", name)}
 		}
 		if req.KeyAlgorithm != "" && info.keyType != keyType {
 			return nil, false, configError("transit key %s is of type %s, not %s (--key-algorithm)", name, info.keyType, keyType)
@@ -431,13 +432,15 @@ func createTransitRoot(ctx context.Context, c *conn, req backends.CreateRootRequ
 // undoTransitKey deletes a transit key that a failed init created, with a
 // fresh context (the caller's may be why it undoes): deletion must first be
 // allowed in the key's config. It returns cause, told what was left behind
-// if the deletion failed.
+// if the deletion failed, with the advice to delete it as a hint. Both
+// errors stay in the chain.
 func undoTransitKey(ctx context.Context, c *conn, cause error, name string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := deleteTransitKey(ctx, c, name); err != nil {
-		return fmt.Errorf("%w; and transit key %s may be left in Vault (delete it: `vault write %s/keys/%s/config deletion_allowed=true` then `vault delete %s/keys/%s`): %v",
-			cause, name, c.cfg.Mount, name, c.cfg.Mount, name, err)
+		return hint.With(fmt.Errorf("%w; and transit key %s may be left in Vault: %w", cause, name, err),
+			fmt.Sprintf("delete it: `vault write %s/keys/%s/config deletion_allowed=true` then `vault delete %s/keys/%s`",
+				c.cfg.Mount, name, c.cfg.Mount, name))
 	}
 	return cause
 }
@@ -499,7 +502,7 @@ func openTransit(ctx context.Context, c *conn, chain []*x509.Certificate, r io.R
 	}
 	if info == nil {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + cfg.Key, Path: cfg.Mount + "/keys/" + cfg.Key,
-			Detail: "no key of that name", Hint: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Detail: "no key of that name", Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	pub, err := info.check(cfg.Key, cfg.KeyVersion)
 	if err != nil {
@@ -508,7 +511,7 @@ func openTransit(ctx context.Context, c *conn, chain []*x509.Certificate, r io.R
 	if !signer.SamePublicKey(pub, chain[0].PublicKey) {
 		return nil, &Error{Kind: ErrIssuerNotFound, Op: "open transit key " + cfg.Key,
 			Detail: fmt.Sprintf("version %d of the key is not the key of the cluster's root %q", cfg.KeyVersion, chain[0].Subject),
-			Hint:   "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
+			Advice: "check --vault-addr, --vault-namespace, --vault-mount and --vault-key"}
 	}
 	return newTransitSigner(c, &transitKey{conn: c, name: cfg.Key, version: cfg.KeyVersion, pub: pub}, info, chain, r)
 }

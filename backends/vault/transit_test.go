@@ -588,8 +588,8 @@ func TestTransitDefaultKeyExists(t *testing.T) {
 	first, _ := createTransitRootFor(t, e.settings(e.role), "")
 	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: e.settings(e.role), Now: time.Now()})
 	wantError(t, err, ErrConfig, e.role.secretID)
-	if !strings.Contains(err.Error(), "--vault-key "+DefaultTransitKey) {
-		t.Errorf("error %q does not say how to use it", err)
+	if !strings.Contains(shown(err), "--vault-key "+DefaultTransitKey) {
+		t.Errorf("error %q does not say how to use it", shown(err))
 	}
 	explicit := e.settings(e.role)
 	explicit[SettingKey] = DefaultTransitKey
@@ -645,8 +645,8 @@ func TestTransitUndoFails(t *testing.T) {
 	_, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{Settings: e.settings(role), Now: time.Now()})
 	wantError(t, err, ErrPermissionDenied, role.secretID)
 	for _, want := range []string{"/sign/" + DefaultTransitKey, "transit key " + DefaultTransitKey + " may be left in Vault", "deletion_allowed=true"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
+		if !strings.Contains(shown(err), want) {
+			t.Errorf("error %q does not say %q", shown(err), want)
 		}
 	}
 }

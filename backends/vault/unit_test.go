@@ -5,6 +5,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // These tests need no Vault server.
@@ -286,5 +288,34 @@ func TestKeyParams(t *testing.T) {
 	_, shared := backends.ParseKeyAlgorithm("ed25519")
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), shared.Error()) {
 		t.Errorf("keyParams(ed25519): %v; want ErrConfig with %q", err, shared)
+	}
+}
+
+// TestErrorHint checks that an error's advice is its Hint, said once: on
+// a line of its own where it is shown, not in the message.
+func TestErrorHint(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		err       *Error
+		msg, hint string
+	}{
+		{"Sealed", classify(&api.ResponseError{StatusCode: 503, Errors: []string{"Vault is sealed"}}, "sign", "pki/sign/x", nil),
+			"vault: Vault is sealed: sign (pki/sign/x): HTTP 503: Vault is sealed", hints[ErrSealed]},
+		{"Denied", classify(&api.ResponseError{StatusCode: 403, Errors: []string{"1 error occurred:\n\t* permission denied\n\n"}}, "sign", "pki/sign/x", nil),
+			"vault: permission denied: sign (pki/sign/x): HTTP 403: permission denied", hints[ErrPermissionDenied]},
+		{"Other", classify(&api.ResponseError{StatusCode: 400, Errors: []string{"bad"}}, "sign", "pki/sign/x", nil),
+			"vault: request failed: sign (pki/sign/x): HTTP 400: bad", ""},
+		{"Config", &Error{Kind: ErrConfig, Detail: "no address", Advice: "give --vault-addr"},
+			"vault: invalid configuration: no address", "give --vault-addr"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.err.Error() != tc.msg || tc.err.Hint() != tc.hint {
+				t.Errorf("message %q, hint %q; want %q, %q", tc.err, tc.err.Hint(), tc.msg, tc.hint)
+			}
+			got := hint.All(fmt.Errorf("opening the root: %w", tc.err))
+			if want := []string{tc.hint}; tc.hint == "" && len(got) != 0 || tc.hint != "" && !slices.Equal(got, want) {
+				t.Errorf("hint.All = %q, want %q", got, tc.hint)
+			}
+		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -69,7 +70,7 @@ entry is torn (everything before it is still checked).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			trusted, _, err := certdir.In(a.dataDir).Root()
 			if err != nil {
-				return withHint(err, "audit verify checks checkpoints against the roots this node trusts: run it with --data-dir of a manager")
+				return hint.With(err, "audit verify checks checkpoints against the roots this node trusts: run it with --data-dir of a manager")
 			}
 			c, done, err := a.admin(cmd.Context())
 			if err != nil {
@@ -145,10 +146,11 @@ func auditRoots(records []api.RootRecord, trusted []*x509.Certificate) ([]audit.
 		for _, t := range trusted {
 			fps = append(fps, cluster.Fingerprint(t))
 		}
-		return nil, withHint(fmt.Errorf("the cluster's current root %s is not one this node trusts (its %s holds %s)",
-			cluster.Fingerprint(cur), certdir.RootCAFile, strings.Join(fps, ", ")),
-			"if a root rotation has just finished, run audit verify again once this node has taken the new root",
-			"otherwise the cluster's root record does not match this node: do not rely on its checkpoints until you know why")
+		err := fmt.Errorf("the cluster's current root %s is not one this node trusts (its %s holds %s)",
+			cluster.Fingerprint(cur), certdir.RootCAFile, strings.Join(fps, ", "))
+		// Two hints, in this order: hint.All lists the outer one first.
+		err = hint.With(err, "otherwise the cluster's root record does not match this node: do not rely on its checkpoints until you know why")
+		return nil, hint.With(err, "if a root rotation has just finished, run audit verify again once this node has taken the new root")
 	}
 	return roots, nil
 }

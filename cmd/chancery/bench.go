@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/loadtest"
 )
 
@@ -17,7 +18,7 @@ func newBenchCmd(a *app) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cfg.Token == "" {
-				return withHint(errors.New("a join token is needed"), "get one on the manager with 'chancery join-token -q worker'")
+				return hint.With(errors.New("a join token is needed"), "get one on the manager with 'chancery join-token -q worker'")
 			}
 			cfg.Addr = args[0]
 			res, err := loadtest.Run(cmd.Context(), cfg)

@@ -12,6 +12,7 @@ import (
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // caPollInterval is how often `ca --rotate` reads the rotation's progress.
@@ -26,7 +27,8 @@ func newCACmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ca [--rotate [backend flags] [--detach] [-q] | --abort]",
 		Short: "Print the root CA certificate, or rotate the root CA",
-		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM).
+		Long: `Without flags, ca prints the root CA certificate that nodes trust (PEM),
+and during a rotation where it stands, with its stragglers, on stderr.
 
 ca --rotate replaces the root: the new root is made (by default a new key in
 the current backend, or where the backend flags say, as for init), cross-signed
@@ -42,7 +44,7 @@ root, until nodes have switched trust.`,
 				return errors.New("--rotate and --abort ask for opposite things: give one")
 			}
 			if !rotate && (root.backends.Given() || allowBridge || cmd.Flags().Changed("ca-common-name") || cmd.Flags().Changed("ca-key-algorithm")) {
-				return withHint(errors.New("backend flags choose the new root of a rotation"), "add --rotate")
+				return hint.With(errors.New("backend flags choose the new root of a rotation"), "add --rotate")
 			}
 			var expiry time.Duration
 			if certExpiry != "" {
@@ -58,11 +60,11 @@ root, until nodes have switched trust.`,
 				if err != nil {
 					return err
 				}
-				if cr.ImportCertPEM != nil || cr.ImportKeyPEM != nil {
-					return withHint(errors.New("--ca-cert and --ca-key are not taken by ca --rotate yet"),
-						"rotate to a new key in a backend (the current one by default, or --pkcs11-uri, --vault-*, --external-ca), or init a cluster with the root")
+				if cr.ImportKeyPEM != nil {
+					return hint.With(errors.New("ca --rotate does not take --ca-key: a root key is not sent to the manager"),
+						"rotate to a new key in a backend (the current one by default, or --pkcs11-uri, --vault-*), or give --ca-cert with --external-ca for an external CA's root")
 				}
-				req = api.RotateRequest{Backend: name, Settings: cr.Settings}
+				req = api.RotateRequest{Backend: name, Settings: cr.Settings, CertPEM: string(cr.ImportCertPEM)}
 			}
 			if rotate {
 				if cmd.Flags().Changed("ca-common-name") {
@@ -97,8 +99,25 @@ root, until nodes have switched trust.`,
 				if st, err = c.RotateCA(ctx, req); err != nil {
 					return apiError(err)
 				}
+				if st.Rotation == nil {
+					// A rotation to the current root aborts the one in
+					// progress, as in docker.
+					if !quiet {
+						fmt.Fprintf(a.stderr, "Root rotation aborted: the current root %s signs again, and nodes renew back to it.\n", st.RootFingerprint)
+					}
+					return nil
+				}
 			case force:
-				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeStragglers: true}); err != nil {
+				// Without --rotate, --force only excludes the stragglers of
+				// the rotation in progress: with none, the request would
+				// start one.
+				if st, err = c.CA(ctx); err != nil {
+					return apiError(err)
+				}
+				if st.Rotation == nil {
+					return errors.New("no root rotation is in progress: --force has no straggler to exclude")
+				}
+				if st, err = c.RotateCA(ctx, api.RotateRequest{ExcludeOnly: true}); err != nil {
 					return apiError(err)
 				}
 			default:
@@ -106,6 +125,9 @@ root, until nodes have switched trust.`,
 					return apiError(err)
 				}
 				fmt.Fprint(a.stdout, st.RootCAPEM)
+				if st.Rotation != nil && !quiet {
+					printRotation(a, st)
+				}
 				return nil
 			}
 			if detach {
@@ -161,7 +183,7 @@ func (a *app) followRotation(ctx context.Context, c *client.Client, st *api.CASt
 		select {
 		case <-ctx.Done():
 			if !quiet {
-				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca --rotate' with no change, or 'chancery info', shows where it stands.")
+				fmt.Fprintln(a.stderr, "Stopped following; the rotation goes on. 'chancery ca' shows where it stands ('chancery ca --rotate' would start it over, to another new root).")
 			}
 			return nil
 		case <-time.After(caPollInterval):

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,6 +49,22 @@ func newInfoCmd(a *app) *cobra.Command {
 			fmt.Fprintf(w, "  Root CA: %s\n", info.RootSubject)
 			fmt.Fprintf(w, "  Root CA Fingerprint: %s\n", info.RootFingerprint)
 			fmt.Fprintf(w, "  Root CA Expires: %s\n", info.RootNotAfter.UTC().Format(time.RFC3339))
+			if st, err := c.CA(cmd.Context()); err == nil && st.Rotation != nil {
+				r := st.Rotation
+				fmt.Fprintf(w, "  Root Rotation: %s\n", r.Phase)
+				fmt.Fprintf(w, "   New Root CA Fingerprint: %s\n", r.TargetFingerprint)
+				if r.Path != "" {
+					fmt.Fprintf(w, "   Cross-Signed By: %s\n", r.Path)
+				}
+				fmt.Fprintf(w, "   Nodes With A New-Key Certificate: %d/%d\n", r.Converged, r.Total)
+				fmt.Fprintf(w, "   Nodes Trusting The New Root: %d/%d\n", r.TrustingNew, r.Total)
+				if len(r.Stragglers) > 0 {
+					fmt.Fprintf(w, "   Stragglers: %s\n", strings.Join(r.Stragglers, ", "))
+				}
+				if len(r.Excluded) > 0 {
+					fmt.Fprintf(w, "   Excluded: %s\n", strings.Join(r.Excluded, ", "))
+				}
+			}
 			return nil
 		},
 	}

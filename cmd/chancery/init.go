@@ -10,6 +10,7 @@ import (
 	"github.com/chancery-pki/chancery/backends/vault"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 func newInitCmd(a *app) *cobra.Command {
@@ -52,9 +53,9 @@ func newInitCmd(a *app) *cobra.Command {
 			})
 			switch {
 			case errors.Is(err, cluster.ErrClusterExists):
-				return withHint(err, "'chancery info --data-dir "+a.dataDir+"' shows the existing cluster")
+				return hint.With(err, "'chancery info --data-dir "+a.dataDir+"' shows the existing cluster")
 			case errors.Is(err, file.ErrPassphraseNeeded):
-				return withHint(err, "give the imported key's passphrase with --ca-key-passphrase-file FILE")
+				return hint.With(err, "give the imported key's passphrase with --ca-key-passphrase-file FILE")
 			case err != nil:
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
 )
 
@@ -23,16 +24,16 @@ func newJoinCmd(a *app) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if token == "" {
-				return withHint(errors.New("a join token is needed"), "get one on a manager with 'chancery join-token worker' (or manager)")
+				return hint.With(errors.New("a join token is needed"), "get one on a manager with 'chancery join-token worker' (or manager)")
 			}
 			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: token, Hostname: hostname, ListenAddr: listen})
 			if err != nil {
 				var e *client.APIError
 				switch {
 				case errors.Is(err, ca.ErrInvalidJoinToken):
-					return withHint(err, "copy the whole token from 'chancery join-token worker' on a manager")
+					return hint.With(err, "copy the whole token from 'chancery join-token worker' on a manager")
 				case errors.As(err, &e) && e.Code == "invalid_token":
-					return withHint(err, "the token may have been rotated: get the current one with 'chancery join-token worker' on a manager")
+					return hint.With(err, "the token may have been rotated: get the current one with 'chancery join-token worker' on a manager")
 				}
 				return err
 			}

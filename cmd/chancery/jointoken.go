@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 func newJoinTokenCmd(a *app) *cobra.Command {
@@ -17,7 +18,7 @@ func newJoinTokenCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			role, err := ca.ParseRole(args[0])
 			if err != nil {
-				return withHint(err, "use 'chancery join-token worker' or 'chancery join-token manager'")
+				return hint.With(err, "use 'chancery join-token worker' or 'chancery join-token manager'")
 			}
 			c, done, err := a.admin(cmd.Context())
 			if err != nil {

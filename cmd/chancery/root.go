@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 // DataDirEnv names the environment variable that sets the default data
@@ -47,6 +49,9 @@ type app struct {
 	logLevel string
 	stdout   io.Writer
 	stderr   io.Writer
+	// heartbeat is the period nodes are told to report at, when a command
+	// that runs a manager sets it (--dispatcher-heartbeat).
+	heartbeat time.Duration
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -101,9 +106,9 @@ func (a *app) admin(ctx context.Context) (*client.Client, func(), error) {
 	c, done, err := admin.Open(ctx, a.dataDir)
 	switch {
 	case errors.Is(err, admin.ErrWorker):
-		return nil, nil, withHint(err, "run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
+		return nil, nil, hint.With(err, "run the command on a manager's host, or with --data-dir pointing at a manager's data directory")
 	case errors.Is(err, cluster.ErrNoCluster):
-		return nil, nil, withHint(err,
+		return nil, nil, hint.With(err,
 			fmt.Sprintf("run 'chancery init --data-dir %s', or point --data-dir at an existing cluster", a.dataDir))
 	}
 	return c, done, err
@@ -117,9 +122,9 @@ func apiError(err error) error {
 	}
 	switch e.Code {
 	case api.CodeNotFound:
-		return withHint(err, "'chancery node ls' lists the nodes")
+		return hint.With(err, "'chancery node ls' lists the nodes")
 	case api.CodeForbidden:
-		return withHint(err, "administration needs a manager's certificate")
+		return hint.With(err, "administration needs a manager's certificate")
 	}
 	return err
 }

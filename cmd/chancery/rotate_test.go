@@ -129,6 +129,56 @@ func (m *mesh) dial(dataDir, addr, peerID string) {
 	m.ok.Add(1)
 }
 
+// run starts the mesh between nodes: each serves handshakes on a loopback
+// port, and dials every other every 10ms. The returned function stops it
+// and waits.
+func (m *mesh) run(t *testing.T, l *lab, nodes []string) (stop func()) {
+	t.Helper()
+	addrs, ids := map[string]string{}, map[string]string{}
+	var lns []net.Listener
+	for _, n := range nodes {
+		nl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, nl)
+		addrs[n], ids[n] = nl.Addr().String(), nodeID(t, l.dir(n))
+		go m.serve(nl, l.dir(n))
+	}
+	done := make(chan struct{})
+	var traffic sync.WaitGroup
+	for _, from := range nodes {
+		traffic.Add(1)
+		go func() {
+			defer traffic.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(10 * time.Millisecond):
+				}
+				for _, to := range nodes {
+					if to != from {
+						m.dial(l.dir(from), addrs[to], ids[to])
+					}
+				}
+			}
+		}()
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			close(done)
+			traffic.Wait()
+			for _, nl := range lns {
+				nl.Close()
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
 // nodeID is the node ID of a data directory's certificate.
 func nodeID(t *testing.T, dataDir string) string {
 	t.Helper()
@@ -139,8 +189,8 @@ func nodeID(t *testing.T, dataDir string) string {
 	return chain[0].Subject.CommonName
 }
 
-// TestRotateUnderTraffic rotates the root of a cluster of a manager and
-// three workers, to a new key in the file backend, with `chancery ca
+// TestRotateUnderTraffic rotates the root of a cluster of a manager, a
+// joined manager and three workers, to a new key in the file backend, with `chancery ca
 // --rotate`, while every node keeps shaking hands with every other from
 // the files it holds: not one handshake may fail. At the end every node
 // trusts the new root and holds a certificate from its key, the join
@@ -165,8 +215,11 @@ func TestRotateUnderTraffic(t *testing.T) {
 	oldRootPEM, _ := l.cli(false, "ca", "--data-dir", l.dir("m1"))
 	workerToken, _ := l.cli(false, "join-token", "-q", "worker", "--data-dir", l.dir("m1"))
 	workerToken = strings.TrimSpace(workerToken)
-	nodes := []string{"m1", "w1", "w2", "w3"}
-	for _, n := range nodes[1:] {
+	nodes := []string{"m1", "m2", "w1", "w2", "w3"}
+	managerToken, _ := l.cli(false, "join-token", "-q", "manager", "--data-dir", l.dir("m1"))
+	l.cli(false, "join", "--no-run", "--token", strings.TrimSpace(managerToken), "--hostname", "m2", "--data-dir", l.dir("m2"), l.addr)
+	l.runFollower("m2")
+	for _, n := range nodes[2:] {
 		l.cli(false, "join", "--no-run", "--token", workerToken, "--hostname", n, "--data-dir", l.dir(n), l.addr)
 		l.runNode(n)
 	}
@@ -174,36 +227,7 @@ func TestRotateUnderTraffic(t *testing.T) {
 	// Every node serves handshakes; every node dials every other, again and
 	// again, until the rotation is done.
 	var m mesh
-	addrs, ids := map[string]string{}, map[string]string{}
-	for _, n := range nodes {
-		nl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nl.Close()
-		addrs[n], ids[n] = nl.Addr().String(), nodeID(t, l.dir(n))
-		go m.serve(nl, l.dir(n))
-	}
-	stop := make(chan struct{})
-	var traffic sync.WaitGroup
-	for _, from := range nodes {
-		traffic.Add(1)
-		go func() {
-			defer traffic.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				for _, to := range nodes {
-					if to != from {
-						m.dial(l.dir(from), addrs[to], ids[to])
-					}
-				}
-			}
-		}()
-	}
+	stopTraffic := m.run(t, l, nodes)
 	time.Sleep(200 * time.Millisecond)
 	before := m.ok.Load()
 
@@ -212,8 +236,7 @@ func TestRotateUnderTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, progress := l.cli(false, "ca", "--rotate", "--data-dir", l.dir("m1"))
-	close(stop)
-	traffic.Wait()
+	stopTraffic()
 	if !strings.Contains(progress, "Root rotation done") {
 		t.Errorf("ca --rotate printed:\n%s", progress)
 	}
@@ -245,6 +268,11 @@ func TestRotateUnderTraffic(t *testing.T) {
 		if !bytes.Equal(chain[0].AuthorityKeyId, newRoots.SubjectKeyId) {
 			t.Errorf("%s holds a certificate from another key than the new root's", n)
 		}
+	}
+	// The joined manager administers through the leader, trusting the new
+	// root.
+	if ls, _ := l.cli(false, "node", "ls", "--data-dir", l.dir("m2")); strings.Count(ls, "\n") != len(nodes)+1 {
+		t.Errorf("node ls on the joined manager:\n%s", ls)
 	}
 	if newToken, _ := l.cli(false, "join-token", "-q", "worker", "--data-dir", l.dir("m1")); strings.TrimSpace(newToken) == workerToken {
 		t.Error("the worker join token did not change")

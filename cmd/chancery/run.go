@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -12,7 +13,9 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
+	"github.com/chancery-pki/chancery/server"
 )
 
 func newRunCmd(a *app) *cobra.Command {
@@ -23,6 +26,9 @@ func newRunCmd(a *app) *cobra.Command {
 		Short: "Run the manager or node of a data directory in the foreground (after a restart)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.heartbeat < 100*time.Millisecond {
+				return fmt.Errorf("--dispatcher-heartbeat %s is too short: give at least 100ms", a.heartbeat)
+			}
 			if ok, err := cluster.HasStore(a.dataDir); err != nil {
 				return err
 			} else if ok {
@@ -39,7 +45,7 @@ func newRunCmd(a *app) *cobra.Command {
 			if _, err := agent.ReadState(a.dataDir); err == nil {
 				return a.runNode(cmd.Context(), listen)
 			}
-			return withHint(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
+			return hint.With(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
 				"create a cluster with 'chancery init', or join one with 'chancery join --token TOKEN MANAGER'")
 		},
 	}
@@ -47,6 +53,7 @@ func newRunCmd(a *app) *cobra.Command {
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address")
 	ext = addExtCAFlags(cmd.Flags())
 	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
+	cmd.Flags().DurationVar(&a.heartbeat, "dispatcher-heartbeat", server.DefaultHeartbeatPeriod, "how often nodes report to the manager, as docker's --dispatcher-heartbeat")
 	return cmd
 }
 
@@ -58,13 +65,14 @@ func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overri
 	}
 	err = manager.Run(ctx, manager.Config{
 		DataDir: a.dataDir, ListenAddr: listen, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
-		ExternalCA: ext,
+		HeartbeatPeriod: a.heartbeat,
+		ExternalCA:      ext,
 	})
 	switch {
 	case errors.Is(err, file.ErrPassphraseNeeded):
-		return withHint(err, "give the root key's passphrase with --ca-passphrase-file FILE or $"+file.PassphraseEnv)
+		return hint.With(err, "give the root key's passphrase with --ca-passphrase-file FILE or $"+file.PassphraseEnv)
 	case errors.Is(err, agent.ErrExpired):
-		return withHint(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
+		return hint.With(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
 	}
 	return err
 }
@@ -82,7 +90,7 @@ func (a *app) runNode(ctx context.Context, listen string) error {
 	}
 	err = manager.RunNode(ctx, manager.NodeConfig{DataDir: a.dataDir, ListenAddr: listen, Hostname: hostname, Logger: log})
 	if errors.Is(err, agent.ErrExpired) {
-		return withHint(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
+		return hint.With(err, "ask a manager for a token with 'chancery join-token worker' (or manager)")
 	}
 	return err
 }

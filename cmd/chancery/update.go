@@ -8,6 +8,7 @@ import (
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 )
 
 func newUpdateCmd(a *app) *cobra.Command {
@@ -18,7 +19,7 @@ func newUpdateCmd(a *app) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !cmd.Flags().Changed("cert-expiry") {
-				return withHint(errors.New("nothing to update"), "give --cert-expiry DURATION, for example --cert-expiry 168h")
+				return hint.With(errors.New("nothing to update"), "give --cert-expiry DURATION, for example --cert-expiry 168h")
 			}
 			d, err := ca.ParseCertExpiry(certExpiry)
 			if err != nil {

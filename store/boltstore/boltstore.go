@@ -115,16 +115,17 @@ func (e *lockedError) Error() string {
 func (e *lockedError) Is(target error) bool { return target == ErrLocked }
 
 // initSchema checks the format version of an existing database, or stamps a
-// new one, and creates the buckets.
+// new one, and creates the buckets. Its own errors have no prefix: Open
+// says "boltstore: " and the file before them.
 func initSchema(tx *bbolt.Tx) error {
 	if meta := tx.Bucket(bucketMeta); meta != nil {
 		if v := meta.Get(keySchema); v != nil {
 			n, err := strconv.Atoi(string(v))
 			if err != nil || n < 1 {
-				return fmt.Errorf("boltstore: corrupt record %q: %q is not a schema version", "meta/schema", v)
+				return fmt.Errorf("corrupt record %q: %q is not a schema version", "meta/schema", v)
 			}
 			if n > schemaVersion {
-				return fmt.Errorf("boltstore: the database has schema version %d, newer than version %d which this chancery supports; run a newer chancery", n, schemaVersion)
+				return fmt.Errorf("the database has schema version %d, newer than version %d which this chancery supports; run a newer chancery", n, schemaVersion)
 			}
 		}
 	}
@@ -199,12 +200,12 @@ func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...au
 		c.CreatedAt = s.timestamp()
 	}
 	if err := store.ValidateCluster(c); err != nil {
-		return fmt.Errorf("store: create cluster: %w", err)
+		return err
 	}
 	c.Version = 1
 	return s.db.Update(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketCluster).Get(keyCluster) != nil {
-			return fmt.Errorf("store: cluster: %w", store.ErrExists)
+			return store.AlreadyExists("cluster")
 		}
 		if err := put(tx, bucketCluster, keyCluster, c); err != nil {
 			return err
@@ -225,7 +226,7 @@ func (s *Store) Cluster(ctx context.Context) (store.Cluster, error) {
 		var err error
 		c, ok, err = get[store.Cluster](tx, bucketCluster, keyCluster)
 		if err == nil && !ok {
-			err = fmt.Errorf("store: cluster: %w", store.ErrNotFound)
+			err = store.NotFound("cluster")
 		}
 		return err
 	})
@@ -247,7 +248,7 @@ func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error
 		if c, ok, err = get[store.Cluster](tx, bucketCluster, keyCluster); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("store: cluster: %w", store.ErrNotFound)
+			return store.NotFound("cluster")
 		}
 		id, version := c.ID, c.Version
 		if err := fn(&c); err != nil {
@@ -257,7 +258,7 @@ func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error
 			return fmt.Errorf("store: update cluster: the cluster ID cannot change (from %q to %q)", id, c.ID)
 		}
 		if err := store.ValidateCluster(c); err != nil {
-			return fmt.Errorf("store: update cluster: %w", err)
+			return err
 		}
 		c.Version = version + 1
 		if err := put(tx, bucketCluster, keyCluster, c); err != nil {
@@ -283,7 +284,7 @@ func (s *Store) Node(ctx context.Context, id string) (store.Node, error) {
 		var err error
 		n, ok, err = get[store.Node](tx, bucketNodes, []byte(id))
 		if err == nil && !ok {
-			err = fmt.Errorf("store: node %q: %w", id, store.ErrNotFound)
+			err = store.NotFound(fmt.Sprintf("node %q", id))
 		}
 		return err
 	})
@@ -319,7 +320,7 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 		if n, ok, err = get[store.Node](tx, bucketNodes, []byte(id)); err != nil {
 			return err
 		} else if !ok {
-			return fmt.Errorf("store: node %q: %w", id, store.ErrNotFound)
+			return store.NotFound(fmt.Sprintf("node %q", id))
 		}
 		if err := fn(&n); err != nil {
 			return err
@@ -357,7 +358,7 @@ func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.Iss
 	// it changes only its own copy of n, so every run writes the same.
 	return s.db.Batch(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketCerts).Get([]byte(cert.Serial)) != nil {
-			return fmt.Errorf("store: certificate %s: %w", cert.Serial, store.ErrExists)
+			return store.AlreadyExists("certificate " + cert.Serial)
 		}
 		node := n
 		old, ok, err := get[store.Node](tx, bucketNodes, []byte(node.ID))
@@ -366,10 +367,10 @@ func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.Iss
 		}
 		if ok {
 			if old.State == store.StateRemoved {
-				return fmt.Errorf("store: node %q was removed: %w", node.ID, store.ErrConflict)
+				return store.Conflict(fmt.Sprintf("node %q", node.ID), "it was removed")
 			}
 			if old.Role != "" && node.Role != old.Role {
-				return fmt.Errorf("store: node %q is now %s, not %s: %w", node.ID, old.Role, node.Role, store.ErrConflict)
+				return store.Conflict(fmt.Sprintf("node %q", node.ID), fmt.Sprintf("it is now %s, not %s", old.Role, node.Role))
 			}
 			node.CreatedAt = old.CreatedAt
 			if node.State == "" {
@@ -409,7 +410,7 @@ func (s *Store) IssuedCertificate(ctx context.Context, serial string) (store.Iss
 		var err error
 		c, ok, err = get[store.IssuedCertificate](tx, bucketCerts, []byte(serial))
 		if err == nil && !ok {
-			err = fmt.Errorf("store: certificate %q: %w", serial, store.ErrNotFound)
+			err = store.NotFound(fmt.Sprintf("certificate %q", serial))
 		}
 		return err
 	})

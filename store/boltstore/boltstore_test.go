@@ -155,6 +155,9 @@ func TestSchema(t *testing.T) {
 			if tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
 				t.Fatalf("Open: got %v, want an error containing %q", err, tt.wantErr)
 			}
+			if err != nil && strings.Count(err.Error(), "boltstore: ") != 1 {
+				t.Errorf("Open: %q says \"boltstore: \" more than once", err)
+			}
 		})
 	}
 }

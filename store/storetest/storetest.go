@@ -139,6 +139,8 @@ func testNodes(t *testing.T, s store.Store) {
 	}
 	if _, err := s.Node(ctx, "nope"); !errors.Is(err, store.ErrNotFound) || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("Node(missing): got %v, want ErrNotFound naming the node", err)
+	} else if n := strings.Count(err.Error(), "store: "); n != 1 {
+		t.Errorf("Node(missing): %q says \"store: \" %d times, want once", err, n)
 	}
 	if _, err := s.UpdateNode(ctx, "nope", func(*store.Node) error { return nil }); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("UpdateNode(missing): got %v, want ErrNotFound", err)

@@ -1,0 +1,153 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chancery-pki/chancery/backends/file"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/rotation"
+	"github.com/chancery-pki/chancery/store"
+)
+
+// TestRotationTransitions walks a rotation's record through its phases
+// with the functions the reconciler calls, and checks that each refuses a
+// rotation that moved, and what each changes.
+func TestRotationTransitions(t *testing.T) {
+	ctx := context.Background()
+	dataDir, st, auth := newCluster(t)
+	before := clusterRecord(t, st)
+	now := time.Now()
+	c, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := c.Rotation
+	if r == nil || r.Phase != store.PhasePrepare || r.Target.Backend.Type != file.Name {
+		t.Fatalf("StartRotation recorded %+v", r)
+	}
+	keyFile := filepath.Join(dataDir, r.Target.Backend.Settings[file.SettingKeyPath])
+	if _, err := os.Stat(keyFile); err != nil {
+		t.Fatalf("the new key file: %v", err)
+	}
+	if got := TrustedPEM(c); string(got) != string(before.RootCAPEM) {
+		t.Error("nodes are given the new root before the switch of trust")
+	}
+	target := r.Target.CertPEM
+	other := []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+
+	// Each transition refuses a rotation in another phase, or for another
+	// target, and changes nothing.
+	if _, err := SwitchTrust(ctx, st, target, now, nil); !errors.Is(err, ErrRotationMoved) {
+		t.Errorf("SwitchTrust in prepare: %v, want ErrRotationMoved", err)
+	}
+	if _, _, err := FinishRotation(ctx, st, target, now); !errors.Is(err, ErrRotationMoved) {
+		t.Errorf("FinishRotation in prepare: %v, want ErrRotationMoved", err)
+	}
+	old := auth.Signer()
+	next, err := OpenRoot(ctx, dataDir, r.Target, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendix, err := rotation.CrossSign(ctx, old, next, rotation.Options{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecordAppendix(ctx, st, other, appendix, rotation.PathPublicKey, now); !errors.Is(err, ErrRotationMoved) {
+		t.Errorf("RecordAppendix for another target: %v, want ErrRotationMoved", err)
+	}
+	if c, err = RecordAppendix(ctx, st, target, appendix, rotation.PathPublicKey, now); err != nil {
+		t.Fatal(err)
+	}
+	if c.Rotation.Phase != store.PhaseReissue || c.Rotation.Path != store.CrossSignPublicKey || len(c.Rotation.AppendixPEM) == 0 {
+		t.Fatalf("after RecordAppendix: %+v", c.Rotation)
+	}
+	if _, err := AbortRotation(ctx, st, dataDir); err != nil {
+		t.Fatalf("abort in reissue: %v", err)
+	}
+	if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+		t.Errorf("the aborted rotation's key file is still there (%v)", err)
+	}
+	// Start again, and go the whole way.
+	c, err = StartRotation(ctx, st, RotateRequest{DataDir: dataDir, Now: func() time.Time { return now.Add(time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target = c.Rotation.Target.CertPEM
+	if next, err = OpenRoot(ctx, dataDir, c.Rotation.Target, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if appendix, err = rotation.CrossSign(ctx, old, next, rotation.Options{Now: now}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecordAppendix(ctx, st, target, appendix, rotation.PathPublicKey, now); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = SwitchTrust(ctx, st, target, now, nil); err != nil {
+		t.Fatal(err)
+	}
+	if c.WorkerToken == before.WorkerToken || c.ManagerToken == before.ManagerToken {
+		t.Error("the join tokens did not change at the switch of trust")
+	}
+	for _, tok := range []string{c.WorkerToken, c.ManagerToken} {
+		jt, err := ca.ParseJoinToken(tok)
+		if err != nil || jt.CheckRoot(target) != nil {
+			t.Errorf("a new token does not pin the new root (%v)", err)
+		}
+	}
+	if string(TrustedPEM(c)) != string(target) {
+		t.Error("nodes are not given the new root at the switch of trust")
+	}
+	if _, err := AbortRotation(ctx, st, dataDir); !errors.Is(err, ErrRotationInProgress) {
+		t.Errorf("abort after the switch: %v, want ErrRotationInProgress", err)
+	}
+	if _, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir}); !errors.Is(err, ErrRotationInProgress) {
+		t.Errorf("a rotation during the switch: %v, want ErrRotationInProgress", err)
+	}
+	c, prev, err := FinishRotation(ctx, st, target, now.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Rotation != nil || string(c.RootCAPEM) != string(target) || len(c.RootHistory) != 1 ||
+		string(c.RootHistory[0].CertPEM) != string(prev.CertPEM) || !c.RootSince.Equal(now.Add(time.Minute)) {
+		t.Errorf("after FinishRotation: rotation %v, history %d roots, since %s", c.Rotation, len(c.RootHistory), c.RootSince)
+	}
+	if string(prev.CertPEM) != string(ca.EncodeCertificatesPEM(old.Chain()[0])) {
+		t.Error("FinishRotation returned another root than the old one")
+	}
+	if _, err := AbortRotation(ctx, st, dataDir); !errors.Is(err, ErrNoRotation) {
+		t.Errorf("abort with no rotation: %v, want ErrNoRotation", err)
+	}
+}
+
+// TestStartRotationRetargetSameSecond replaces a rotation's target within
+// the same second: the second new key file gets another name than the
+// first, which is deleted.
+func TestStartRotationRetargetSameSecond(t *testing.T) {
+	ctx := context.Background()
+	dataDir, st, _ := newCluster(t)
+	req := RotateRequest{DataDir: dataDir, Now: fixedNow}
+	first, err := StartRotation(ctx, st, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := StartRotation(ctx, st, req)
+	if err != nil {
+		t.Fatalf("a new target within the same second: %v", err)
+	}
+	k1 := filepath.Join(dataDir, first.Rotation.Target.Backend.Settings[file.SettingKeyPath])
+	k2 := filepath.Join(dataDir, second.Rotation.Target.Backend.Settings[file.SettingKeyPath])
+	if k1 == k2 {
+		t.Fatalf("both targets' keys are at %s", k1)
+	}
+	if _, err := os.Stat(k1); !os.IsNotExist(err) {
+		t.Errorf("the first target's key file is still there (%v)", err)
+	}
+	if _, err := os.Stat(k2); err != nil {
+		t.Errorf("the second target's key file: %v", err)
+	}
+}
