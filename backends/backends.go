@@ -180,10 +180,10 @@ type RootForgetter interface {
 // NextName is the name of a rotation's new root beside the root named
 // current, for a backend whose roots are named (a token object's label, a
 // transit key): current followed by "-" and id, where a suffix that an
-// earlier rotation added (a "-" and a word of id's shape: as long, with
-// digits where id has digits and the same other characters) is replaced
-// rather than kept, so that names do not grow with every rotation. An
-// empty current is def.
+// earlier rotation added (a "-" and a word of id's shape: as long, with a
+// lower case hex digit wherever id has one and the same character
+// elsewhere, as "20250102T030405Z-1a2b3c") is replaced rather than kept,
+// so that names do not grow with every rotation. An empty current is def.
 func NextName(current, def, id string) string {
 	if current == "" {
 		current = def
@@ -194,17 +194,19 @@ func NextName(current, def, id string) string {
 	return current + "-" + id
 }
 
-// sameShape reports whether a and b are as long, with digits at the same
-// places and the same bytes elsewhere.
+// sameShape reports whether a and b are as long, with lower case hex
+// digits at the same places and the same bytes elsewhere.
 func sameShape(a, b string) bool {
 	if len(a) != len(b) || a == "" {
 		return false
 	}
 	for i := 0; i < len(a); i++ {
-		da, db := '0' <= a[i] && a[i] <= '9', '0' <= b[i] && b[i] <= '9'
-		if da != db || !da && a[i] != b[i] {
+		ha, hb := lowerHex(a[i]), lowerHex(b[i])
+		if ha != hb || !ha && a[i] != b[i] {
 			return false
 		}
 	}
 	return true
 }
+
+func lowerHex(c byte) bool { return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' }

@@ -349,7 +349,7 @@ func TestSettingsRefused(t *testing.T) {
 // afterwards, each with its own key.
 func TestNextRootInToken(t *testing.T) {
 	cur, settings, tok := createRoot(t, P256)
-	next, err := Backend{}.NextRootSettings(settings, "20250102T030405Z")
+	next, err := Backend{}.NextRootSettings(settings, "20250102T030405Z-1a2b3c")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,8 +364,8 @@ func TestNextRootInToken(t *testing.T) {
 		t.Errorf("the next root's key was not generated: %v", made)
 	}
 	info := s.Key().Info()
-	if info.TokenLabel != tok.Label || info.Label != "root-20250102T030405Z" || bytes.Equal(info.ID, cur.Key().Info().ID) {
-		t.Errorf("the next root's key: token %q, label %q, id %x; want token %q, label root-20250102T030405Z, a new id", info.TokenLabel, info.Label, info.ID, tok.Label)
+	if info.TokenLabel != tok.Label || info.Label != "root-20250102T030405Z-1a2b3c" || bytes.Equal(info.ID, cur.Key().Info().ID) {
+		t.Errorf("the next root's key: token %q, label %q, id %x; want token %q, label root-20250102T030405Z-1a2b3c, a new id", info.TokenLabel, info.Label, info.ID, tok.Label)
 	}
 	if signer.SamePublicKey(s.Key().Public(), cur.Key().Public()) {
 		t.Fatal("the next root has the current root's key")

@@ -9,7 +9,7 @@ import (
 )
 
 func TestNextRootSettings(t *testing.T) {
-	const id = "20250102T030405Z"
+	const id = "20250102T030405Z-1a2b3c"
 	for _, tc := range []struct {
 		name    string
 		current backends.Settings
@@ -21,7 +21,7 @@ func TestNextRootSettings(t *testing.T) {
 			current: backends.Settings{SettingURI: "pkcs11:token=hsm;object=root;id=%01?module-path=/m.so&pin-source=/p", SettingGenerated: "true"},
 			want:    URI{Token: "hsm", Object: "root-" + id, ModulePath: "/m.so", PINSource: "/p"}},
 		{name: "RotatedBefore",
-			current: backends.Settings{SettingURI: "pkcs11:token=hsm;object=root-20240101T000000Z;id=%02?module-path=/m.so&pin-env=PIN", SettingMaxSessions: "4"},
+			current: backends.Settings{SettingURI: "pkcs11:token=hsm;object=root-20240101T000000Z-ffee00;id=%02?module-path=/m.so&pin-env=PIN", SettingMaxSessions: "4"},
 			want:    URI{Token: "hsm", Object: "root-" + id, ModulePath: "/m.so", PINEnv: "PIN"}, wantMax: "4"},
 		{name: "IDOnly",
 			current: backends.Settings{SettingURI: "pkcs11:serial=abc;id=%03;type=private?module-path=/m.so"},

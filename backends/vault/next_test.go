@@ -9,7 +9,7 @@ import (
 )
 
 func TestNextRootSettings(t *testing.T) {
-	const id = "20250102T030405Z"
+	const id = "20250102T030405Z-1a2b3c"
 	common := backends.Settings{SettingAddress: "https://vault:8200", SettingNamespace: "team", SettingCACert: "/etc/vault-ca.pem",
 		SettingAppRoleRoleIDFile: "role-id", SettingAppRoleSecretIDFile: "secret-id"}
 	with := func(extra backends.Settings) backends.Settings {
@@ -34,7 +34,7 @@ func TestNextRootSettings(t *testing.T) {
 			current: with(backends.Settings{SettingEngine: EngineTransit, SettingMount: "transit/team", SettingKey: "team-root", SettingKeyVersion: "3", SettingGenerated: "false"}),
 			want:    with(backends.Settings{SettingEngine: EngineTransit, SettingMount: "transit/team", SettingKey: "team-root-" + id})},
 		{name: "TransitRotatedBefore",
-			current: backends.Settings{SettingAddress: "http://v", SettingEngine: EngineTransit, SettingMount: "transit", SettingKey: "chancery-root-20240101T000000Z", SettingKeyVersion: "1"},
+			current: backends.Settings{SettingAddress: "http://v", SettingEngine: EngineTransit, SettingMount: "transit", SettingKey: "chancery-root-20240101T000000Z-ffee00", SettingKeyVersion: "1"},
 			want:    backends.Settings{SettingAddress: "http://v", SettingEngine: EngineTransit, SettingMount: "transit", SettingKey: "chancery-root-" + id}},
 		{name: "NoAddress", current: backends.Settings{SettingMount: "pki"}, err: "address is missing"},
 	} {
@@ -74,7 +74,7 @@ func TestNextRootSettings(t *testing.T) {
 // puts it, as the init policy allows: a new issuer in the PKI mount, a new
 // key in the transit mount; the current root stays in Vault.
 func TestNextRootInVault(t *testing.T) {
-	const id = "20250102T030405Z"
+	const id = "20250102T030405Z-1a2b3c"
 	t.Run("PKI", func(t *testing.T) {
 		e := newEnv(t)
 		cur, settings := createRoot(t, e.settings(), "")

@@ -158,7 +158,7 @@ var matrixRigs = []matrixRig{
 			}
 			return []string{"--backend", "file"}
 		},
-		beside: &matrixBeside{detail: "key", want: regexp.MustCompile(`/ca/root-ca-\d{8}T\d{6}Z\.key$`)},
+		beside: &matrixBeside{detail: "key", want: regexp.MustCompile(`/ca/root-ca-\d{8}T\d{6}Z-[0-9a-f]{6}\.key$`)},
 		expect: localValidity,
 	},
 	{
@@ -179,7 +179,7 @@ var matrixRigs = []matrixRig{
 			}
 			return []string{"--pkcs11-uri", tok.URI("next-" + vaultdev.RandomHex(4))}
 		},
-		beside: &matrixBeside{detail: "object", want: regexp.MustCompile(`^root-mx\d+-\d{8}T\d{6}Z$`), same: []string{"token", "token serial", "module"}},
+		beside: &matrixBeside{detail: "object", want: regexp.MustCompile(`^root-mx\d+-\d{8}T\d{6}Z-[0-9a-f]{6}$`), same: []string{"token", "token serial", "module"}},
 		expect: localValidity,
 	},
 	{
@@ -225,7 +225,7 @@ var matrixRigs = []matrixRig{
 			_, _, flags := p.vault(t, "transit")
 			return flags
 		},
-		beside: &matrixBeside{detail: "key", want: regexp.MustCompile(`^chancery-root-\d{8}T\d{6}Z$`), same: []string{"address", "engine", "mount"}},
+		beside: &matrixBeside{detail: "key", want: regexp.MustCompile(`^chancery-root-\d{8}T\d{6}Z-[0-9a-f]{6}$`), same: []string{"address", "engine", "mount"}},
 		expect: localValidity,
 	},
 	{
