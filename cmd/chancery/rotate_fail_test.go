@@ -267,7 +267,7 @@ func TestRotateToCurrentRootAborts(t *testing.T) {
 }
 
 // TestRotateExcludesStoppedNode stops w3 right after it renewed under the
-// new key: once silent for longer than the grace it is a straggler, which
+// new key and said so in a heartbeat: once silent for longer than the grace it is a straggler, which
 // the progress and `chancery ca` show, and which blocks the rotation until
 // `ca --rotate --force` excludes it; it is then removed (its agent, run
 // again, is refused) and the rotation finishes, with no failed handshake

@@ -286,8 +286,9 @@ func (r *rotLab) auditVerifies() {
 // rotation where a test wants it: a node slow to renew (it does not hear
 // the manager ask it to), slow to take the new root (it does not hear of
 // it, and keeps reporting the old one), or one that stops right after it
-// renewed. It talks to the manager with the node's certificate and the
-// roots the node holds, as the agent's own client does.
+// renewed and said so in a heartbeat. It talks to the manager with the
+// node's certificate and the roots the node holds, as the agent's own
+// client does.
 type slowNode struct {
 	dir  string
 	cert func() *tls.Certificate
@@ -295,8 +296,9 @@ type slowNode struct {
 	// deafToRenew keeps the manager's requests to renew from the agent,
 	// which hears them once it is false again (owed); deafToRoot keeps the
 	// root the manager gives from it; stopAfterRenew stops the agent once
-	// it renewed.
-	deafToRenew, deafToRoot, stopAfterRenew, owed atomic.Bool
+	// it renewed and told the manager, in a heartbeat, that it presents
+	// the new certificate (renewed is set in between).
+	deafToRenew, deafToRoot, stopAfterRenew, renewed, owed atomic.Bool
 
 	mu      sync.Mutex
 	rootPEM []byte
@@ -338,6 +340,9 @@ func (s *slowNode) Status(ctx context.Context, req api.StatusRequest) (*api.Stat
 	if err != nil {
 		return nil, err
 	}
+	if s.renewed.Load() && s.stopAfterRenew.Load() {
+		s.stop()
+	}
 	switch {
 	case s.deafToRenew.Load():
 		if st.RenewNow {
@@ -360,7 +365,7 @@ func (s *slowNode) Renew(ctx context.Context, req api.RenewRequest) (*api.Certif
 	}
 	out, err := c.Renew(ctx, req)
 	if err == nil && s.stopAfterRenew.Load() {
-		s.stop()
+		s.renewed.Store(true)
 	}
 	return out, err
 }
