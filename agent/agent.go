@@ -230,6 +230,9 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 			backoff = 0
 			renewAt = NextRenewal(a.Leaf(), a.cfg.Rand)
+			// Report at once: a root rotation counts the node as holding
+			// its new certificate only once it says it presents it.
+			beatAt = now
 			a.log.Info("certificate renewed", "serial", signer.SerialHex(a.Leaf().SerialNumber), "not_after", a.Leaf().NotAfter.UTC(), "next_renewal", renewAt.UTC())
 			continue
 		}

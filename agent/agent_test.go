@@ -27,6 +27,7 @@ import (
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/server"
+	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -505,6 +506,49 @@ func TestHeartbeatPeriodFromManager(t *testing.T) {
 			t.Fatalf("after heartbeat %d the agent waits %s, want the manager's period, 1m", i+1, w)
 		}
 		clk.Advance(time.Minute)
+	}
+}
+
+// serialManager records the certificate serial each heartbeat reports.
+type serialManager struct {
+	Manager
+	mu      sync.Mutex
+	serials []string
+}
+
+func (m *serialManager) Status(ctx context.Context, req api.StatusRequest) (*api.Status, error) {
+	m.mu.Lock()
+	m.serials = append(m.serials, req.CertSerial)
+	m.mu.Unlock()
+	return m.Manager.Status(ctx, req)
+}
+
+func (m *serialManager) reported() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.serials)
+}
+
+// TestReportsTheNewCertificateAtOnce: heartbeats say which certificate the
+// node presents, and the first after a renewal comes at once, not a period
+// later, since a root rotation waits for it.
+func TestReportsTheNewCertificateAtOnce(t *testing.T) {
+	f := newFixture(t, 4*time.Hour, time.Hour)
+	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleManager); err != nil {
+		t.Fatal(err)
+	}
+	m := &serialManager{Manager: f.srv.Self(f.nodeID)}
+	a := f.agent(t, m, nil, time.Hour)
+	first := signer.SerialHex(a.Leaf().SerialNumber)
+	start := f.clk.Now()
+	run(t, a)
+	// The first heartbeat says manager: the agent renews, then reports.
+	waitFor(t, "a heartbeat after the renewal", func() bool { return len(m.reported()) == 2 })
+	if !f.clk.Now().Equal(start) {
+		t.Errorf("the clock moved")
+	}
+	if got, want := m.reported(), []string{first, signer.SerialHex(a.Leaf().SerialNumber)}; !slices.Equal(got, want) {
+		t.Errorf("heartbeats reported serials %v, want %v (the first certificate, then the renewed one)", got, want)
 	}
 }
 

@@ -18,13 +18,15 @@ import (
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // Fleet is a set of light simulated nodes that joined a manager and keep
 // behaving as node agents do, without files: a heartbeat at the period the
-// manager gives, with the fingerprint of the root they trust; a renewal
-// when the manager asks for one (a root rotation); the new root taken when
-// the manager gives it. A root rotation's benchmark drives thousands.
+// manager gives, with the fingerprint of the root they trust and the
+// serial of the certificate they present; a renewal when the manager asks
+// for one (a root rotation); the new root taken when the manager gives it.
+// A root rotation's benchmark drives thousands.
 type Fleet struct {
 	addr  string
 	nodes []*simNode
@@ -135,9 +137,9 @@ func (f *Fleet) runNode(ctx context.Context, n *simNode, period time.Duration) {
 		}
 		wait = period
 		n.mu.Lock()
-		c, trusted := n.client, n.trusted
+		c, trusted, serial := n.client, n.trusted, signer.SerialHex(n.cert.Leaf.SerialNumber)
 		n.mu.Unlock()
-		st, err := c.Status(ctx, api.StatusRequest{TrustedRoot: trusted})
+		st, err := c.Status(ctx, api.StatusRequest{TrustedRoot: trusted, CertSerial: serial})
 		if err != nil {
 			if ctx.Err() == nil {
 				f.fail(err)
@@ -155,6 +157,10 @@ func (f *Fleet) runNode(ctx context.Context, n *simNode, period time.Duration) {
 		if st.RenewNow {
 			if err := f.renew(ctx, n); err != nil && ctx.Err() == nil {
 				f.fail(err)
+			} else if err == nil {
+				// Report at once, as an agent does: a root rotation counts
+				// the node as holding its new certificate once it says so.
+				wait = 0
 			}
 		}
 	}
