@@ -114,31 +114,29 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 		return c, fmt.Errorf("%w: it has switched trust to the new root %s; let it finish (chancery ca shows its progress), then rotate again",
 			ErrRotationInProgress, fingerprintPEM(r.Target.CertPEM))
 	}
-	// In the current backend, the new root goes beside the current one
-	// (backends.NextRooter), with the flags given on top: a file cluster
-	// rotated with --ca-passphrase-file gets a new, encrypted key file.
+	// With no backend flags, the new root goes beside the current one, where
+	// the current backend chooses (backends.NextRooter).
 	name, settings := req.Backend, req.Settings
-	if name == "" {
+	if name == "" && len(settings) == 0 {
 		name = c.Backend.Type
-	}
-	if cb, err := backends.Get(name); err == nil && name == c.Backend.Type && req.ImportCertPEM == nil {
-		if nr, ok := cb.(backends.NextRooter); ok {
-			var nonce [3]byte
-			if _, err := io.ReadFull(req.Rand, nonce[:]); err != nil {
-				return c, fmt.Errorf("cluster: failed to draw the new root's name: %w", err)
-			}
-			id := req.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(nonce[:])
-			next, err := nr.NextRootSettings(backends.Settings(c.Backend.Settings), id)
-			if err != nil {
-				return c, err
-			}
-			for k, v := range settings {
-				next[k] = v
-			}
-			settings = next
-		} else if len(settings) == 0 {
+		b, err := backends.Get(name)
+		if err != nil {
+			return c, err
+		}
+		nr, ok := b.(backends.NextRooter)
+		if !ok {
 			return c, fmt.Errorf("cluster: the %s backend cannot choose where a new root goes by itself: give the new root's backend flags, as for init", name)
 		}
+		var nonce [3]byte
+		if _, err := io.ReadFull(req.Rand, nonce[:]); err != nil {
+			return c, fmt.Errorf("cluster: failed to draw the new root's name: %w", err)
+		}
+		id := req.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(nonce[:])
+		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), id); err != nil {
+			return c, err
+		}
+	} else if name == "" {
+		name = c.Backend.Type
 	}
 	b, err := backends.Get(name)
 	if err != nil {

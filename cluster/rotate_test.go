@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -150,30 +149,5 @@ func TestStartRotationRetargetSameSecond(t *testing.T) {
 	}
 	if _, err := os.Stat(k2); err != nil {
 		t.Errorf("the second target's key file: %v", err)
-	}
-}
-
-// TestStartRotationCurrentBackendWithFlags rotates a file cluster with the
-// file backend's own flags: the new key goes beside the current one (not
-// over it), with the flags applied.
-func TestStartRotationCurrentBackendWithFlags(t *testing.T) {
-	ctx := context.Background()
-	dataDir, st, _ := newCluster(t)
-	pass := filepath.Join(t.TempDir(), "pass")
-	if err := os.WriteFile(pass, []byte("correct horse battery staple"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir, Backend: file.Name,
-		Settings: map[string]string{file.SettingPassphraseFile: pass}})
-	if err != nil {
-		t.Fatalf("StartRotation with --backend file --ca-passphrase-file: %v", err)
-	}
-	s := c.Rotation.Target.Backend.Settings
-	if s[file.SettingKeyPath] == file.DefaultKeyPath || s[file.SettingEncrypted] != "true" || s[file.SettingPassphraseFile] != pass {
-		t.Errorf("the new root's settings are %v: want a new, encrypted key file", s)
-	}
-	raw, err := os.ReadFile(filepath.Join(dataDir, s[file.SettingKeyPath]))
-	if err != nil || !bytes.Contains(raw, []byte("ENCRYPTED PRIVATE KEY")) {
-		t.Errorf("the new key file is not encrypted (%v)", err)
 	}
 }
