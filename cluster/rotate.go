@@ -79,6 +79,10 @@ type RotateRequest struct {
 	// ImportCertPEM, when set, is the new root's certificate: for an
 	// external CA, the root it must issue under.
 	ImportCertPEM []byte
+	// Overrides replace stored settings of the current backend, as the
+	// manager was given them at start (a passphrase file): a new root beside
+	// the current one is made with them.
+	Overrides backends.Settings
 	// AllowBridge allows a one-time bridge key where the pair of backends
 	// needs one (rotation.PathBridge); without it such a pair is refused.
 	AllowBridge bool
@@ -132,7 +136,11 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 			return c, fmt.Errorf("cluster: failed to draw the new root's name: %w", err)
 		}
 		id := req.Now().UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(nonce[:])
-		if settings, err = nr.NextRootSettings(backends.Settings(c.Backend.Settings), id); err != nil {
+		current := backends.Settings(c.Backend.Settings).Clone()
+		for k, v := range req.Overrides {
+			current[k] = v
+		}
+		if settings, err = nr.NextRootSettings(current, id); err != nil {
 			return c, err
 		}
 	} else if name == "" {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/rotation"
+	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -149,5 +151,50 @@ func TestStartRotationRetargetSameSecond(t *testing.T) {
 	}
 	if _, err := os.Stat(k2); err != nil {
 		t.Errorf("the second target's key file: %v", err)
+	}
+}
+
+// TestStartRotationEncryptedKey: beside a root key encrypted with a
+// passphrase the manager was given at start (not recorded), the new key is
+// encrypted with it; with no passphrase known, the rotation is refused and
+// no key is made.
+func TestStartRotationEncryptedKey(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(file.PassphraseEnv, "")
+	os.Unsetenv(file.PassphraseEnv)
+	pass := filepath.Join(t.TempDir(), "pass")
+	if err := os.WriteFile(pass, []byte("correct horse battery staple"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	req := initRequest(dataDir)
+	req.BackendSettings = map[string]string{file.SettingPassphraseFile: pass}
+	mustInit(t, req)
+	st := openStore(t, dataDir)
+	if _, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
+		delete(c.Backend.Settings, file.SettingPassphraseFile)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	overrides := map[string]string{file.SettingPassphraseFile: pass}
+	current := func(ctx context.Context, c store.Cluster) (signer.Signer, func(), error) {
+		sg, err := OpenSigner(ctx, dataDir, c, overrides, nil)
+		return sg, func() {}, err
+	}
+	entries, _ := os.ReadDir(filepath.Join(dataDir, "ca"))
+	if _, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir, Current: current}); err == nil {
+		t.Fatal("a rotation beside an encrypted key, with no passphrase known, was started")
+	}
+	if after, _ := os.ReadDir(filepath.Join(dataDir, "ca")); len(after) != len(entries) {
+		t.Errorf("the refused rotation left %d files in ca/, want %d", len(after), len(entries))
+	}
+	c, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir, Current: current, Overrides: overrides})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dataDir, c.Rotation.Target.Backend.Settings[file.SettingKeyPath]))
+	if err != nil || !strings.Contains(string(raw), "ENCRYPTED PRIVATE KEY") {
+		t.Errorf("the new key file is not encrypted (%v)", err)
 	}
 }

@@ -131,7 +131,7 @@ func Run(ctx context.Context, cfg Config) error {
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
-		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace,
+		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})
 	if err != nil {
 		return err

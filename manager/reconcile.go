@@ -170,7 +170,13 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 		s.target, s.targetPEM = nil, nil
 	}
 	if r != nil && s.target == nil {
-		sg, err := openRoot(ctx, l.cfg.DataDir, r.Target, nil, nil)
+		// A new root beside the current one opens with the same overrides
+		// (its passphrase file); another backend's with none.
+		var overrides map[string]string
+		if r.Target.Backend.Type == c.Backend.Type {
+			overrides = l.cfg.BackendOverrides
+		}
+		sg, err := openRoot(ctx, l.cfg.DataDir, r.Target, overrides, nil)
 		if err != nil {
 			return fmt.Errorf("opening the new root's signer: %w", err)
 		}

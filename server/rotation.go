@@ -153,7 +153,7 @@ func (s *Server) currentSigner(ctx context.Context, c store.Cluster) (signer.Sig
 	if iss := s.cfg.Authority.Issuers().Load(); iss != nil && c.Rotation == nil {
 		return iss.Signer(), func() {}, nil
 	}
-	sg, err := cluster.OpenSigner(ctx, s.cfg.DataDir, c, nil, nil)
+	sg, err := cluster.OpenSigner(ctx, s.cfg.DataDir, c, s.cfg.BackendOverrides, nil)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -262,7 +262,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
 			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge, ImportCertPEM: certPEM,
-			Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
+			Overrides: s.cfg.BackendOverrides, Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
 		})
 		if err != nil {
 			s.rotationError(w, r, err)

@@ -30,6 +30,7 @@ import (
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
+	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
@@ -68,6 +69,10 @@ type Config struct {
 	// StragglerGrace is how long a node may stay silent before a rotation
 	// counts it as a straggler; default DefaultStragglerGrace.
 	StragglerGrace time.Duration
+	// BackendOverrides are the backend settings the manager was started
+	// with on top of the stored ones (a passphrase file), for a rotation's
+	// new root beside the current one.
+	BackendOverrides backends.Settings
 }
 
 // Server is the manager's API.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -155,6 +156,12 @@ func (Backend) NextRootSettings(current backends.Settings, id string) (backends.
 	next := backends.Settings{SettingKeyPath: filepath.Join(filepath.Dir(DefaultKeyPath), "root-ca-"+id+".key")}
 	if f := current[SettingPassphraseFile]; f != "" {
 		next[SettingPassphraseFile] = f
+	}
+	// The new key is encrypted as the current one is: never a plain key
+	// beside an encrypted one.
+	if current[SettingEncrypted] == "true" && next[SettingPassphraseFile] == "" && os.Getenv(PassphraseEnv) == "" {
+		return nil, hint.With(errors.New("file: the current root key is encrypted, and no passphrase for the new one is known to the manager"),
+			"run the manager with $"+PassphraseEnv+" or --ca-passphrase-file FILE, then rotate again")
 	}
 	return next, nil
 }

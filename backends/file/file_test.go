@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/conformance"
 	"github.com/chancery-pki/chancery/signer"
@@ -322,4 +323,42 @@ func FuzzParseKey(f *testing.F) {
 			t.Fatal("ParseKey returned an unsupported key")
 		}
 	})
+}
+
+// TestNextRootSettingsKeepsEncryption: a rotation's new key file beside an
+// encrypted one is encrypted too, or refused when the manager knows no
+// passphrase for it.
+func TestNextRootSettingsKeepsEncryption(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		current backends.Settings
+		env     string
+		ok      bool
+		pass    string
+	}{
+		{"Plain", backends.Settings{SettingKeyPath: DefaultKeyPath, SettingEncrypted: "false"}, "", true, ""},
+		{"EncryptedWithFile", backends.Settings{SettingKeyPath: DefaultKeyPath, SettingEncrypted: "true", SettingPassphraseFile: "/etc/pass"}, "", true, "/etc/pass"},
+		{"EncryptedWithEnv", backends.Settings{SettingKeyPath: DefaultKeyPath, SettingEncrypted: "true"}, "correct horse", true, ""},
+		{"EncryptedWithNothing", backends.Settings{SettingKeyPath: DefaultKeyPath, SettingEncrypted: "true"}, "", false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv(PassphraseEnv, tc.env)
+			if tc.env == "" {
+				os.Unsetenv(PassphraseEnv)
+			}
+			next, err := Backend{}.NextRootSettings(tc.current, "20261204T000000Z-abcdef")
+			if tc.ok != (err == nil) {
+				t.Fatalf("NextRootSettings = %v, %v; want ok=%v", next, err, tc.ok)
+			}
+			if err != nil {
+				return
+			}
+			if next[SettingKeyPath] == DefaultKeyPath || next[SettingPassphraseFile] != tc.pass {
+				t.Errorf("next settings %v", next)
+			}
+		})
+	}
+	if _, err := (Backend{}).NextRootSettings(nil, "../x"); err == nil {
+		t.Error("an id with a path in it was accepted")
+	}
 }
