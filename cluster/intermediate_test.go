@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chancery-pki/chancery/backends/cfssl"
@@ -81,4 +82,22 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestRotationToAnIntermediateRefused: a rotation to an external CA that
+// signs with an intermediate is refused before anything changes, since the
+// appendix vouches for the key that signs leaves.
+func TestRotationToAnIntermediateRefused(t *testing.T) {
+	srv := cfssldev.Start(t, cfssldev.Options{Intermediate: true})
+	dataDir, st, _ := newCluster(t)
+	before := clusterRecord(t, st)
+	spec := cfssl.ExternalCA{URL: srv.SignURL, CACertFile: srv.BundleFile}
+	_, err := StartRotation(context.Background(), st, RotateRequest{DataDir: dataDir, Backend: cfssl.Name,
+		Settings: cfssl.NewSettings([]string{spec.String()}, "")})
+	if err == nil || !strings.Contains(err.Error(), "signs with an intermediate") {
+		t.Fatalf("StartRotation to an intermediate: %v", err)
+	}
+	if after := clusterRecord(t, st); after.Rotation != nil || after.Version != before.Version {
+		t.Errorf("the refused rotation changed the record: %+v", after.Rotation)
+	}
 }

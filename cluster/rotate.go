@@ -16,6 +16,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/rotation"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
@@ -167,6 +168,14 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	chain := sg.Chain()
 	newRoot := chain[len(chain)-1]
+	if len(chain) > 1 {
+		// The cross-signed certificate vouches for the key that signs
+		// leaves; with an intermediate between them, nodes that trust the
+		// old root could not verify what the new root's CA issues.
+		undo()
+		return c, hint.With(fmt.Errorf("cluster: the new root's CA signs with an intermediate (%q), and a rotation needs the new root's own key to sign", chain[0].Subject),
+			"rotate to an external CA that signs with its root, or to a root in a backend that holds its key (file, pkcs11, vault)")
+	}
 	current, err := Roots(c)
 	if err != nil {
 		undo()

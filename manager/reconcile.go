@@ -70,7 +70,13 @@ func (l *leader) reconcile(ctx context.Context) error {
 	ctx = audit.WithActor(ctx, l.cfg.nodeID)
 	wait := interval
 	for {
-		if err := l.reconcileOnce(ctx); err != nil && ctx.Err() == nil {
+		err := l.reconcileOnce(ctx)
+		if errors.Is(err, cluster.ErrRotationMoved) {
+			// An administration call changed the rotation meanwhile: look
+			// again at once.
+			err = l.reconcileOnce(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
 			// A backend that is down is asked again, less and less often.
 			wait = min(2*wait, maxReconcileBackoff)
 			l.cfg.Logger.Error("root rotation: a step failed; trying again", "err", err, "retry_in", wait)
@@ -149,24 +155,32 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 	if state == s.applied {
 		return nil
 	}
+	// Signers that are replaced are closed only once the Issuer that uses
+	// them is out of force.
+	var retired []signer.Signer
+	defer func() {
+		for _, sg := range retired {
+			closeSigner(sg)
+		}
+	}()
 	cur := c.CurrentRoot()
 	if fp := fingerprintOf(cur.CertPEM); fp != s.currentFP {
 		// The rotation finished: the target is the current root now.
 		if s.target != nil && bytes.Equal(s.targetPEM, cur.CertPEM) {
-			closeSigner(s.current)
+			retired = append(retired, s.current)
 			s.current, s.currentFP, s.target, s.targetPEM = s.target, fp, nil, nil
 		} else {
 			sg, err := openRoot(ctx, l.cfg.DataDir, cur, l.cfg.BackendOverrides, nil)
 			if err != nil {
 				return err
 			}
-			closeSigner(s.current)
+			retired = append(retired, s.current)
 			s.current, s.currentFP = sg, fp
 		}
 	}
 	r := c.Rotation
-	if r == nil || !bytes.Equal(r.Target.CertPEM, s.targetPEM) {
-		closeSigner(s.target)
+	if s.target != nil && (r == nil || !bytes.Equal(r.Target.CertPEM, s.targetPEM)) {
+		retired = append(retired, s.target)
 		s.target, s.targetPEM = nil, nil
 	}
 	if r != nil && s.target == nil {

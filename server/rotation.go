@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -115,12 +116,14 @@ func (s *Server) RotationFacts(ctx context.Context, c store.Cluster) (rotation.F
 	if c.Rotation == nil {
 		return f, nil
 	}
-	target, err := ca.ParseCertificatesPEM(c.Rotation.Target.CertPEM)
+	// The new key is the one that signs leaves: the new root's, or its
+	// first intermediate's when an external CA signs with one.
+	chain, err := cluster.RootChain(c.Rotation.Target)
 	if err != nil {
 		return f, err
 	}
-	newKeyID := hex.EncodeToString(target[0].SubjectKeyId)
-	newFP := cluster.Fingerprint(target[0])
+	newKeyID := hex.EncodeToString(chain[0].SubjectKeyId)
+	newFP := cluster.Fingerprint(chain[len(chain)-1])
 	nodes, err := s.cfg.Store.Nodes(ctx)
 	if err != nil {
 		return f, err
@@ -150,7 +153,7 @@ func (s *Server) RotationFacts(ctx context.Context, c store.Cluster) (rotation.F
 // choose the cross-sign path: the one in force when no rotation is, else
 // one opened for the purpose.
 func (s *Server) currentSigner(ctx context.Context, c store.Cluster) (signer.Signer, func(), error) {
-	if iss := s.cfg.Authority.Issuers().Load(); iss != nil && c.Rotation == nil {
+	if iss := s.cfg.Authority.Issuers().Load(); iss != nil && c.Rotation == nil && bytes.Equal(ca.EncodeCertificatesPEM(iss.Root()), c.CurrentRoot().CertPEM) {
 		return iss.Signer(), func() {}, nil
 	}
 	sg, err := cluster.OpenSigner(ctx, s.cfg.DataDir, c, s.cfg.BackendOverrides, nil)
