@@ -247,7 +247,8 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 // AbortRotation ends the rotation in progress before the switch of trust:
 // the current key signs again, and nodes renew back to it in batches; what
 // the new key issued stays valid through the appendix until replaced. A
-// new root's key that chancery made is deleted. After the switch it is
+// new root's key file that chancery made is deleted (an HSM key or a Vault
+// issuer is left alone, see ForgetRoot). After the switch it is
 // refused with ErrRotationInProgress.
 func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.Cluster, error) {
 	var target store.Root
