@@ -340,48 +340,8 @@ func (m *matrixMesh) saw(s meshState) int {
 func startMesh(t *testing.T, l *lab, nodes []string) (*matrixMesh, func()) {
 	t.Helper()
 	m := &matrixMesh{mesh: &mesh{}, seen: map[meshState]int{}}
-	addrs, ids := map[string]string{}, map[string]string{}
-	var lns []net.Listener
-	for _, n := range nodes {
-		nl, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		lns = append(lns, nl)
-		addrs[n], ids[n] = nl.Addr().String(), nodeID(t, l.dir(n))
-		go m.serve(nl, l.dir(n))
-	}
-	stop := make(chan struct{})
-	var traffic sync.WaitGroup
-	for _, from := range nodes {
-		traffic.Add(1)
-		go func() {
-			defer traffic.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-				for _, to := range nodes {
-					if to != from {
-						m.note(l.dir(from))
-						m.dial(l.dir(from), addrs[to], ids[to])
-					}
-				}
-			}
-		}()
-	}
-	var once sync.Once
-	return m, func() {
-		once.Do(func() {
-			close(stop)
-			traffic.Wait()
-			for _, nl := range lns {
-				nl.Close()
-			}
-		})
-	}
+	m.mesh.beforeDial = m.note
+	return m, m.mesh.run(t, l, nodes)
 }
 
 // clusterView is what the matrix compares before and after a rotation.

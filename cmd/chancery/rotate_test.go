@@ -65,6 +65,9 @@ type mesh struct {
 	ok     atomic.Int64
 	mu     sync.Mutex
 	failed []string
+	// beforeDial, when set, is called with the dialing node's data
+	// directory before each handshake it makes.
+	beforeDial func(dataDir string)
 }
 
 func (m *mesh) fail(format string, args ...any) {
@@ -159,6 +162,9 @@ func (m *mesh) run(t *testing.T, l *lab, nodes []string) (stop func()) {
 				}
 				for _, to := range nodes {
 					if to != from {
+						if m.beforeDial != nil {
+							m.beforeDial(l.dir(from))
+						}
 						m.dial(l.dir(from), addrs[to], ids[to])
 					}
 				}
