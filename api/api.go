@@ -141,6 +141,11 @@ type RotateRequest struct {
 	// AllowBridge allows a one-time bridge key, for a pair of backends that
 	// no other path connects (from one external CA to another).
 	AllowBridge bool `json:"allow_bridge,omitempty"`
+	// DeleteOldKey consents to deleting, from an HSM or Vault, the keys the
+	// rotation retires that chancery made: the old root's once it is done,
+	// the new root's if it is aborted or re-targeted. A key file chancery
+	// made is deleted without it; an external CA is always left alone.
+	DeleteOldKey bool `json:"delete_old_key,omitempty"`
 	// ExcludeStragglers excludes the nodes that have not reported for
 	// longer than the grace: they stop blocking the rotation, and must join
 	// again. With no rotation asked (Backend and Settings empty and a
@@ -165,6 +170,23 @@ type CAStatus struct {
 	// LastRotation says how the last rotation ended: "done", "aborted", or
 	// "" when there was none since the manager started.
 	LastRotation string `json:"last_rotation,omitempty"`
+	// RetiredKeys are the retired roots whose key the leader has yet to
+	// forget (delete, or keep and say why in the audit log).
+	RetiredKeys []RetiredKey `json:"retired_keys,omitempty"`
+}
+
+// RetiredKey is a retired root whose key is still to be forgotten.
+type RetiredKey struct {
+	// Fingerprint is the retired root's SHA-256 fingerprint.
+	Fingerprint string `json:"fingerprint"`
+	// Backend names the backend that holds its key.
+	Backend string `json:"backend"`
+	// Reason is "done", "aborted" or "replaced".
+	Reason string `json:"reason"`
+	// Attempts counts failed attempts to delete it; LastError is the last
+	// failure.
+	Attempts  int    `json:"attempts,omitempty"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 // RotationStatus is where a root rotation stands.
@@ -188,6 +210,9 @@ type RotationStatus struct {
 	Excluded []string `json:"excluded,omitempty"`
 	// StartedAt is when the rotation started.
 	StartedAt time.Time `json:"started_at"`
+	// DeleteOldKey says whether the operator consented to deleting the
+	// retired root's key from an HSM or Vault (RotateRequest.DeleteOldKey).
+	DeleteOldKey bool `json:"delete_old_key,omitempty"`
 }
 
 // Info is the answer of PathAdminInfo.

@@ -140,6 +140,16 @@ func namesLocked() []string {
 	return n
 }
 
+// SettingGenerated is the setting in which a backend whose CreateRoot can
+// either generate a key or adopt one that exists (pkcs11, vault) records
+// which it did: "true" when chancery generated the key. Only such a key is
+// chancery's to delete (RootDeleter).
+const SettingGenerated = "generated"
+
+// Generated reports whether settings record a key that CreateRoot
+// generated (SettingGenerated).
+func Generated(settings Settings) bool { return settings[SettingGenerated] == "true" }
+
 // RootDeleter is implemented by backends that can undo CreateRoot, so that a
 // failed `chancery init` leaves no key behind.
 type RootDeleter interface {
@@ -170,8 +180,10 @@ type NextRooter interface {
 
 // RootForgetter is implemented by backends whose retired root keys chancery
 // forgets by itself once a root rotation is done or aborted: a key file
-// chancery made is deleted. Backends whose keys the operator owns (an HSM
-// key, a Vault issuer, an external CA) do not implement it.
+// chancery made is deleted. Backends whose keys live in the operator's
+// systems (an HSM key, a Vault issuer) do not implement it: their retired
+// keys are deleted through RootDeleter, and only with the operator's
+// consent (store.RetiredKey.Delete); an external CA does neither.
 type RootForgetter interface {
 	// ForgetRoot deletes the key material of the root settings name.
 	ForgetRoot(ctx context.Context, dataDir string, settings Settings) error

@@ -87,6 +87,10 @@ type RotateRequest struct {
 	// AllowBridge allows a one-time bridge key where the pair of backends
 	// needs one (rotation.PathBridge); without it such a pair is refused.
 	AllowBridge bool
+	// DeleteOldKey is the operator's consent to delete, from an HSM or
+	// Vault, the keys this rotation retires that chancery made
+	// (store.Rotation.DeleteOldKey).
+	DeleteOldKey bool
 	// Current returns the current root's Signer, to choose the cross-sign
 	// path before anything changes, and what releases it; nil means
 	// OpenSigner, closed after.
@@ -117,7 +121,7 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	}
 	if r := c.Rotation; r != nil && !rotation.CanAbort(r.Phase) {
 		return c, fmt.Errorf("%w: it has switched trust to the new root %s; let it finish (chancery ca shows its progress), then rotate again",
-			ErrRotationInProgress, fingerprintPEM(r.Target.CertPEM))
+			ErrRotationInProgress, FingerprintPEM(r.Target.CertPEM))
 	}
 	// With no backend flags, the new root goes beside the current one, where
 	// the current backend chooses (backends.NextRooter).
@@ -221,37 +225,32 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 	if len(chain) > 1 {
 		target.IntermediatesPEM = ca.EncodeCertificatesPEM(chain[:len(chain)-1]...)
 	}
-	var replaced *store.Root
 	out, err := st.UpdateCluster(ctx, func(cur *store.Cluster) error {
 		if r := cur.Rotation; r != nil {
 			if !rotation.CanAbort(r.Phase) {
 				return fmt.Errorf("%w: it has switched trust meanwhile", ErrRotationInProgress)
 			}
-			old := r.Target
-			replaced = &old
+			retire(cur, r.Target, store.RetiredReplaced, r.DeleteOldKey || req.DeleteOldKey)
 		}
 		now := req.Now()
-		cur.Rotation = &store.Rotation{Phase: store.PhasePrepare, Target: target, AllowBridge: req.AllowBridge, StartedAt: now, UpdatedAt: now}
+		cur.Rotation = &store.Rotation{Phase: store.PhasePrepare, Target: target, AllowBridge: req.AllowBridge,
+			DeleteOldKey: req.DeleteOldKey, StartedAt: now, UpdatedAt: now}
 		return nil
-	}, rotationEvent(ctx, c, "start", target, nil, "", "", nil))
+	}, rotationEvent(ctx, c, "start", target, nil, "", "", deleteOldKeyDetail(req.DeleteOldKey)))
 	if err != nil {
 		undo()
 		return out, err
 	}
-	if replaced != nil {
-		forgetRoot(ctx, req.DataDir, *replaced)
-	}
-	return out, nil
+	return forgetNow(ctx, st, req.DataDir, out, req.Now())
 }
 
 // AbortRotation ends the rotation in progress before the switch of trust:
 // the current key signs again, and nodes renew back to it in batches; what
 // the new key issued stays valid through the appendix until replaced. A
-// new root's key file that chancery made is deleted (an HSM key or a Vault
-// issuer is left alone, see ForgetRoot). After the switch it is
+// new root's key is retired in the same update, and forgotten
+// (ForgetRetired) before AbortRotation returns. After the switch it is
 // refused with ErrRotationInProgress.
 func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.Cluster, error) {
-	var target store.Root
 	c, err := st.Cluster(ctx)
 	if err != nil {
 		return c, err
@@ -266,17 +265,16 @@ func AbortRotation(ctx context.Context, st store.Store, dataDir string) (store.C
 			return ErrNoRotation
 		case !rotation.CanAbort(r.Phase):
 			return fmt.Errorf("%w: it has switched trust to the new root %s, so it can no longer be aborted: let it finish, then rotate again (to a new root, or back to a root of your choice)",
-				ErrRotationInProgress, fingerprintPEM(r.Target.CertPEM))
+				ErrRotationInProgress, FingerprintPEM(r.Target.CertPEM))
 		}
-		target = r.Target
+		retire(cur, r.Target, store.RetiredAborted, r.DeleteOldKey)
 		cur.Rotation = nil
 		return nil
 	}, rotationEvent(ctx, c, "abort", c.Rotation.Target, nil, "", "", nil))
 	if err != nil {
 		return out, err
 	}
-	forgetRoot(ctx, dataDir, target)
-	return out, nil
+	return forgetNow(ctx, st, dataDir, out, timeNow())
 }
 
 // RecordAppendix moves a rotation from prepare to reissue with its
@@ -328,8 +326,8 @@ func SwitchTrust(ctx context.Context, st store.Store, target []byte, now time.Ti
 // FinishRotation ends a rotation in switch-trust: the new root becomes
 // the current one (its certificate, intermediates and backend), the old
 // one moves to the history, current until now, and the appendix is no
-// longer attached. It returns the old root, whose key the caller may
-// forget (ForgetRoot).
+// longer attached. It returns the old root, whose key is retired in the
+// same update for the leader to forget (ForgetRetired).
 func FinishRotation(ctx context.Context, st store.Store, target []byte, now time.Time) (store.Cluster, store.Root, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
@@ -345,6 +343,7 @@ func FinishRotation(ctx context.Context, st store.Store, target []byte, now time
 		cur.IntermediatesPEM = t.IntermediatesPEM
 		cur.Backend = t.Backend
 		cur.RootSince = now
+		retire(cur, prev, store.RetiredDone, cur.Rotation.DeleteOldKey)
 		cur.Rotation = nil
 		old = prev
 		return nil
@@ -408,8 +407,8 @@ func transition(ctx context.Context, st store.Store, c store.Cluster, target []b
 func rotationEvent(ctx context.Context, c store.Cluster, step string, target store.Root, appendix []*x509.Certificate, path, nodeID string, extra map[string]string) audit.Event {
 	d := map[string]string{
 		"step":                 step,
-		"old_root_fingerprint": fingerprintPEM(c.RootCAPEM),
-		"new_root_fingerprint": fingerprintPEM(target.CertPEM),
+		"old_root_fingerprint": FingerprintPEM(c.RootCAPEM),
+		"new_root_fingerprint": FingerprintPEM(target.CertPEM),
 		"new_root_backend":     target.Backend.Type,
 		"current_root_backend": c.Backend.Type,
 	}
@@ -428,23 +427,6 @@ func rotationEvent(ctx context.Context, c store.Cluster, step string, target sto
 	}
 	return audit.Event{Action: audit.ActionRootRotation, Actor: audit.ActorFrom(ctx), NodeID: nodeID, Backend: target.Backend.Type, Details: d}
 }
-
-// forgetRoot deletes the key of a root that chancery made in a backend
-// that can delete it (a key file); others are left alone.
-func forgetRoot(ctx context.Context, dataDir string, r store.Root) {
-	b, err := backends.Get(r.Backend.Type)
-	if err != nil {
-		return
-	}
-	if d, ok := b.(backends.RootForgetter); ok {
-		d.ForgetRoot(ctx, dataDir, backends.Settings(r.Backend.Settings))
-	}
-}
-
-// ForgetRoot forgets the key material of a root that is no longer used,
-// where its backend does that by itself (a key file chancery made is
-// deleted); an HSM key, a Vault issuer or an external CA is left alone.
-func ForgetRoot(ctx context.Context, dataDir string, r store.Root) { forgetRoot(ctx, dataDir, r) }
 
 func closeIfCloser(s signer.Signer) {
 	if c, ok := s.(io.Closer); ok {
@@ -465,9 +447,9 @@ func pathName(p rotation.Path) string {
 	return ""
 }
 
-// fingerprintPEM is the fingerprint of the first certificate in a PEM
+// FingerprintPEM is the fingerprint of the first certificate in a PEM
 // bundle, or "" when there is none.
-func fingerprintPEM(p []byte) string {
+func FingerprintPEM(p []byte) string {
 	certs, err := ca.ParseCertificatesPEM(p)
 	if err != nil || len(certs) == 0 {
 		return ""

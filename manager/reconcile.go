@@ -103,6 +103,15 @@ func (l *leader) reconcileOnce(ctx context.Context) error {
 		if err := l.apply(ctx, c); err != nil {
 			return err
 		}
+		if len(c.RetiredKeys) > 0 {
+			// After apply, which closed the Signers of retired roots. A
+			// failure is recorded with the key, and tried again later.
+			if out, err := cluster.ForgetRetired(ctx, l.cfg.store, l.cfg.DataDir, l.cfg.Clock.Now()); err != nil {
+				l.cfg.Logger.Error("root rotation: a retired root's key was not forgotten; trying again later", "err", err)
+			} else {
+				c = out
+			}
+		}
 		if c.Rotation == nil {
 			return nil
 		}
@@ -134,11 +143,9 @@ func (l *leader) reconcileOnce(ctx context.Context) error {
 			}
 			l.cfg.Logger.Info("root rotation: every node holds a certificate from the new key; switching trust", "nodes", prog.Total)
 		case rotation.Finish:
-			_, old, err := cluster.FinishRotation(ctx, l.cfg.store, target, now)
-			if err != nil {
+			if _, _, err := cluster.FinishRotation(ctx, l.cfg.store, target, now); err != nil {
 				return err
 			}
-			cluster.ForgetRoot(ctx, l.cfg.DataDir, old)
 			l.cfg.api.SetLastRotation("done")
 			l.cfg.Logger.Info("root rotation: done", "root", fingerprintOf(target), "nodes", prog.Total)
 		}

@@ -189,6 +189,10 @@ func (s *Server) caStatus(ctx context.Context, c store.Cluster) (api.CAStatus, e
 	s.lastRotationMu.Lock()
 	out.LastRotation = s.lastRotation
 	s.lastRotationMu.Unlock()
+	for _, k := range c.RetiredKeys {
+		out.RetiredKeys = append(out.RetiredKeys, api.RetiredKey{Fingerprint: cluster.FingerprintPEM(k.Root.CertPEM), Backend: k.Root.Backend.Type,
+			Reason: k.Reason, Attempts: k.Attempts, LastError: k.LastError})
+	}
 	r := c.Rotation
 	if r == nil {
 		return out, nil
@@ -201,7 +205,7 @@ func (s *Server) caStatus(ctx context.Context, c store.Cluster) (api.CAStatus, e
 	target, _ := ca.ParseCertificatesPEM(r.Target.CertPEM)
 	rs := &api.RotationStatus{
 		Phase: string(r.Phase), Path: r.Path, Total: p.Total, Converged: p.Converged, TrustingNew: p.TrustingNew,
-		Stragglers: p.Stragglers, Excluded: slices.Clone(r.ExcludedNodes), StartedAt: r.StartedAt,
+		Stragglers: p.Stragglers, Excluded: slices.Clone(r.ExcludedNodes), StartedAt: r.StartedAt, DeleteOldKey: r.DeleteOldKey,
 	}
 	if len(target) > 0 {
 		rs.TargetFingerprint = cluster.Fingerprint(target[0])
@@ -265,7 +269,7 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
 			DataDir: s.cfg.DataDir, Backend: req.Backend, Settings: backends.Settings(req.Settings),
 			KeyAlgorithm: req.KeyAlgorithm, CommonName: req.CommonName, AllowBridge: req.AllowBridge, ImportCertPEM: certPEM,
-			Overrides: s.cfg.BackendOverrides, Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
+			DeleteOldKey: req.DeleteOldKey, Overrides: s.cfg.BackendOverrides, Current: s.currentSigner, Now: s.clock.Now, Rand: s.cfg.Rand,
 		})
 		if err != nil {
 			s.rotationError(w, r, err)

@@ -84,6 +84,44 @@ type Rotation struct {
 	// ExcludedNodes are the IDs of stragglers the operator excluded, so
 	// that they do not block the rotation.
 	ExcludedNodes []string `json:"excluded_nodes,omitempty"`
+	// DeleteOldKey records the operator's consent to delete, from an HSM or
+	// Vault, the keys this rotation retires that chancery made (the old
+	// root's once done, the new root's if it is aborted or re-targeted). A
+	// key file chancery made is deleted without it; an external CA is
+	// always left alone.
+	DeleteOldKey bool `json:"delete_old_key,omitempty"`
+}
+
+// Why a root's key was retired (RetiredKey.Reason).
+const (
+	// RetiredDone: the rotation is done, and the root it replaced is no
+	// longer used.
+	RetiredDone = "done"
+	// RetiredAborted: the rotation to this new root was aborted.
+	RetiredAborted = "aborted"
+	// RetiredReplaced: the rotation was re-targeted to another new root.
+	RetiredReplaced = "replaced"
+)
+
+// RetiredKey is a root whose key material is to be forgotten: queued in
+// the same update that stops using it, so that a crash cannot leave it
+// behind unrecorded, and removed, with an audit entry saying what became of
+// it, once its backend has forgotten it (or kept it, as an HSM key or a
+// Vault issuer without the operator's consent, or an external CA).
+type RetiredKey struct {
+	// Root is the retired root: its certificate and backend.
+	Root Root `json:"root"`
+	// Reason is RetiredDone, RetiredAborted or RetiredReplaced.
+	Reason string `json:"reason"`
+	// Delete is the operator's consent to delete an HSM key or a Vault
+	// issuer that chancery made (Rotation.DeleteOldKey).
+	Delete bool `json:"delete,omitempty"`
+	// Attempts counts the failed attempts so far.
+	Attempts int `json:"attempts,omitempty"`
+	// NextAttempt is when to try again after a failure; zero means now.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// LastError is the last failure, for `chancery ca` and the audit log.
+	LastError string `json:"last_error,omitempty"`
 }
 
 // Roots returns every root the cluster has had: RootHistory, oldest first,
@@ -245,6 +283,24 @@ func ValidateCluster(c Cluster) error {
 			if id == "" {
 				return bad("Rotation.ExcludedNodes[%d] is empty; list node IDs", i)
 			}
+		}
+	}
+	for i, k := range c.RetiredKeys {
+		field := fmt.Sprintf("RetiredKeys[%d]", i)
+		switch {
+		case firstCertificatePEM(k.Root.CertPEM) == nil:
+			return bad("%s.Root.CertPEM holds no PEM CERTIFICATE block; keep the retired root's certificate", field)
+		case k.Root.Backend.Type == "":
+			return bad("%s.Root.Backend has no Type; name the backend that holds the retired key", field)
+		case bytes.Equal(firstCertificatePEM(k.Root.CertPEM), cur.CertPEM):
+			return bad("%s is the current root, whose key is in use", field)
+		case c.Rotation != nil && bytes.Equal(firstCertificatePEM(k.Root.CertPEM), firstCertificatePEM(c.Rotation.Target.CertPEM)):
+			return bad("%s is the rotation's new root, whose key is in use", field)
+		}
+		switch k.Reason {
+		case RetiredDone, RetiredAborted, RetiredReplaced:
+		default:
+			return bad("%s.Reason %q is not a reason; want %q, %q or %q", field, k.Reason, RetiredDone, RetiredAborted, RetiredReplaced)
 		}
 	}
 	return nil

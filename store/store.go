@@ -107,6 +107,11 @@ type Cluster struct {
 	RootHistory []Root `json:"root_history,omitempty"`
 	// Rotation is the root rotation in progress, or nil.
 	Rotation *Rotation `json:"rotation,omitempty"`
+	// RetiredKeys are the keys of roots that a rotation retired (the old
+	// root when it is done, a new root it discarded when it is aborted or
+	// re-targeted), queued in the same update, for the leader to forget:
+	// see RetiredKey.
+	RetiredKeys []RetiredKey `json:"retired_keys,omitempty"`
 	// WorkerToken is the join token for workers. It is a secret.
 	WorkerToken string `json:"worker_token"`
 	// ManagerToken is the join token for managers. It is a secret.

@@ -17,8 +17,9 @@ var _ backends.NextRooter = Backend{}
 // that it names no key of the token's but the one CreateRoot generates.
 //
 // The key of the retired root stays in the token once the rotation is
-// done: HSM keys are the operator's to destroy (pkcs11-tool
-// --delete-object).
+// done, unless chancery generated it and the operator asked for its
+// deletion (ca --rotate --delete-old-key): HSM keys are the operator's to
+// destroy (pkcs11-tool --delete-object).
 func (Backend) NextRootSettings(current backends.Settings, id string) (backends.Settings, error) {
 	if id == "" {
 		return nil, fmt.Errorf("pkcs11: a new root needs an id")

@@ -22,7 +22,7 @@ const (
 	// SettingGenerated records whether CreateRoot generated the key ("true")
 	// or found it in the token ("false"); DeleteRoot destroys only a
 	// generated key. CreateRoot refuses it as input.
-	SettingGenerated = "generated"
+	SettingGenerated = backends.SettingGenerated
 )
 
 // configFromSettings reads the backend's settings. creating says whether

@@ -68,7 +68,7 @@ const (
 	// SettingGenerated records whether CreateRoot generated the issuer
 	// ("true") or used an existing one ("false"); only a generated root is
 	// deleted by DeleteRoot.
-	SettingGenerated = "generated"
+	SettingGenerated = backends.SettingGenerated
 )
 
 // Engines that can hold the root key (SettingEngine).

@@ -20,7 +20,8 @@ var _ backends.NextRooter = Backend{}
 //     rotation added; backends.NextName).
 //
 // The retired root's issuer or key stays in Vault once the rotation is
-// done: it is the operator's to delete. The token needs the init policy's
+// done, unless chancery generated it and the operator asked for its
+// deletion (ca --rotate --delete-old-key). The token needs the init policy's
 // rights to make the new root (`chancery vault policy`, without --run), and
 // afterwards the run policy of the new issuer or key.
 func (Backend) NextRootSettings(current backends.Settings, id string) (backends.Settings, error) {

@@ -20,9 +20,9 @@ var caPollInterval = time.Second
 
 func newCACmd(a *app) *cobra.Command {
 	var (
-		rotate, abort, detach, quiet, force, allowBridge bool
-		certExpiry                                       string
-		root                                             *rootFlags
+		rotate, abort, detach, quiet, force, allowBridge, deleteOldKey bool
+		certExpiry                                                     string
+		root                                                           *rootFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "ca [--rotate [backend flags] [--detach] [-q] | --abort]",
@@ -43,8 +43,8 @@ root, until nodes have switched trust.`,
 			if rotate && abort {
 				return errors.New("--rotate and --abort ask for opposite things: give one")
 			}
-			if !rotate && (root.backends.Given() || allowBridge || cmd.Flags().Changed("ca-common-name") || cmd.Flags().Changed("ca-key-algorithm")) {
-				return hint.With(errors.New("backend flags choose the new root of a rotation"), "add --rotate")
+			if !rotate && (root.backends.Given() || allowBridge || deleteOldKey || cmd.Flags().Changed("ca-common-name") || cmd.Flags().Changed("ca-key-algorithm")) {
+				return hint.With(errors.New("backend flags, --allow-bridge and --delete-old-key are for a root rotation"), "add --rotate")
 			}
 			var expiry time.Duration
 			if certExpiry != "" {
@@ -73,7 +73,7 @@ root, until nodes have switched trust.`,
 				if cmd.Flags().Changed("ca-key-algorithm") {
 					req.KeyAlgorithm = root.alg
 				}
-				req.AllowBridge, req.ExcludeStragglers = allowBridge, force
+				req.AllowBridge, req.ExcludeStragglers, req.DeleteOldKey = allowBridge, force, deleteOldKey
 			}
 			c, done, err := a.admin(ctx)
 			if err != nil {
@@ -125,8 +125,11 @@ root, until nodes have switched trust.`,
 					return apiError(err)
 				}
 				fmt.Fprint(a.stdout, st.RootCAPEM)
-				if st.Rotation != nil && !quiet {
-					printRotation(a, st)
+				if !quiet {
+					if st.Rotation != nil {
+						printRotation(a, st)
+					}
+					printRetired(a, st)
 				}
 				return nil
 			}
@@ -145,6 +148,7 @@ root, until nodes have switched trust.`,
 	f.BoolVarP(&detach, "detach", "d", false, "exit as soon as the rotation is started, without waiting for it to finish")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress")
 	f.BoolVar(&force, "force", false, "exclude the nodes that have not reported for longer than the grace: they stop blocking the rotation and must join again")
+	f.BoolVar(&deleteOldKey, "delete-old-key", false, "once the rotation is done, delete the old root's key from the HSM or Vault if chancery made it (a key file chancery made is always deleted; an external CA is left alone)")
 	f.BoolVar(&allowBridge, "allow-bridge", false, "allow a one-time bridge key, where the current and the new root's backends need one (from one external CA to another)")
 	f.StringVar(&certExpiry, "cert-expiry", "", "also set the validity period of node certificates issued from now on, as 'update --cert-expiry' does")
 	root = addRootFlags(f)
@@ -206,6 +210,18 @@ func printRotation(a *app, st *api.CAStatus) {
 	fmt.Fprintln(a.stderr, rotationLine(st.Rotation))
 }
 
+// printRetired lists the retired roots whose key the leader has yet to
+// forget.
+func printRetired(a *app, st *api.CAStatus) {
+	for _, k := range st.RetiredKeys {
+		fmt.Fprintf(a.stderr, "retired root %s (%s, %s): its key is still to be forgotten", shortFP(k.Fingerprint), k.Backend, k.Reason)
+		if k.LastError != "" {
+			fmt.Fprintf(a.stderr, "; %d failed attempts, the last: %s", k.Attempts, k.LastError)
+		}
+		fmt.Fprintln(a.stderr)
+	}
+}
+
 // rotationLine is one line of progress.
 func rotationLine(r *api.RotationStatus) string {
 	var b strings.Builder
@@ -216,6 +232,9 @@ func rotationLine(r *api.RotationStatus) string {
 	}
 	if len(r.Excluded) > 0 {
 		fmt.Fprintf(&b, "; excluded: %d", len(r.Excluded))
+	}
+	if r.DeleteOldKey {
+		b.WriteString("; the old root's key is deleted when done")
 	}
 	return b.String()
 }

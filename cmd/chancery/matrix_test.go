@@ -106,11 +106,13 @@ func (p *matrixPeers) vault(t *testing.T, engine string) (*vaultdev.Server, stri
 type matrixRig struct {
 	name string
 	// init returns the init flags of a cluster whose root is in this
-	// backend, and a check, run once the root rotated away, of what became
-	// of the old root's key (old are the details `chancery info` gave of
-	// it): a key file chancery made is deleted; an HSM key, a Vault issuer
-	// or key is left alone.
-	init func(t *testing.T, p *matrixPeers, l *lab) (flags []string, afterwards func(t *testing.T, old map[string]string))
+	// backend, and a check, run once the root rotated away and its key was
+	// forgotten, of what became of the old root's key (old are the details
+	// `chancery info` gave of it; deleteAsked says whether the rotation was
+	// asked for with --delete-old-key): a key file chancery made is
+	// deleted; an HSM key, a Vault issuer or key is deleted only if asked;
+	// an external CA is left alone.
+	init func(t *testing.T, p *matrixPeers, l *lab) (flags []string, afterwards func(t *testing.T, old map[string]string, deleteAsked bool))
 	// to returns the ca --rotate flags that put a new root in this backend,
 	// from a cluster whose root is in from: none from the same backend
 	// where it makes the new root by itself (backends.NextRooter).
@@ -145,8 +147,8 @@ func localValidity(from, until time.Time) conformance.NodeExpectation {
 var matrixRigs = []matrixRig{
 	{
 		name: "file",
-		init: func(t *testing.T, _ *matrixPeers, l *lab) ([]string, func(*testing.T, map[string]string)) {
-			return nil, func(t *testing.T, old map[string]string) {
+		init: func(t *testing.T, _ *matrixPeers, l *lab) ([]string, func(*testing.T, map[string]string, bool)) {
+			return nil, func(t *testing.T, old map[string]string, _ bool) {
 				if _, err := os.Stat(old["key"]); old["key"] == "" || !os.IsNotExist(err) {
 					t.Errorf("the old root's key file is still there (%v)", err)
 				}
@@ -163,12 +165,16 @@ var matrixRigs = []matrixRig{
 	},
 	{
 		name: "pkcs11",
-		init: func(t *testing.T, p *matrixPeers, l *lab) ([]string, func(*testing.T, map[string]string)) {
+		init: func(t *testing.T, p *matrixPeers, l *lab) ([]string, func(*testing.T, map[string]string, bool)) {
 			tok := p.hsm(t)
 			uri := tok.URI("root-" + filepath.Base(l.root))
-			return []string{"--pkcs11-uri", uri}, func(t *testing.T, _ map[string]string) {
-				if _, err := pkcs11.Inspect(context.Background(), backends.Settings{pkcs11.SettingURI: uri}); err != nil {
-					t.Errorf("the old root's key is no longer in the token: %v", err)
+			return []string{"--pkcs11-uri", uri}, func(t *testing.T, _ map[string]string, deleteAsked bool) {
+				_, err := pkcs11.Inspect(context.Background(), backends.Settings{pkcs11.SettingURI: uri})
+				switch {
+				case deleteAsked && err == nil:
+					t.Error("the old root's key is still in the token, after --delete-old-key")
+				case !deleteAsked && err != nil:
+					t.Errorf("the old root's key is no longer in the token, without --delete-old-key: %v", err)
 				}
 			}
 		},
@@ -184,11 +190,15 @@ var matrixRigs = []matrixRig{
 	},
 	{
 		name: "vault-pki",
-		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string)) {
+		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string, bool)) {
 			srv, mount, flags := p.vault(t, "pki")
-			return flags, func(t *testing.T, old map[string]string) {
-				if sec, err := srv.Root.Logical().Read(mount + "/issuer/" + old["issuer"]); err != nil || sec == nil {
-					t.Errorf("the old root's issuer %q is no longer in the mount (%v)", old["issuer"], err)
+			return flags, func(t *testing.T, old map[string]string, deleteAsked bool) {
+				sec, err := srv.Root.Logical().Read(mount + "/issuer/" + old["issuer"])
+				switch {
+				case deleteAsked && sec != nil:
+					t.Errorf("the old root's issuer %q is still in the mount, after --delete-old-key", old["issuer"])
+				case !deleteAsked && (err != nil || sec == nil):
+					t.Errorf("the old root's issuer %q is no longer in the mount, without --delete-old-key (%v)", old["issuer"], err)
 				}
 			}
 		},
@@ -210,11 +220,15 @@ var matrixRigs = []matrixRig{
 	},
 	{
 		name: "vault-transit",
-		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string)) {
+		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string, bool)) {
 			srv, mount, flags := p.vault(t, "transit")
-			return flags, func(t *testing.T, old map[string]string) {
-				if sec, err := srv.Root.Logical().Read(mount + "/keys/" + old["key"]); err != nil || sec == nil {
-					t.Errorf("the old root's transit key %q is no longer in the mount (%v)", old["key"], err)
+			return flags, func(t *testing.T, old map[string]string, deleteAsked bool) {
+				sec, err := srv.Root.Logical().Read(mount + "/keys/" + old["key"])
+				switch {
+				case deleteAsked && sec != nil:
+					t.Errorf("the old root's transit key %q is still in the mount, after --delete-old-key", old["key"])
+				case !deleteAsked && (err != nil || sec == nil):
+					t.Errorf("the old root's transit key %q is no longer in the mount, without --delete-old-key (%v)", old["key"], err)
 				}
 			}
 		},
@@ -230,8 +244,8 @@ var matrixRigs = []matrixRig{
 	},
 	{
 		name: "cfssl",
-		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string)) {
-			return []string{"--external-ca", p.externalCA(t, false)}, func(*testing.T, map[string]string) {}
+		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string, bool)) {
+			return []string{"--external-ca", p.externalCA(t, false)}, func(*testing.T, map[string]string, bool) {}
 		},
 		// From cfssl, the second external CA: the first is the current
 		// root. Refused without --allow-bridge (see matrixRefusals).
@@ -420,10 +434,11 @@ func TestRotationMatrix(t *testing.T) {
 	peers := startMatrixPeers(t)
 	start := time.Now()
 	for _, from := range matrixRigs {
-		for _, to := range matrixRigs {
+		for j, to := range matrixRigs {
 			t.Run(from.name+"_to_"+to.name, func(t *testing.T) {
 				began := time.Now()
-				rotateMatrixPair(t, peers, from, to)
+				// Half the pairs ask for the old key's deletion.
+				rotateMatrixPair(t, peers, from, to, j%2 == 1)
 				t.Logf("%s to %s: %s", from.name, to.name, time.Since(began).Round(10*time.Millisecond))
 			})
 		}
@@ -431,7 +446,7 @@ func TestRotationMatrix(t *testing.T) {
 	t.Logf("the matrix took %s", time.Since(start).Round(100*time.Millisecond))
 }
 
-func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig) {
+func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig, deleteOldKey bool) {
 	root, err := os.MkdirTemp("", "mx") // short: the manager's socket path must fit
 	if err != nil {
 		t.Fatal(err)
@@ -495,6 +510,9 @@ func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig) {
 	okBefore := m.ok.Load()
 	rotateStart := time.Now()
 	args := append(append([]string{"ca", "--rotate", "--data-dir", l.dir("m1")}, rotateFlags...), bridge...)
+	if deleteOldKey {
+		args = append(args, "--delete-old-key")
+	}
 	_, progress := l.cli(false, args...)
 	// Every node trusts the new root before traffic stops.
 	var newRoot *x509.Certificate
@@ -604,7 +622,21 @@ func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig) {
 			conformance.CheckNodeCertificate(t, chain[0], []*x509.Certificate{newRoot}, e)
 		})
 	}
-	oldKeyCheck(t, backendDetails(before.info))
+	// The leader forgets the old root's key once the rotation is done, and
+	// says in the audit log what became of it.
+	eventually(t, "the old root's key forgotten", func() bool {
+		st, err := c.CA(ctx)
+		return err == nil && len(st.RetiredKeys) == 0
+	})
+	exported, _ := l.cli(false, "audit", "export", "--data-dir", l.dir("m1"))
+	outcome := "kept"
+	if from.name == "file" || (deleteOldKey && from.name != "cfssl") {
+		outcome = "deleted"
+	}
+	if !regexp.MustCompile(`"step":"forget-key"`).MatchString(exported) || !strings.Contains(exported, `"outcome":"`+outcome+`"`) {
+		t.Errorf("the audit log does not say the old root's key was %s", outcome)
+	}
+	oldKeyCheck(t, backendDetails(before.info), deleteOldKey)
 	out, _ := l.cli(false, "audit", "verify", "--data-dir", l.dir("m1"))
 	if !strings.Contains(out, "audit log OK") {
 		t.Errorf("audit verify:\n%s", out)

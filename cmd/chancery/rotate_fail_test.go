@@ -117,7 +117,7 @@ func TestRotateAbort(t *testing.T) {
 	if after.Root != before.Root || after.Phase != "" || after.WorkerToken != before.WorkerToken || after.ManagerToken != before.ManagerToken {
 		t.Errorf("after the abort: %+v\nbefore: %+v", after, before)
 	}
-	if got, want := r.rotationEntries(), []string{"start", "reissue", "abort"}; !slices.Equal(got, want) {
+	if got, want := r.rotationEntries(), []string{"start", "reissue", "abort", "forget-key"}; !slices.Equal(got, want) {
 		t.Errorf("root.rotation audit entries %v, want %v", got, want)
 	}
 	r.auditVerifies()
@@ -225,7 +225,7 @@ func TestRotateRetarget(t *testing.T) {
 	if keys := r.keyFiles(); !slices.Equal(keys, []string{secondKey}) {
 		t.Errorf("key files %v, want the second target's alone, %s", keys, secondKey)
 	}
-	if got, want := r.rotationEntries(), []string{"start", "reissue", "start", "reissue", "switch-trust", "done"}; !slices.Equal(got, want) {
+	if got, want := r.rotationEntries(), []string{"start", "reissue", "start", "forget-key", "reissue", "switch-trust", "done", "forget-key"}; !slices.Equal(got, want) {
 		t.Errorf("root.rotation audit entries %v, want %v", got, want)
 	}
 	r.auditVerifies()
@@ -261,7 +261,7 @@ func TestRotateToCurrentRootAborts(t *testing.T) {
 	if !slices.Equal(after.KeyFiles, before.KeyFiles) || after.WorkerToken != before.WorkerToken || after.ManagerToken != before.ManagerToken {
 		t.Errorf("after the rotation to the current root: %+v\nbefore: %+v", after, before)
 	}
-	if got, want := r.rotationEntries(), []string{"start", "reissue", "abort"}; !slices.Equal(got, want) {
+	if got, want := r.rotationEntries(), []string{"start", "reissue", "abort", "forget-key"}; !slices.Equal(got, want) {
 		t.Errorf("root.rotation audit entries %v, want %v", got, want)
 	}
 }
@@ -346,7 +346,7 @@ func TestRotateExcludesStoppedNode(t *testing.T) {
 	if err := stopped(t, "w3", r.agents["w3"].done); !errors.Is(err, agent.ErrRemoved) {
 		t.Errorf("w3's agent, run again after it was excluded: %v, want agent.ErrRemoved", err)
 	}
-	if got := r.rotationEntries(); !slices.Contains(got, "exclude") || got[len(got)-1] != "done" {
+	if got := r.rotationEntries(); !slices.Contains(got, "exclude") || !slices.Equal(got[len(got)-2:], []string{"done", "forget-key"}) {
 		t.Errorf("root.rotation audit entries %v, want an exclusion, then done", got)
 	}
 	r.auditVerifies()
@@ -524,7 +524,7 @@ func TestRotateManagerRestart(t *testing.T) {
 		}
 		st := r.waitPhase("")
 		r.waitTrust(r.nodes, []byte(st.RootCAPEM))
-		wantSteps = append(wantSteps, "start", "reissue", "switch-trust", "done")
+		wantSteps = append(wantSteps, "start", "reissue", "switch-trust", "done", "forget-key")
 		if got := r.rotationEntries(); !slices.Equal(got, wantSteps) {
 			t.Errorf("after the restart in %s: root.rotation audit entries %v, want %v", c.phase, got, wantSteps)
 		}

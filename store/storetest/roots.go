@@ -45,7 +45,14 @@ func RotatedCluster() store.Cluster {
 		StartedAt:     c.RootSince.Add(24 * time.Hour),
 		UpdatedAt:     c.RootSince.Add(25 * time.Hour),
 		ExcludedNodes: []string{"node-gone"},
+		DeleteOldKey:  true,
 	}
+	// A rotation to another new root was re-targeted to this one; the
+	// leader has yet to forget its key.
+	c.RetiredKeys = []store.RetiredKey{{
+		Root:   store.Root{CertPEM: CertPEM("MIIJ"), Backend: store.BackendConfig{Type: "file", Settings: map[string]string{"key_path": "ca/root-ca-3.key"}}},
+		Reason: store.RetiredReplaced, Delete: true, Attempts: 1, NextAttempt: c.RootSince.Add(26 * time.Hour), LastError: "file: failed to remove the key file",
+	}}
 	return c
 }
 
@@ -178,6 +185,11 @@ func InvalidClusters() []InvalidCluster {
 		}, "IntermediatesPEM"},
 		{"target intermediates not PEM", func(c *store.Cluster) { c.Rotation.Target.IntermediatesPEM = []byte("x") }, "Rotation.Target.IntermediatesPEM"},
 		{"history without certificate", func(c *store.Cluster) { history(c).CertPEM = nil }, "RootHistory[1].CertPEM"},
+		{"retired key without certificate", func(c *store.Cluster) { c.RetiredKeys[0].Root.CertPEM = nil }, "RetiredKeys[0].Root.CertPEM"},
+		{"retired key without backend type", func(c *store.Cluster) { c.RetiredKeys[0].Root.Backend.Type = "" }, "RetiredKeys[0].Root.Backend"},
+		{"retired key without reason", func(c *store.Cluster) { c.RetiredKeys[0].Reason = "" }, "RetiredKeys[0].Reason"},
+		{"retired current root", func(c *store.Cluster) { c.RetiredKeys[0].Root.CertPEM = c.RootCAPEM }, "RetiredKeys[0] is the current root"},
+		{"retired new root", func(c *store.Cluster) { c.RetiredKeys[0].Root.CertPEM = c.Rotation.Target.CertPEM }, "RetiredKeys[0] is the rotation's new root"},
 		{"history without backend type", func(c *store.Cluster) { history(c).Backend.Type = "" }, "RootHistory[1].Backend"},
 		{"history without start", func(c *store.Cluster) { history(c).ActiveFrom = time.Time{} }, "RootHistory[1] has no ActiveFrom"},
 		{"history without end", func(c *store.Cluster) { history(c).ActiveUntil = time.Time{} }, "RootHistory[1] has no ActiveUntil"},
