@@ -222,8 +222,15 @@ type Store interface {
 	// Node returns the node with the given ID, or an error wrapping
 	// ErrNotFound.
 	Node(ctx context.Context, id string) (Node, error)
-	// Nodes returns every node, sorted by ID.
+	// Nodes returns every node, sorted by ID. Listings that may be large
+	// page with ListNodes instead.
 	Nodes(ctx context.Context) ([]Node, error)
+	// ListNodes returns one page of nodes, sorted by ID, starting after
+	// opts.After (see ListOptions). Paging is stable under concurrent
+	// changes: a node that exists for the whole listing is listed exactly
+	// once. A cursor no node listing returned fails with ErrInvalidCursor,
+	// a negative limit with ErrInvalidListOptions.
+	ListNodes(ctx context.Context, opts ListOptions) (NodePage, error)
 	// UpdateNode atomically reads a node, passes it to fn and stores the
 	// result with UpdatedAt set. It fails with ErrNotFound if the node does
 	// not exist; if fn returns an error, or changes ID, nothing is written.
@@ -246,6 +253,11 @@ type Store interface {
 	// IssuedCertificates returns the certificates issued to nodeID, or all of
 	// them if nodeID is "", ordered by IssuedAt then Serial.
 	IssuedCertificates(ctx context.Context, nodeID string) ([]IssuedCertificate, error)
+	// ListIssuedCertificates returns one page of the certificates issued
+	// to nodeID, or to every node if nodeID is "", sorted by serial (as
+	// strings), starting after opts.After; as stable as ListNodes, and
+	// refusing what it refuses.
+	ListIssuedCertificates(ctx context.Context, nodeID string, opts ListOptions) (CertificatePage, error)
 
 	// AppendAudit appends events that record no state change (a refused
 	// request, a checkpoint) and returns their sealed entries.

@@ -308,6 +308,59 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 	return nodes, err
 }
 
+// ListNodes implements store.Store. A page is read in one transaction.
+func (s *Store) ListNodes(ctx context.Context, opts store.ListOptions) (store.NodePage, error) {
+	if err := ctx.Err(); err != nil {
+		return store.NodePage{}, err
+	}
+	after, limit, err := store.ParseNodeListOptions(opts)
+	if err != nil {
+		return store.NodePage{}, err
+	}
+	var page store.NodePage
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var more bool
+		var err error
+		page.Nodes, more, err = scanAfter[store.Node](tx, bucketNodes, after, limit, nil)
+		if more {
+			page.Next = store.NodeCursor(page.Nodes[len(page.Nodes)-1].ID)
+		}
+		return err
+	})
+	if err != nil {
+		return store.NodePage{}, err
+	}
+	return page, nil
+}
+
+// scanAfter decodes the records of bucket whose keys sort after after, in
+// key order, and returns the first limit of them that keep keeps (nil
+// keeps all). more reports whether another record after them is kept.
+func scanAfter[T any](tx *bbolt.Tx, bucket []byte, after string, limit int, keep func(*T) bool) (out []T, more bool, err error) {
+	c := tx.Bucket(bucket).Cursor()
+	k, data := c.First()
+	if after != "" {
+		k, data = c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, data = c.Next()
+		}
+	}
+	for ; k != nil; k, data = c.Next() {
+		var v T
+		if err := json.Unmarshal(data, &v); err != nil {
+			return nil, false, corrupt(bucket, k, err)
+		}
+		if keep != nil && !keep(&v) {
+			continue
+		}
+		if len(out) == limit {
+			return out, true, nil
+		}
+		out = append(out, v)
+	}
+	return out, false, nil
+}
+
 // UpdateNode implements store.Store.
 func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error, events ...audit.Event) (store.Node, error) {
 	if err := ctx.Err(); err != nil {
@@ -442,6 +495,37 @@ func (s *Store) IssuedCertificates(ctx context.Context, nodeID string) ([]store.
 		return cmp.Or(a.IssuedAt.Compare(b.IssuedAt), cmp.Compare(a.Serial, b.Serial))
 	})
 	return certs, nil
+}
+
+// ListIssuedCertificates implements store.Store. A page for one node
+// reads the certificate records after the cursor until it is full: there
+// is no index by node yet.
+func (s *Store) ListIssuedCertificates(ctx context.Context, nodeID string, opts store.ListOptions) (store.CertificatePage, error) {
+	if err := ctx.Err(); err != nil {
+		return store.CertificatePage{}, err
+	}
+	after, limit, err := store.ParseCertificateListOptions(opts)
+	if err != nil {
+		return store.CertificatePage{}, err
+	}
+	var keep func(*store.IssuedCertificate) bool
+	if nodeID != "" {
+		keep = func(c *store.IssuedCertificate) bool { return c.NodeID == nodeID }
+	}
+	var page store.CertificatePage
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		var more bool
+		var err error
+		page.Certificates, more, err = scanAfter(tx, bucketCerts, after, limit, keep)
+		if more {
+			page.Next = store.CertificateCursor(page.Certificates[len(page.Certificates)-1].Serial)
+		}
+		return err
+	})
+	if err != nil {
+		return store.CertificatePage{}, err
+	}
+	return page, nil
 }
 
 // Close implements store.Store.

@@ -31,6 +31,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssuedCertificates", testIssuedCertificates},
 		{"RecordIssuanceRefuses", testRecordIssuanceRefuses},
 		{"ConcurrentRecordIssuance", testConcurrentRecordIssuance},
+		{"ListNodes", testListNodes},
+		{"ListNodesConcurrentJoins", testListNodesConcurrentJoins},
+		{"ListIssuedCertificates", testListIssuedCertificates},
+		{"ListBadOptions", testListBadOptions},
 		{"CanceledContext", testCanceledContext},
 		{"Audit", testAudit},
 		{"AuditConcurrent", testAuditConcurrent},
@@ -379,6 +383,11 @@ func testCanceledContext(t *testing.T, s store.Store) {
 		"RecordIssuance":     func() error { return s.RecordIssuance(canceled, n2, c2) },
 		"IssuedCertificate":  func() error { _, err := s.IssuedCertificate(canceled, "01"); return err },
 		"IssuedCertificates": func() error { _, err := s.IssuedCertificates(canceled, ""); return err },
+		"ListNodes":          func() error { _, err := s.ListNodes(canceled, store.ListOptions{}); return err },
+		"ListIssuedCertificates": func() error {
+			_, err := s.ListIssuedCertificates(canceled, "", store.ListOptions{})
+			return err
+		},
 	}
 	for name, call := range calls {
 		if err := call(); !errors.Is(err, context.Canceled) {
