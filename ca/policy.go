@@ -62,8 +62,8 @@ func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, csrError("bad signature: %v", err)
+	if err := signer.CheckCSRSignature(csr); err != nil {
+		return nil, csrError("%v", err)
 	}
 	return csr, nil
 }

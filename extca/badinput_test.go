@@ -2,6 +2,9 @@ package extca
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/internal/weakcsr"
 )
 
 // TestBadInputs sends what the endpoint must refuse. Each is answered
@@ -60,6 +64,27 @@ func TestBadInputs(t *testing.T) {
 	badSig[len(badSig)-3] ^= 0xff
 	badSigPEM := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: badSig}))
 
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sha1CSR, err := weakcsr.SignedWith(rsaKey, crypto.SHA1, testNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md5CSR, err := weakcsr.SignedWith(rsaKey, crypto.MD5, testNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e3Key, err := weakcsr.RSAKey(2048, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e3CSR, err := weakcsr.CSR(e3Key, testNode)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	now := time.Now()
 	auth := func(req []byte) []byte { return authBody(t, testAuthKeyHex, req, now) }
 	tests := []struct {
@@ -84,6 +109,11 @@ func TestBadInputs(t *testing.T) {
 		}), 400, CodeCSRParse, "certificate_request: invalid CSR"},
 		{"CSRBadSignature", mgr, PathSign, node(func(m map[string]any) { m["certificate_request"] = badSigPEM }), 400, CodeCSRParse, "bad signature"},
 		{"CrossSignCSRBadSignature", mgr, PathSign, cross(func(m map[string]any) { m["certificate_request"] = badSigPEM }), 400, CodeCSRParse, "bad signature"},
+		{"CSRSHA1", mgr, PathSign, node(func(m map[string]any) { m["certificate_request"] = string(sha1CSR) }), 400, CodeCSRParse, "signed with SHA1-RSA: MD5 and SHA-1 signatures are refused"},
+		{"CSRMD5", mgr, PathSign, node(func(m map[string]any) { m["certificate_request"] = string(md5CSR) }), 400, CodeCSRParse, "signed with MD5-RSA: MD5 and SHA-1 signatures are refused"},
+		{"CrossSignCSRSHA1", mgr, PathSign, cross(func(m map[string]any) { m["certificate_request"] = string(sha1CSR) }), 400, CodeCSRParse, "signed with SHA1-RSA: MD5 and SHA-1 signatures are refused"},
+		{"CSRExponent3", mgr, PathSign, node(func(m map[string]any) { m["certificate_request"] = string(e3CSR) }), 400, CodeCSRParse, "RSA public exponent 3 is refused (want 65537)"},
+		{"CrossSignCSRExponent3", mgr, PathSign, cross(func(m map[string]any) { m["certificate_request"] = string(e3CSR) }), 400, CodeCSRParse, "RSA public exponent 3 is refused (want 65537)"},
 		{"UnknownProfile", mgr, PathSign, node(func(m map[string]any) { m["profile"] = "ca" }), 400, CodeUnknownProfile, `unknown profile "ca"`},
 		{"NoClientCertificate", anon, PathSign, node(nil), 400, 400, "authentication required"},
 		{"NoRuleForClient", worker, PathSign, node(nil), 400, 400, "no policy rule admits certificate"},

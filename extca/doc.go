@@ -105,9 +105,13 @@
 // own for certificate rules and is required for key rules. roles= lists
 // manager and worker (or swarm-manager, swarm-worker), or none; it defaults
 // to both. cross-sign allows the "CA" profile. DefaultPolicy admits a
-// swarm's managers for their own cluster:
+// swarm's managers for node certificates of their own cluster:
 //
-//	allow cert OU=swarm-manager clusters=own roles=manager,worker cross-sign
+//	allow cert OU=swarm-manager clusters=own roles=manager,worker
+//
+// It does not allow cross-signing: a cross-signed certificate is a CA under
+// the root, as powerful as the root for whoever trusts it, so a policy
+// file grants cross-sign explicitly, for the time of a swarm's rotation.
 //
 // # TLS
 //

@@ -170,3 +170,25 @@ func TestDefaultPolicyDoesNotCrossSign(t *testing.T) {
 		t.Errorf("DefaultPolicy %q grants cross-signing", DefaultPolicy)
 	}
 }
+
+// The package documentation shows DefaultPolicy as it is.
+func TestDocShowsDefaultPolicy(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "DefaultPolicy admits")
+	if !ok {
+		t.Fatal("doc.go does not describe DefaultPolicy")
+	}
+	var shown string
+	for line := range strings.Lines(after) {
+		if l, ok := strings.CutPrefix(line, "//\t"); ok {
+			shown = strings.TrimSpace(l)
+			break
+		}
+	}
+	if want := strings.TrimSpace(DefaultPolicy); shown != want {
+		t.Errorf("doc.go shows DefaultPolicy as %q, want %q", shown, want)
+	}
+}

@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/internal/weakcsr"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
@@ -471,22 +472,43 @@ func TestJoinInvalidCSR(t *testing.T) {
 	toPEM := func(der []byte) string {
 		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 	}
-	cases := []struct{ name, csr string }{
-		{"empty", ""},
-		{"garbage", "this is not a CSR"},
-		{"garbage PEM", toPEM([]byte("garbage"))},
-		{"wrong PEM type", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good}))},
-		{"bad signature", toPEM(badSig)},
-		{"RSA-1024", csrPEM(t, rsaKey)},
-		{"Ed25519", csrPEM(t, edKey)},
-		{"P-224", csrPEM(t, p384)},
+	rsa2048, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak := func(h crypto.Hash) string {
+		b, err := weakcsr.SignedWith(rsa2048, h, "node")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	e3Key, err := weakcsr.RSAKey(2048, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, csr, want string }{
+		{"SHA-1 signature", weak(crypto.SHA1), "signed with SHA1-RSA: MD5 and SHA-1 signatures are refused"},
+		{"MD5 signature", weak(crypto.MD5), "signed with MD5-RSA: MD5 and SHA-1 signatures are refused"},
+		{"RSA exponent 3", csrPEM(t, e3Key), "RSA public exponent 3 is refused (want 65537)"},
+		{"empty", "", ""},
+		{"garbage", "this is not a CSR", ""},
+		{"garbage PEM", toPEM([]byte("garbage")), ""},
+		{"wrong PEM type", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: good})), ""},
+		{"bad signature", toPEM(badSig), ""},
+		{"RSA-1024", csrPEM(t, rsaKey), ""},
+		{"Ed25519", csrPEM(t, edKey), ""},
+		{"P-224", csrPEM(t, p384), ""},
 	}
 	c := e.client(t, nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := e.state(t)
 			_, err := c.Join(context.Background(), api.JoinRequest{Token: e.init.WorkerToken, CSR: tc.csr, Hostname: "node"})
-			apiError(t, err, http.StatusBadRequest, api.CodeInvalidCSR)
+			aerr := apiError(t, err, http.StatusBadRequest, api.CodeInvalidCSR)
+			if !strings.Contains(aerr.Message, tc.want) {
+				t.Errorf("message %q does not say %q", aerr.Message, tc.want)
+			}
 			e.assertUnchanged(t, before)
 		})
 	}

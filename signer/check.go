@@ -25,6 +25,11 @@ var ErrInvalidCSR = errors.New("invalid CSR")
 // MinRSABits is the smallest RSA modulus accepted for any key.
 const MinRSABits = 2048
 
+// RSAExponent is the only RSA public exponent accepted for any key: 65537,
+// the one every current library uses. Small exponents such as 3 make
+// implementation mistakes (missing or wrong padding checks) exploitable.
+const RSAExponent = 65537
+
 // RequestError says which part of a Request was refused and why.
 type RequestError struct {
 	// Field names the refused part: "public key", "csr", "subject",
@@ -56,7 +61,8 @@ func refuse(field, format string, args ...any) error {
 //   - the subject is not empty;
 //   - the public key is ECDSA P-256, P-384 or P-521, or RSA of at least
 //     MinRSABits bits;
-//   - a CSR, when present, has a valid signature and the same public key;
+//   - a CSR, when present, has a valid signature made with SHA-256 or
+//     stronger (CheckCSRSignature) and the same public key;
 //   - NotBefore is before NotAfter, and both lie within the issuer's validity.
 func CheckRequest(req *Request, issuer *x509.Certificate) error {
 	if req == nil || req.Template == nil {
@@ -85,8 +91,8 @@ func CheckRequest(req *Request, issuer *x509.Certificate) error {
 		return &RequestError{Field: "public key", Reason: err.Error()}
 	}
 	if req.CSR != nil {
-		if err := req.CSR.CheckSignature(); err != nil {
-			return refuse("csr", "bad signature: %v", err)
+		if err := CheckCSRSignature(req.CSR); err != nil {
+			return &RequestError{Field: "csr", Reason: err.Error()}
 		}
 		if !SamePublicKey(req.CSR.PublicKey, req.PublicKey) {
 			return refuse("csr", "its public key differs from the request's")
@@ -105,7 +111,8 @@ func CheckRequest(req *Request, issuer *x509.Certificate) error {
 }
 
 // CheckPublicKey reports whether pub is a supported key type: ECDSA P-256,
-// P-384 or P-521, or RSA of at least MinRSABits bits.
+// P-384 or P-521, or RSA of at least MinRSABits bits with the public
+// exponent RSAExponent.
 func CheckPublicKey(pub crypto.PublicKey) error {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
@@ -118,12 +125,39 @@ func CheckPublicKey(pub crypto.PublicKey) error {
 		if k.N.BitLen() < MinRSABits {
 			return fmt.Errorf("RSA key of %d bits is too small (want at least %d)", k.N.BitLen(), MinRSABits)
 		}
+		if k.E != RSAExponent {
+			return fmt.Errorf("RSA public exponent %d is refused (want %d): make a new key with a current tool", k.E, RSAExponent)
+		}
 		return nil
 	case nil:
 		return errors.New("missing")
 	default:
 		return fmt.Errorf("unsupported key type %T (want ECDSA or RSA)", pub)
 	}
+}
+
+// weakCSRAlgorithms are the signature algorithms a CSR may not be signed
+// with: their hash functions (MD2, MD5, SHA-1) have practical collisions.
+var weakCSRAlgorithms = map[x509.SignatureAlgorithm]bool{
+	x509.MD2WithRSA: true, x509.MD5WithRSA: true,
+	x509.SHA1WithRSA: true, x509.DSAWithSHA1: true, x509.ECDSAWithSHA1: true,
+}
+
+// CheckCSRSignature checks a certificate signing request's signature: it
+// must be made with SHA-256 or stronger (MD2, MD5 and SHA-1 are refused,
+// though crypto/x509 still verifies SHA-1 CSRs) and verify under the CSR's
+// own public key. Every path that accepts a CSR calls it.
+func CheckCSRSignature(csr *x509.CertificateRequest) error {
+	if csr == nil {
+		return errors.New("missing")
+	}
+	if weakCSRAlgorithms[csr.SignatureAlgorithm] {
+		return fmt.Errorf("signed with %s: MD5 and SHA-1 signatures are refused; sign the CSR with SHA-256 or stronger", csr.SignatureAlgorithm)
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("bad signature: %v", err)
+	}
+	return nil
 }
 
 // subjectEmpty reports whether the template names no subject: RawSubject,

@@ -141,8 +141,8 @@ func (s *Signer) checkCSR(der []byte, template *x509.CertificateRequest, subject
 		m.add("the CSR", err, "a parsable CSR")
 		return m.err("check the CSR from Vault")
 	}
-	if err := csr.CheckSignature(); err != nil {
-		m.add("the CSR's signature", err, "valid")
+	if err := signer.CheckCSRSignature(csr); err != nil {
+		m.add("the CSR's signature", err, "valid, SHA-256 or stronger")
 	}
 	if !signer.SamePublicKey(csr.PublicKey, s.chain[0].PublicKey) {
 		m.add("the CSR's public key", "another key", "the root's")
