@@ -47,4 +47,7 @@ go mod download
 # HashiCorp Vault, the Vault backend's real peer: no Debian package ships it,
 # so it is built from source once per machine (minutes cold, instant after).
 scripts/install-vault.sh >/dev/null
+# smallstep's step-ca, the stepca backend's real peer: built the same way,
+# from the nested module tools/stepca, into the same per-machine cache.
+scripts/install-stepca.sh >/dev/null
 log "ready (Go $have)"
