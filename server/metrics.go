@@ -19,7 +19,7 @@ type metrics struct {
 	signing  *prometheus.HistogramVec
 }
 
-func newMetrics(reg prometheus.Registerer, st store.Store, live *liveness, clk clock.Clock, progress rotationProgress) *metrics {
+func newMetrics(reg prometheus.Registerer, st store.Store, clk clock.Clock, progress rotationProgress, stats *nodeStatsCache) *metrics {
 	m := &metrics{
 		issued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "chancery_certificates_issued_total",
@@ -35,14 +35,19 @@ func newMetrics(reg prometheus.Registerer, st store.Store, live *liveness, clk c
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}, []string{"backend"}),
 	}
-	reg.MustRegister(m.issued, m.failures, m.signing, &stateCollector{store: st, live: live, clock: clk, progress: progress})
+	reg.MustRegister(m.issued, m.failures, m.signing, &stateCollector{store: st, clock: clk, progress: progress, stats: stats})
 	return m
 }
 
 var (
-	descNodes = prometheus.NewDesc("chancery_nodes", "Nodes by state (ready, down, removed).", []string{"state"}, nil)
+	descNodes = prometheus.NewDesc("chancery_nodes", "Nodes by state (ready, down, removed), as of chancery_node_stats_age_seconds ago.", []string{"state"}, nil)
 	descRoot  = prometheus.NewDesc("chancery_root_ca_expiry_seconds", "Seconds until the root CA certificate expires.", nil, nil)
-	descNode  = prometheus.NewDesc("chancery_node_certificate_expiry_seconds", "Seconds until each node's current certificate expires.", []string{"node_id", "role"}, nil)
+	descNode  = prometheus.NewDesc("chancery_node_certificate_expiry_seconds",
+		"Seconds until the current certificates of the nodes that are not removed expire, by role: a histogram whose first bucket (le=0) counts expired ones. The nodes are as read chancery_node_stats_age_seconds ago; the time to expiry is now's.", []string{"role"}, nil)
+	descSoonest = prometheus.NewDesc("chancery_node_certificate_soonest_expiry_seconds",
+		"Seconds until the first current node certificate of each role expires (negative once expired); absent for a role with no node. chancery node ls and node inspect show each node's.", []string{"role"}, nil)
+	descStatsAge = prometheus.NewDesc("chancery_node_stats_age_seconds",
+		"Seconds since the nodes behind chancery_nodes and the certificate expiry metrics were read from the store; they are read again in the background once older than the refresh interval.", nil, nil)
 
 	descRotationPhase = prometheus.NewDesc("chancery_root_rotation_phase",
 		"1 for the phase of the root rotation in progress (prepare, reissue, switch-trust), 0 for the others; all 0 when none is.", []string{"phase"}, nil)
@@ -54,18 +59,22 @@ var (
 // progress; ok is false when none is.
 type rotationProgress func(ctx context.Context, c store.Cluster) (phase store.RotationPhase, p rotation.Progress, ok bool)
 
-// stateCollector reads the store at each scrape.
+// stateCollector reads the cluster record at each scrape, and the nodes
+// from stats, a copy refreshed in the background: a scrape's cost does not
+// grow with the number of nodes, nor its number of series.
 type stateCollector struct {
 	store    store.Store
-	live     *liveness
 	clock    clock.Clock
 	progress rotationProgress
+	stats    *nodeStatsCache
 }
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descNodes
 	ch <- descRoot
 	ch <- descNode
+	ch <- descSoonest
+	ch <- descStatsAge
 	ch <- descRotationPhase
 	ch <- descRotationNodes
 }
@@ -95,24 +104,19 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	nodes, err := c.store.Nodes(ctx)
+	stats, err := c.stats.get(ctx)
 	if err != nil {
 		return
 	}
-	counts := map[string]float64{"ready": 0, "down": 0, "removed": 0}
-	for _, n := range nodes {
-		if n.State == store.StateRemoved {
-			counts["removed"]++
-			continue
-		}
-		if c.live.ready(n.ID, now) {
-			counts["ready"]++
-		} else {
-			counts["down"]++
-		}
-		ch <- prometheus.MustNewConstMetric(descNode, prometheus.GaugeValue, n.CertNotAfter.Sub(now).Seconds(), n.ID, n.Role)
+	for state, v := range stats.states {
+		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, float64(v), state)
 	}
-	for state, v := range counts {
-		ch <- prometheus.MustNewConstMetric(descNodes, prometheus.GaugeValue, v, state)
+	for _, role := range []string{"manager", "worker"} {
+		e := stats.expiry(role, now)
+		ch <- prometheus.MustNewConstHistogram(descNode, e.count, e.sum, e.buckets, role)
+		if e.count > 0 {
+			ch <- prometheus.MustNewConstMetric(descSoonest, prometheus.GaugeValue, e.soonest, role)
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(descStatsAge, prometheus.GaugeValue, now.Sub(stats.at).Seconds())
 }

@@ -69,6 +69,10 @@ type Config struct {
 	// StragglerGrace is how long a node may stay silent before a rotation
 	// counts it as a straggler; default DefaultStragglerGrace.
 	StragglerGrace time.Duration
+	// NodeStatsInterval is how often the node counts and certificate
+	// expiries behind the metrics are read from the store again; default
+	// DefaultNodeStatsInterval.
+	NodeStatsInterval time.Duration
 	// BackendOverrides are the backend settings the manager was started
 	// with on top of the stored ones (a passphrase file), for a rotation's
 	// new root beside the current one.
@@ -82,6 +86,7 @@ type Server struct {
 	clock    clock.Clock
 	live     *liveness
 	metrics  *metrics
+	stats    *nodeStatsCache
 	registry *prometheus.Registry
 	refusals audit.RefusalLimiter
 	cert     atomic.Pointer[tls.Certificate]
@@ -120,7 +125,11 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
 		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1)}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
-	s.metrics = newMetrics(cfg.Registry, cfg.Store, s.live, cfg.Clock, s.rotationProgress)
+	if cfg.NodeStatsInterval <= 0 {
+		cfg.NodeStatsInterval = DefaultNodeStatsInterval
+	}
+	s.stats = &nodeStatsCache{store: cfg.Store, live: s.live, clock: cfg.Clock, interval: cfg.NodeStatsInterval}
+	s.metrics = newMetrics(cfg.Registry, cfg.Store, cfg.Clock, s.rotationProgress, s.stats)
 	if err := s.ReloadRoots(context.Background()); err != nil {
 		return nil, err
 	}

@@ -952,10 +952,19 @@ func TestMetricsAndLogs(t *testing.T) {
 		`chancery_signing_seconds_count{backend="file"} 3`,
 		"chancery_failures_total",
 		"chancery_nodes",
+		`chancery_node_certificate_expiry_seconds_bucket{role="worker",le="0"} 0`,
+		`chancery_node_certificate_expiry_seconds_count{role="worker"} 1`,
+		`chancery_node_certificate_expiry_seconds_count{role="manager"} 2`,
+		`chancery_node_certificate_soonest_expiry_seconds{role="manager"}`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)
 		}
+	}
+	// One series per node would not scale: the per-node expiry is in node
+	// inspect.
+	if strings.Contains(body, "node_id=") {
+		t.Errorf("/metrics has a series per node")
 	}
 	e.mu.Lock()
 	for _, s := range e.secrets {
