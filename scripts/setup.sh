@@ -50,4 +50,9 @@ scripts/install-vault.sh >/dev/null
 # smallstep's step-ca, the stepca backend's real peer: built the same way,
 # from the nested module tools/stepca, into the same per-machine cache.
 scripts/install-stepca.sh >/dev/null
+
+# etcd, the etcd store's real peer: built from the Go module proxy's
+# go.etcd.io/etcd/server/v3, once per machine (see the script for why not
+# Debian's etcd-server).
+scripts/install-etcd.sh >/dev/null
 log "ready (Go $have)"

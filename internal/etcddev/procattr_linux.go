@@ -1,0 +1,9 @@
+package etcddev
+
+import "syscall"
+
+// procAttr makes the etcd server die with the test binary, even when
+// the test binary is killed.
+func procAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
