@@ -16,6 +16,7 @@ const (
 	PathJoin   = "/v1/join"
 	PathRenew  = "/v1/renew"
 	PathStatus = "/v1/status"
+	PathLeave  = "/v1/leave" // POST LeaveRequest: the calling node leaves the cluster
 
 	PathAdminInfo      = "/v1/admin/info"
 	PathAdminNodes     = "/v1/admin/nodes"          // GET: list
@@ -87,6 +88,14 @@ type Certificate struct {
 	RootCAPEM string `json:"root_ca_pem"`
 	// LeaderAddr is the leader's API address, which the node should call.
 	LeaderAddr string `json:"leader_addr,omitempty"`
+}
+
+// LeaveRequest is a node leaving the cluster (chancery leave): the manager
+// marks it removed, so that its certificate is refused from then on.
+type LeaveRequest struct {
+	// Force lets a manager that is not the leader leave, as docker's
+	// `swarm leave --force`; the leader never leaves.
+	Force bool `json:"force,omitempty"`
 }
 
 // StatusRequest is a node's heartbeat.

@@ -45,6 +45,7 @@ const (
 	ActionPromoted       Action = "node.promoted"
 	ActionDemoted        Action = "node.demoted"
 	ActionRemoved        Action = "node.removed"
+	ActionLeft           Action = "node.left"
 	ActionCertExpiry     Action = "cert_expiry.changed"
 	ActionRefused        Action = "auth.refused"
 	ActionCheckpoint     Action = "checkpoint"

@@ -236,6 +236,16 @@ func (c *Client) Status(ctx context.Context, req api.StatusRequest) (*api.Status
 	return &out, nil
 }
 
+// Leave tells the manager that the calling node leaves the cluster: its
+// certificate is refused from then on.
+func (c *Client) Leave(ctx context.Context, force bool) (*api.Node, error) {
+	var out api.Node
+	if err := c.do(ctx, http.MethodPost, api.PathLeave, api.LeaveRequest{Force: force}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Info returns the cluster's information.
 func (c *Client) Info(ctx context.Context) (*api.Info, error) {
 	var out api.Info

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/internal/advertise"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
@@ -55,8 +56,10 @@ type InitRequest struct {
 	CertExpiry time.Duration
 	// ListenAddr is the manager API's address; empty means
 	// DefaultListenAddr. AdvertiseAddr is the address given to joining
-	// nodes; empty means ListenAddr, or this host's first non-loopback
-	// address when ListenAddr's host is unspecified.
+	// nodes: HOST:PORT, an IP address or a network interface name (eth0),
+	// the last two taking ListenAddr's port unless given one (package
+	// internal/advertise); empty means ListenAddr, or this host's first
+	// non-loopback address when ListenAddr's host is unspecified.
 	ListenAddr, AdvertiseAddr string
 	// Hostname is this node's host name; empty means os.Hostname.
 	Hostname string
@@ -113,6 +116,8 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	if req.AdvertiseAddr == "" {
 		req.AdvertiseAddr = advertiseFor(req.ListenAddr)
+	} else if req.AdvertiseAddr, err = advertise.Resolve(req.AdvertiseAddr, req.ListenAddr); err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
 	}
 	if err := checkHostPort("advertise address", req.AdvertiseAddr); err != nil {
 		return nil, err

@@ -19,6 +19,8 @@ var (
 	ErrNodeIsManager = &RefusalError{Reason: "the node is a manager and must be demoted to worker before removal"}
 	ErrNodeNotDown   = &RefusalError{Reason: "the node is not down and can't be removed; stop it first, or use --force"}
 	ErrAmbiguousNode = &RefusalError{Reason: "the node name is ambiguous"}
+	ErrSoleManager   = &RefusalError{Reason: "this node is the cluster's leader, which holds its store and signs; it cannot leave (not even with --force), or the cluster would be lost"}
+	ErrManagerLeave  = &RefusalError{Reason: "this node is a manager: leaving lowers the number of managers; demote it first, or use --force"}
 )
 
 // RefusalError is a request that the cluster refuses, such as removing a
@@ -138,5 +140,38 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 		n.State = store.StateRemoved
 		return nil
 	}, audit.Event{Action: audit.ActionRemoved, Actor: audit.ActorFrom(ctx), NodeID: n.ID, Role: n.Role,
+		Details: map[string]string{"forced": fmt.Sprint(force)}})
+}
+
+// LeaveNode records that node id leaves the cluster on its own, as `docker
+// swarm leave`: it is marked removed, so its certificate is refused from
+// then on, with a node.left audit entry. The leader, which holds the store
+// and signs, never leaves; another manager leaves only with force.
+func LeaveNode(ctx context.Context, st store.Store, id string, force bool) (store.Node, error) {
+	n, err := st.Node(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Node{}, ErrNodeNotFound.detail("%q", id)
+	} else if err != nil {
+		return store.Node{}, err
+	}
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		return store.Node{}, err
+	}
+	switch {
+	case n.State == store.StateRemoved:
+		return store.Node{}, ErrNodeRemoved
+	case n.ID == c.LeaderID:
+		return store.Node{}, ErrSoleManager
+	case n.Role == string(ca.RoleManager) && !force:
+		return store.Node{}, ErrManagerLeave
+	}
+	return st.UpdateNode(ctx, n.ID, func(n *store.Node) error {
+		if n.State == store.StateRemoved {
+			return ErrNodeRemoved
+		}
+		n.State = store.StateRemoved
+		return nil
+	}, audit.Event{Action: audit.ActionLeft, Actor: audit.ActorFrom(ctx), NodeID: n.ID, Role: n.Role,
 		Details: map[string]string{"forced": fmt.Sprint(force)}})
 }

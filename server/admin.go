@@ -228,6 +228,23 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Node{ID: n.ID, Hostname: n.Hostname, Role: n.Role, Status: "Removed"})
 }
 
+// handleLeave marks the calling node as having left the cluster: its
+// certificate is refused from then on.
+func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
+	var req api.LeaveRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	p := peerOf(r)
+	n, err := cluster.LeaveNode(r.Context(), s.cfg.Store, p.node.ID, req.Force)
+	if err != nil {
+		s.adminError(w, r, err)
+		return
+	}
+	s.log.Info("node left", "node_id", n.ID, "role", n.Role, "forced", req.Force)
+	writeJSON(w, http.StatusOK, api.Node{ID: n.ID, Hostname: n.Hostname, Role: n.Role, Status: "Removed"})
+}
+
 func (s *Server) handleJoinToken(w http.ResponseWriter, r *http.Request) {
 	role, err := ca.ParseRole(r.PathValue("role"))
 	if err != nil {
@@ -289,7 +306,8 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, cluster.ErrNodeNotFound):
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no_such_node", msg)
 	case errors.Is(err, cluster.ErrIsLeader), errors.Is(err, cluster.ErrNodeIsManager),
-		errors.Is(err, cluster.ErrNodeNotDown), errors.Is(err, cluster.ErrNodeRemoved):
+		errors.Is(err, cluster.ErrNodeNotDown), errors.Is(err, cluster.ErrNodeRemoved),
+		errors.Is(err, cluster.ErrSoleManager), errors.Is(err, cluster.ErrManagerLeave):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "conflict", msg)
 	case errors.Is(err, cluster.ErrAmbiguousNode):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "ambiguous", msg)

@@ -175,6 +175,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
 	mux.Handle("POST "+api.PathRenew, s.requireNode(http.HandlerFunc(s.handleRenew)))
 	mux.Handle("POST "+api.PathStatus, s.requireNode(http.HandlerFunc(s.handleStatus)))
+	mux.Handle("POST "+api.PathLeave, s.requireNode(http.HandlerFunc(s.handleLeave)))
 	s.adminRoutes(mux, s.requireManager)
 	return s.limitBody(mux)
 }

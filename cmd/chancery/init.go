@@ -78,7 +78,7 @@ func newInitCmd(a *app) *cobra.Command {
 	ext = addExtCAFlags(f)
 	f.StringVar(&certExpiry, "cert-expiry", "2160h0m0s", "validity period for node certificates (ns|us|ms|s|m|h), at least 1h")
 	f.StringVar(&listen, "listen-addr", cluster.DefaultListenAddr, "manager API listen address (HOST:PORT)")
-	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager (default: the listen address, or this host's first address)")
+	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager: HOST:PORT, an IP address or an interface (eth0), the last two with the listen port unless given :PORT (default: the listen address, or this host's first address)")
 	f.StringVar(&hostname, "hostname", "", "host name to register for this node (default: this host's)")
 	f.BoolVar(&noRun, "no-run", false, "create the cluster and exit, without running the manager (start it later with 'chancery run')")
 	f.StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address (they are always on the data directory's socket)")
