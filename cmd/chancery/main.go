@@ -15,6 +15,7 @@ import (
 	_ "github.com/chancery-pki/chancery/backends/cfssl"
 	_ "github.com/chancery-pki/chancery/backends/file"
 	_ "github.com/chancery-pki/chancery/backends/pkcs11"
+	_ "github.com/chancery-pki/chancery/backends/stepca"
 	_ "github.com/chancery-pki/chancery/backends/vault"
 )
 
