@@ -19,7 +19,7 @@ const (
 	PathLeave  = "/v1/leave" // POST LeaveRequest: the calling node leaves the cluster
 
 	PathAdminInfo      = "/v1/admin/info"
-	PathAdminNodes     = "/v1/admin/nodes"          // GET: list
+	PathAdminNodes     = "/v1/admin/nodes"          // GET: one NodePage (?after=, ?limit=, ?filter=)
 	PathAdminNode      = "/v1/admin/nodes/"         // + ID: GET inspect, DELETE remove (?force=true)
 	PathAdminPromote   = "/v1/admin/nodes/promote/" // + ID: POST
 	PathAdminDemote    = "/v1/admin/nodes/demote/"  // + ID: POST
@@ -250,6 +250,29 @@ type Node struct {
 	CertSerial    string    `json:"cert_serial"`
 	CertNotAfter  time.Time `json:"cert_not_after"`
 	LastSeen      time.Time `json:"last_seen,omitzero"`
+	// CreatedAt is when the node joined.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Node listings are paged: GET PathAdminNodes takes ?after=CURSOR (a
+// NodePage's Next; none for the first page), ?limit=N (1 to MaxNodePage;
+// default DefaultNodePage) and repeated ?filter=KEY=VALUE (see `chancery
+// node ls --filter`), and answers a NodePage. A page holds the nodes of the
+// next run of at most limit stored nodes, in ID order, that pass the
+// filters and are not removed: it may hold fewer than limit, or none, and
+// still have a Next. Paging is stable under concurrent joins: a node that
+// exists for the whole listing is listed exactly once.
+const (
+	DefaultNodePage = 500
+	MaxNodePage     = 2000
+)
+
+// NodePage is one page of a node listing.
+type NodePage struct {
+	Nodes []Node `json:"nodes"`
+	// Next is the cursor of the next page, or "" when this page is the
+	// last.
+	Next string `json:"next,omitempty"`
 }
 
 // JoinToken is the answer of PathAdminJoinToken.

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -255,13 +256,80 @@ func (c *Client) Info(ctx context.Context) (*api.Info, error) {
 	return &out, nil
 }
 
-// Nodes lists the cluster's nodes.
+// Nodes lists every node that is not removed, reading every page.
 func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
 	var out []api.Node
-	if err := c.do(ctx, http.MethodGet, api.PathAdminNodes, nil, &out); err != nil {
+	err := c.EachNodePage(ctx, api.MaxNodePage, nil, func(p *api.NodePage) error {
+		out = append(out, p.Nodes...)
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// NodePage returns one page of the node listing: after is the previous
+// page's Next ("" for the first), limit the most nodes the manager reads
+// for it (0 for its default), filters KEY=VALUE strings.
+func (c *Client) NodePage(ctx context.Context, after string, limit int, filters []string) (*api.NodePage, error) {
+	q := url.Values{}
+	if after != "" {
+		q.Set("after", after)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	for _, f := range filters {
+		q.Add("filter", f)
+	}
+	path := api.PathAdminNodes
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out api.NodePage
+	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// EachNodePage calls fn with each page of the node listing, in order,
+// fetching the next page while fn handles the current one, until the last
+// page or the first error.
+func (c *Client) EachNodePage(ctx context.Context, limit int, filters []string, fn func(*api.NodePage) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type result struct {
+		page *api.NodePage
+		err  error
+	}
+	pages := make(chan result, 1)
+	go func() {
+		defer close(pages)
+		after := ""
+		for {
+			p, err := c.NodePage(ctx, after, limit, filters)
+			select {
+			case pages <- result{p, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil || p.Next == "" {
+				return
+			}
+			after = p.Next
+		}
+	}()
+	for r := range pages {
+		if r.err != nil {
+			return r.err
+		}
+		if err := fn(r.page); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Node inspects one node, by ID, unique ID prefix or host name.

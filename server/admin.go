@@ -12,6 +12,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/internal/nodefilter"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -138,7 +139,7 @@ func (s *Server) apiNode(n store.Node, leader string) api.Node {
 	now := s.clock.Now()
 	out := api.Node{
 		ID: n.ID, Hostname: n.Hostname, Role: n.Role, Availability: "Active",
-		CertSerial: n.CertSerial, CertNotAfter: n.CertNotAfter, LastSeen: s.live.lastSeen(n.ID),
+		CertSerial: n.CertSerial, CertNotAfter: n.CertNotAfter, LastSeen: s.live.lastSeen(n.ID), CreatedAt: n.CreatedAt,
 	}
 	ready := s.live.ready(n.ID, now)
 	switch {
@@ -163,21 +164,41 @@ func (s *Server) apiNode(n store.Node, leader string) api.Node {
 }
 
 func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := api.DefaultNodePage
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > api.MaxNodePage {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_request", fmt.Sprintf("limit must be 1-%d", api.MaxNodePage))
+			return
+		}
+		limit = n
+	}
+	filter, err := nodefilter.Parse(q["filter"])
+	if err != nil {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_filter", err.Error())
+		return
+	}
 	c, ok := s.clusterRecord(w, r)
 	if !ok {
 		return
 	}
-	nodes, err := s.cfg.Store.Nodes(r.Context())
-	if err != nil {
+	page, err := s.cfg.Store.ListNodes(r.Context(), store.ListOptions{After: q.Get("after"), Limit: limit})
+	if errors.Is(err, store.ErrInvalidCursor) || errors.Is(err, store.ErrInvalidListOptions) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_cursor", "the after cursor is not one a node listing returned; start again without it")
+		return
+	} else if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	out := make([]api.Node, 0, len(nodes))
-	for _, n := range nodes {
+	out := api.NodePage{Nodes: make([]api.Node, 0, len(page.Nodes)), Next: page.Next}
+	for _, n := range page.Nodes {
 		if n.State == store.StateRemoved {
 			continue
 		}
-		out = append(out, s.apiNode(n, c.LeaderID))
+		if an := s.apiNode(n, c.LeaderID); filter.Match(an) {
+			out.Nodes = append(out.Nodes, an)
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -4,11 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/internal/nodefilter"
+	"github.com/chancery-pki/chancery/internal/nodefmt"
 )
 
 func newNodeCmd(a *app) *cobra.Command {
@@ -27,70 +30,109 @@ func (a *app) selfID() string {
 }
 
 func newNodeLsCmd(a *app) *cobra.Command {
-	var quiet bool
+	var (
+		quiet   bool
+		format  string
+		filters []string
+	)
 	cmd := &cobra.Command{
-		Use:   "ls",
+		Use:   "ls [-q] [--filter KEY=VALUE]... [--format FORMAT]",
 		Short: "List the nodes, as docker node ls does",
-		Args:  cobra.NoArgs,
+		Long: `List the nodes, as docker node ls does.
+
+Filters (--filter KEY=VALUE, repeatable; values of one key are alternatives,
+different keys must all match): id (an ID prefix), name (a host name
+prefix), role (manager or worker), membership (accepted or pending) and
+state (ready or down).
+
+--format is a Go template over the fields .ID, .Hostname, .Role, .Status,
+.Availability, .ManagerStatus, .CertSerial, .CertNotAfter, .LastSeen,
+.CreatedAt and .Self; "table TEMPLATE" prints a header and aligned columns
+(\t between them), "json" one JSON object per node.
+
+The nodes stream from the manager page by page. A listing that fits one page
+is sorted by host name, as docker's; a larger one comes in node ID order.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := nodefmt.New(a.stdout, format, quiet, a.selfID())
+			if err != nil {
+				return err
+			}
+			if _, err := nodefilter.Parse(filters); err != nil {
+				return fmt.Errorf("--filter %w", err)
+			}
 			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer done()
-			nodes, err := c.Nodes(cmd.Context())
-			if err != nil {
-				return apiError(err)
-			}
-			sort.Slice(nodes, func(i, j int) bool {
-				if nodes[i].Hostname != nodes[j].Hostname {
-					return nodes[i].Hostname < nodes[j].Hostname
+			first := true
+			err = c.EachNodePage(cmd.Context(), api.MaxNodePage, filters, func(page *api.NodePage) error {
+				if first && page.Next == "" {
+					sort.Slice(page.Nodes, func(i, j int) bool {
+						if page.Nodes[i].Hostname != page.Nodes[j].Hostname {
+							return page.Nodes[i].Hostname < page.Nodes[j].Hostname
+						}
+						return page.Nodes[i].ID < page.Nodes[j].ID
+					})
 				}
-				return nodes[i].ID < nodes[j].ID
+				first = false
+				return p.Page(page.Nodes)
 			})
-			if quiet {
-				for _, n := range nodes {
-					fmt.Fprintln(a.stdout, n.ID)
-				}
-				return nil
+			if ferr := p.Flush(); err == nil {
+				err = ferr
 			}
-			self := a.selfID()
-			tw := tabwriter.NewWriter(a.stdout, 0, 0, 3, ' ', 0)
-			fmt.Fprintln(tw, "ID\tHOSTNAME\tSTATUS\tAVAILABILITY\tMANAGER STATUS")
-			for _, n := range nodes {
-				id := n.ID
-				if n.ID == self {
-					id += " *"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, n.Hostname, n.Status, n.Availability, n.ManagerStatus)
-			}
-			return tw.Flush()
+			return apiError(err)
 		},
 	}
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "only print the IDs")
+	cmd.Flags().StringArrayVarP(&filters, "filter", "f", nil, "filter the nodes: id=, name=, role=, membership=, state= (repeatable)")
+	cmd.Flags().StringVar(&format, "format", "", `print each node with a Go template, "table TEMPLATE", or "json"`)
 	return cmd
 }
 
 func newNodeInspectCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:   "inspect NODE",
-		Short: "Show a node as JSON (by ID, unique ID prefix or host name)",
-		Args:  cobra.ExactArgs(1),
+	var pretty bool
+	cmd := &cobra.Command{
+		Use:   "inspect [--pretty] NODE...",
+		Short: "Show nodes as JSON, or for people with --pretty (by ID, unique ID prefix or host name)",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := a.admin(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer done()
-			n, err := c.Node(cmd.Context(), args[0])
-			if err != nil {
-				return apiError(err)
+			var nodes []*api.Node
+			for _, id := range args {
+				n, err := c.Node(cmd.Context(), id)
+				if err != nil {
+					return apiError(err)
+				}
+				nodes = append(nodes, n)
+			}
+			if pretty {
+				self := a.selfID()
+				for i, n := range nodes {
+					if i > 0 {
+						fmt.Fprintln(a.stdout)
+					}
+					if err := nodefmt.Pretty(a.stdout, *n, self, time.Now()); err != nil {
+						return err
+					}
+				}
+				return nil
 			}
 			enc := json.NewEncoder(a.stdout)
 			enc.SetIndent("", "    ")
-			return enc.Encode(n)
+			if len(nodes) == 1 {
+				return enc.Encode(nodes[0])
+			}
+			return enc.Encode(nodes)
 		},
 	}
+	cmd.Flags().BoolVar(&pretty, "pretty", false, "print in a form for people, not JSON")
+	return cmd
 }
 
 func newNodeRoleCmd(a *app, verb string) *cobra.Command {

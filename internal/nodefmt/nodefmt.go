@@ -1,0 +1,246 @@
+// Package nodefmt prints node listings as `docker node ls` does, page by
+// page as they stream from the manager: the default table, --quiet (IDs
+// only), and --format, a Go template ("table TEMPLATE" for a table with a
+// header) or "json" (one JSON object per line). It also prints `node
+// inspect --pretty`.
+package nodefmt
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/template"
+	"time"
+	"unicode/utf8"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+)
+
+// Row is what a --format template sees of a node, and what --format json
+// prints (with these names as keys, as docker's).
+type Row struct {
+	ID       string
+	Hostname string
+	// Role is "manager" or "worker".
+	Role string
+	// Status is Ready, Down; Availability is Active.
+	Status, Availability string
+	// ManagerStatus is Leader, Reachable or Unreachable for a manager, ""
+	// for a worker.
+	ManagerStatus string
+	CertSerial    string
+	CertNotAfter  time.Time
+	LastSeen      time.Time `json:",omitzero"`
+	CreatedAt     time.Time `json:",omitzero"`
+	// Self is true for the node the command runs on.
+	Self bool
+}
+
+// headers are the column titles of a "table" template's fields.
+var headers = map[string]string{
+	"ID": "ID", "Hostname": "HOSTNAME", "Role": "ROLE", "Status": "STATUS", "Availability": "AVAILABILITY",
+	"ManagerStatus": "MANAGER STATUS", "CertSerial": "CERT SERIAL", "CertNotAfter": "CERT EXPIRY",
+	"LastSeen": "LAST SEEN", "CreatedAt": "CREATED", "Self": "",
+}
+
+// defaultTable is the default listing, docker's columns.
+const defaultTable = "table {{.ID}}{{if .Self}} *{{end}}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}"
+
+// Printer prints the pages of a node listing as they come. Its output is
+// buffered: call Flush at the end.
+type Printer struct {
+	w     *bufio.Writer
+	self  string
+	quiet bool
+	json  bool
+	table bool
+	tmpl  *template.Template
+	// widths are the table's column widths so far: a later page with
+	// longer cells widens its columns, earlier pages are already out.
+	widths  []int
+	started bool
+}
+
+// New returns a Printer to w for format ("" for the default table, "json",
+// "table TEMPLATE" or TEMPLATE) or, with quiet, for IDs only. self is the
+// ID of the node the command runs on ("" for none). A template that does
+// not parse is refused.
+func New(w io.Writer, format string, quiet bool, self string) (*Printer, error) {
+	p := &Printer{w: bufio.NewWriterSize(w, 64<<10), self: self, quiet: quiet}
+	if quiet {
+		if format != "" {
+			return nil, errors.New("--quiet and --format cannot be used together")
+		}
+		return p, nil
+	}
+	switch {
+	case format == "":
+		format = defaultTable
+	case strings.TrimSpace(format) == "json":
+		p.json = true
+		return p, nil
+	}
+	if rest, ok := strings.CutPrefix(format, "table"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+		p.table = true
+		format = strings.TrimLeft(rest, " ")
+		if format == "" {
+			format = strings.TrimPrefix(defaultTable, "table ")
+		}
+	}
+	// Docker's templates write \t for a tab.
+	format = strings.ReplaceAll(format, `\t`, "\t")
+	tmpl, err := template.New("format").Funcs(template.FuncMap{
+		"json": func(v any) (string, error) {
+			b, err := json.Marshal(v)
+			return string(b), err
+		},
+		"upper": strings.ToUpper, "lower": strings.ToLower,
+	}).Option("missingkey=error").Parse(format)
+	if err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	p.tmpl = tmpl
+	return p, nil
+}
+
+// Page prints one page of nodes.
+func (p *Printer) Page(nodes []api.Node) error {
+	switch {
+	case p.quiet:
+		for _, n := range nodes {
+			fmt.Fprintln(p.w, n.ID)
+		}
+		return nil
+	case p.json:
+		enc := json.NewEncoder(p.w)
+		for _, n := range nodes {
+			if err := enc.Encode(p.row(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	case !p.table:
+		var b strings.Builder
+		for _, n := range nodes {
+			b.Reset()
+			if err := p.tmpl.Execute(&b, p.row(n)); err != nil {
+				return fmt.Errorf("--format: %w", err)
+			}
+			fmt.Fprintln(p.w, b.String())
+		}
+		return nil
+	}
+	var rows [][]string
+	if !p.started {
+		h, err := p.render(headers)
+		if err != nil {
+			return err
+		}
+		rows = append(rows, h)
+	}
+	for _, n := range nodes {
+		r, err := p.render(p.row(n))
+		if err != nil {
+			return err
+		}
+		rows = append(rows, r)
+	}
+	for _, r := range rows {
+		for i, c := range r {
+			if i == len(p.widths) {
+				p.widths = append(p.widths, 0)
+			}
+			p.widths[i] = max(p.widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	p.started = true
+	for _, r := range rows {
+		for i, c := range r {
+			p.w.WriteString(c)
+			if i < len(r)-1 {
+				p.w.WriteString(strings.Repeat(" ", p.widths[i]-utf8.RuneCountInString(c)+3))
+			}
+		}
+		p.w.WriteByte('\n')
+	}
+	return nil
+}
+
+// render executes the table's template and splits its cells.
+func (p *Printer) render(v any) ([]string, error) {
+	var b strings.Builder
+	if err := p.tmpl.Execute(&b, v); err != nil {
+		return nil, fmt.Errorf("--format: %w", err)
+	}
+	return strings.Split(b.String(), "\t"), nil
+}
+
+func (p *Printer) row(n api.Node) Row {
+	return Row{ID: n.ID, Hostname: n.Hostname, Role: ca.Role(n.Role).Short(), Status: n.Status, Availability: n.Availability,
+		ManagerStatus: n.ManagerStatus, CertSerial: n.CertSerial, CertNotAfter: n.CertNotAfter, LastSeen: n.LastSeen,
+		CreatedAt: n.CreatedAt, Self: n.ID == p.self && p.self != ""}
+}
+
+// Flush writes what is buffered.
+func (p *Printer) Flush() error { return p.w.Flush() }
+
+// Pretty prints one node for people, as `docker node inspect --pretty`.
+// now is for the certificate's time left.
+func Pretty(w io.Writer, n api.Node, self string, now time.Time) error {
+	b := &strings.Builder{}
+	line := func(label, value string) { fmt.Fprintf(b, "%-24s%s\n", label+":", value) }
+	id := n.ID
+	if n.ID == self && self != "" {
+		id += " *"
+	}
+	line("ID", id)
+	line("Hostname", n.Hostname)
+	if !n.CreatedAt.IsZero() {
+		line("Joined at", n.CreatedAt.UTC().Format(time.RFC3339))
+	}
+	line("Role", ca.Role(n.Role).Short())
+	b.WriteString("Status:\n")
+	line(" State", n.Status)
+	line(" Availability", n.Availability)
+	if n.LastSeen.IsZero() {
+		line(" Last seen", "never, since the manager started")
+	} else {
+		line(" Last seen", n.LastSeen.UTC().Format(time.RFC3339))
+	}
+	if n.ManagerStatus != "" {
+		b.WriteString("Manager Status:\n")
+		reach := n.ManagerStatus
+		if reach == "Leader" {
+			reach = "Reachable"
+		}
+		line(" Reachability", reach)
+		if n.ManagerStatus == "Leader" {
+			line(" Leader", "Yes")
+		} else {
+			line(" Leader", "No")
+		}
+	}
+	b.WriteString("TLS Info:\n")
+	line(" Certificate Serial", n.CertSerial)
+	line(" Certificate Expiry", n.CertNotAfter.UTC().Format(time.RFC3339)+" ("+left(n.CertNotAfter.Sub(now))+")")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// left says how long until an expiry, in the largest whole unit.
+func left(d time.Duration) string {
+	if d <= 0 {
+		return "expired"
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("in %d days", int(d/(24*time.Hour)))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("in %d hours", int(d/time.Hour))
+	}
+	return fmt.Sprintf("in %d minutes", int(d/time.Minute))
+}
