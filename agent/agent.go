@@ -124,7 +124,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.roots = rootPEM
 	if now := cfg.Clock.Now(); now.After(chain[0].NotAfter) {
-		return nil, fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token TOKEN MANAGER'",
+		return nil, fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token-file FILE MANAGER'",
 			ErrExpired, chain[0].NotAfter.UTC().Format(time.RFC3339), a.dir)
 	}
 	a.setCert(key, chain)
@@ -199,7 +199,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		now := clk.Now()
 		if now.After(a.Leaf().NotAfter) {
-			return fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token TOKEN MANAGER'",
+			return fmt.Errorf("%w at %s: no manager accepts it; remove %s and join again with 'chancery join --token-file FILE MANAGER'",
 				ErrExpired, a.Leaf().NotAfter.UTC().Format(time.RFC3339), a.dir)
 		}
 		next := renewAt

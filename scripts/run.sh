@@ -15,7 +15,7 @@ cat >&2 <<MSG
 run: data directory $CHANCERY_DATA_DIR; in another terminal try:
   bin/chancery info
   bin/chancery node ls
-  bin/chancery join --token "\$(bin/chancery join-token -q worker)" --data-dir /tmp/node2 127.0.0.1:2378
+  CHANCERY_JOIN_TOKEN="\$(bin/chancery join-token -q worker)" bin/chancery join --data-dir /tmp/node2 127.0.0.1:2378
   openssl x509 -in $CHANCERY_DATA_DIR/certificates/swarm-node.crt -text -noout
 MSG
 if [ -e "$CHANCERY_DATA_DIR/chancery.db" ]; then

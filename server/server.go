@@ -19,8 +19,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -207,25 +205,6 @@ func (s *Server) limitBody(h http.Handler) http.Handler {
 	})
 }
 
-// ListenSocket creates the administration socket in dataDir, owner-only
-// (0600), replacing a stale one.
-func ListenSocket(dataDir string) (net.Listener, error) {
-	sock := filepath.Join(dataDir, api.SocketFile)
-	os.Remove(sock) // a stale socket from a previous run
-	// The data directory is 0700, so the socket is out of others' reach
-	// between its creation and the chmod below; the process-wide umask is
-	// left alone, as other goroutines may be creating files.
-	uln, err := net.Listen("unix", sock)
-	if err != nil {
-		return nil, fmt.Errorf("server: failed to listen on the administration socket: %w", err)
-	}
-	if err := os.Chmod(sock, 0o600); err != nil {
-		uln.Close()
-		return nil, fmt.Errorf("server: %w", err)
-	}
-	return uln, nil
-}
-
 // Serve serves the API on ln with TLS, and the administration API on uln
 // (from ListenSocket; nil to create it here), until ctx is done.
 func (s *Server) Serve(ctx context.Context, ln, uln net.Listener) error {
@@ -259,7 +238,7 @@ func (s *Server) Serve(ctx context.Context, ln, uln net.Listener) error {
 	defer cancel()
 	tlsSrv.Shutdown(shut)
 	adminSrv.Shutdown(shut)
-	os.Remove(sock)
+	uln.Close() // removes the socket file of a ListenSocket listener
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return fmt.Errorf("server: %w", serveErr)
 	}

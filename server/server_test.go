@@ -732,7 +732,7 @@ func TestExpiredCertificate(t *testing.T) {
 	if !errors.Is(err, agent.ErrExpired) {
 		t.Fatalf("agent.New: got %v, want ErrExpired", err)
 	}
-	for _, want := range []string{"expired", "join again", "chancery join --token"} {
+	for _, want := range []string{"expired", "join again", "chancery join --token-file"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("agent.New: %q does not say %q", err, want)
 		}
@@ -980,5 +980,54 @@ func TestMetricsAndLogs(t *testing.T) {
 	// must not hold).
 	if logs := e.logs.String(); !strings.Contains(logs, "certificate issued") || !strings.Contains(logs, "request refused") {
 		t.Errorf("the log lacks issuances or refusals:\n%s", logs)
+	}
+}
+
+// TestListenSocketMode: the administration socket never exists under its
+// name with a mode other than 0600, not even between its creation and its
+// chmod, and closing the listener removes it.
+func TestListenSocketMode(t *testing.T) {
+	dir, err := os.MkdirTemp("", "sock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sock := filepath.Join(dir, api.SocketFile)
+	stop := make(chan struct{})
+	seen := make(chan os.FileMode, 1)
+	go func() {
+		defer close(seen)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if fi, err := os.Lstat(sock); err == nil && fi.Mode().Perm() != 0o600 {
+				seen <- fi.Mode()
+				return
+			}
+		}
+	}()
+	for i := 0; i < 300; i++ {
+		ln, err := ListenSocket(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ln.Addr().String(); got != sock {
+			t.Fatalf("Addr() = %s, want %s", got, sock)
+		}
+		ln.Close()
+		ln.Close()
+		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the socket is still there after Close: %v", err)
+		}
+	}
+	close(stop)
+	if m, ok := <-seen; ok {
+		t.Fatalf("%s was seen with mode %v", sock, m)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("left behind: %v", ents)
 	}
 }

@@ -87,6 +87,8 @@ func newInitCmd(a *app) *cobra.Command {
 
 // printJoinCommand prints the command that joins a node with token.
 func printJoinCommand(a *app, role ca.Role, token, addr string) {
-	fmt.Fprintf(a.stdout, "To add a %s to this cluster, run the following command:\n\n", role.Short())
-	fmt.Fprintf(a.stdout, "    chancery join --token %s %s\n\n", token, addr)
+	file := role.Short() + ".token"
+	fmt.Fprintf(a.stdout, "To add a %s to this cluster, run the following commands on it:\n\n", role.Short())
+	fmt.Fprintf(a.stdout, "    (umask 077; echo %s > %s)\n", token, file)
+	fmt.Fprintf(a.stdout, "    chancery join --token-file %s %s\n\n", file, addr)
 }

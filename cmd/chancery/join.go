@@ -3,6 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -11,22 +14,35 @@ import (
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
+	"github.com/chancery-pki/chancery/secretfile"
 )
+
+// JoinTokenEnv names the environment variable join reads its token from
+// when neither --token-file nor --token is given.
+const JoinTokenEnv = "CHANCERY_JOIN_TOKEN"
 
 func newJoinCmd(a *app) *cobra.Command {
 	var (
-		token, hostname, listen string
-		noRun                   bool
+		token, tokenFile, hostname, listen string
+		noRun                              bool
 	)
 	cmd := &cobra.Command{
-		Use:   "join --token TOKEN MANAGER",
+		Use:   "join [--token-file FILE] MANAGER",
 		Short: "Join a cluster as a node, then keep its certificate fresh in the foreground",
-		Args:  cobra.ExactArgs(1),
+		Long: `Join a cluster as a node, then keep its certificate fresh in the foreground.
+
+The token comes from --token-file FILE (a file only you can read, mode 0600),
+or from $` + JoinTokenEnv + ` (removed from the environment once read). --token
+TOKEN also works, but puts the token where every local user can read it while
+join runs. Once joined, the process runs on as 'chancery run --data-dir DIR',
+without the token in its arguments or environment.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if token == "" {
-				return hint.With(errors.New("a join token is needed"), "get one on a manager with 'chancery join-token worker' (or manager)")
+			tok, err := a.joinToken(cmd.Flags().Changed("token"), token, tokenFile)
+			if err != nil {
+				return err
 			}
-			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: token, Hostname: hostname, ListenAddr: listen})
+			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: tok, Hostname: hostname, ListenAddr: listen})
 			if err != nil {
 				var e *client.APIError
 				switch {
@@ -41,12 +57,75 @@ func newJoinCmd(a *app) *cobra.Command {
 			if noRun {
 				return nil
 			}
+			if a.reexec != nil {
+				return a.runAgain()
+			}
 			return a.runNode(cmd.Context(), "")
 		},
 	}
-	cmd.Flags().StringVar(&token, "token", "", "join token (SWMTKN-1-...); its role decides the node's")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the join token (SWMTKN-1-...), mode 0600; its role decides the node's (else $"+JoinTokenEnv+")")
+	cmd.Flags().StringVar(&token, "token", "", "join token on the command line, where local users can read it: prefer --token-file or $"+JoinTokenEnv)
 	cmd.Flags().StringVar(&hostname, "hostname", "", "host name to register (default: this host's)")
 	cmd.Flags().StringVar(&listen, "listen-addr", "", "where this node serves the manager API while it is a manager (default "+manager.DefaultListenAddr+")")
 	cmd.Flags().BoolVar(&noRun, "no-run", false, "join and exit, without running the node (start it later with 'chancery run')")
 	return cmd
+}
+
+// joinToken returns the token join uses: from --token-file, else --token
+// (with a warning), else $CHANCERY_JOIN_TOKEN. The variable is removed from
+// the process's environment whichever is used, so that nothing started
+// later inherits it.
+func (a *app) joinToken(tokenSet bool, token, tokenFile string) (string, error) {
+	env, inEnv := os.LookupEnv(JoinTokenEnv)
+	os.Unsetenv(JoinTokenEnv)
+	switch {
+	case tokenFile != "" && tokenSet:
+		return "", hint.With(errors.New("both --token and --token-file are given"), "give only --token-file")
+	case tokenFile != "":
+		t, err := secretfile.Read(tokenFile)
+		if err != nil {
+			return "", err
+		}
+		return t, nil
+	case tokenSet:
+		fmt.Fprintf(a.stderr, "warning: --token shows the join token to every user of this host while join runs; use --token-file FILE or $%s\n", JoinTokenEnv)
+		if token == "" {
+			return "", hint.With(errors.New("--token is empty"), "get a token on a manager with 'chancery join-token worker' (or manager)")
+		}
+		return token, nil
+	case inEnv && env != "":
+		return env, nil
+	}
+	return "", hint.With(errors.New("a join token is needed"),
+		"get one on a manager with 'chancery join-token -q worker' (or manager), save it in a file only you can read, and give --token-file FILE (or set $"+JoinTokenEnv+")")
+}
+
+// runAgain replaces this process with 'chancery run' for the data
+// directory, so that the long-running node carries no join token: neither
+// in its arguments (/proc/PID/cmdline, which every local user can read) nor
+// in its environment as the process started with (/proc/PID/environ, which
+// unsetting a variable does not change).
+func (a *app) runAgain() error {
+	dir, err := filepath.Abs(a.dataDir)
+	if err != nil {
+		return err
+	}
+	args := []string{"chancery", "run", "--data-dir", dir, "--log-level", a.logLevel}
+	if err := a.reexec(args, os.Environ()); err != nil {
+		return hint.With(fmt.Errorf("the node joined, but failed to start running it: %w", err),
+			"start it with 'chancery run --data-dir "+dir+"'")
+	}
+	return nil
+}
+
+// execSelf replaces the process with this executable, run with args and
+// env. It is the app's reexec in the real command.
+func execSelf(args, env []string) error {
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return err
+		}
+	}
+	return syscall.Exec(exe, args, env)
 }

@@ -194,7 +194,7 @@ func TestSwarmSecurityLab(t *testing.T) {
 
 	// Step 3: node3 joins as a worker.
 	joinCmd, _ := l.cli(false, "join-token", "worker", "--data-dir", l.dir("node1"))
-	oldWorker := regexp.MustCompile(`chancery join --token (SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}) ` + regexp.QuoteMeta(l.addr)).FindStringSubmatch(joinCmd)
+	oldWorker := regexp.MustCompile(`echo (SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}) > worker\.token\)\n    chancery join --token-file worker\.token ` + regexp.QuoteMeta(l.addr)).FindStringSubmatch(joinCmd)
 	if oldWorker == nil {
 		t.Fatalf("join-token worker output:\n%s", joinCmd)
 	}

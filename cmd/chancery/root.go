@@ -52,6 +52,11 @@ type app struct {
 	// heartbeat is the period nodes are told to report at, when a command
 	// that runs a manager sets it (--dispatcher-heartbeat).
 	heartbeat time.Duration
+	// reexec, when set, replaces the process with this executable run with
+	// the given arguments and environment (execSelf); join uses it to run
+	// the node without its token. Tests that run commands in process leave
+	// it nil, and join then runs the node in process.
+	reexec func(args, env []string) error
 }
 
 func newRootCmd(a *app) *cobra.Command {
@@ -73,10 +78,18 @@ them on their own.`,
 }
 
 // run runs the command line args and returns the exit status.
-func run(args []string) int { return runWith(args, os.Stdout, os.Stderr) }
+func run(args []string) int {
+	return runApp(&app{stdout: os.Stdout, stderr: os.Stderr, reexec: execSelf}, args)
+}
 
+// runWith runs the command line args in process, with join's node run in
+// process too.
 func runWith(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	return runApp(&app{stdout: stdout, stderr: stderr}, args)
+}
+
+func runApp(a *app, args []string) int {
+	stdout, stderr := a.stdout, a.stderr
 	cmd := newRootCmd(a)
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)

@@ -46,7 +46,7 @@ func newRunCmd(a *app) *cobra.Command {
 				return a.runNode(cmd.Context(), listen)
 			}
 			return hint.With(fmt.Errorf("%s holds neither a manager nor a node", a.dataDir),
-				"create a cluster with 'chancery init', or join one with 'chancery join --token TOKEN MANAGER'")
+				"create a cluster with 'chancery init', or join one with 'chancery join --token-file FILE MANAGER'")
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen-addr", "", "override the manager's stored listen address")
