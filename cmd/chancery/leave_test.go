@@ -188,7 +188,7 @@ func TestInitAdvertiseForms(t *testing.T) {
 				}
 				return
 			}
-			if !regexp.MustCompile(`chancery join --token SWMTKN-1-\S+ ` + regexp.QuoteMeta(tt.want) + "\n").MatchString(out) {
+			if !regexp.MustCompile(`chancery join --token-file worker\.token ` + regexp.QuoteMeta(tt.want) + "\n").MatchString(out) {
 				t.Errorf("init output lacks the join command to %s:\n%s", tt.want, out)
 			}
 			info, _ := l.cli(false, "info", "--data-dir", dir)
