@@ -13,8 +13,10 @@ import (
 	"github.com/chancery-pki/chancery/backends/cfssl"
 	_ "github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/backends/pkcs11"
+	"github.com/chancery-pki/chancery/backends/stepca"
 	"github.com/chancery-pki/chancery/backends/vault"
 	"github.com/chancery-pki/chancery/internal/cfssldev"
+	"github.com/chancery-pki/chancery/internal/stepcadev"
 	"github.com/chancery-pki/chancery/internal/vaultdev"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/softhsm"
@@ -84,11 +86,21 @@ var factories = []rootFactory{
 		spec := "protocol=cfssl,url=" + srv.SignURL + ",cacert=" + srv.BundleFile
 		return createRoot(t, cfssl.Name, cfssl.NewSettings([]string{spec}, ""))
 	}},
+	// An external CA: a step-ca of its own that signs with its root (so
+	// that it can be rotated into) and issues CA certificates.
+	{"stepca", func(t *testing.T) signer.Signer {
+		srv := stepcadev.Start(t, stepcadev.Options{RootSigns: true, CrossSign: true})
+		return createRoot(t, stepca.Name, srv.Settings())
+	}},
 }
 
+// externalCAs are the factories whose CA signs only CSRs and cannot make
+// one for its own key.
+var externalCAs = map[string]bool{"cfssl": true, "stepca": true}
+
 // TestCrossSignMatrix rotates between every pair of backends, each with
-// its real peer (SoftHSM2, a Vault dev server, cfssl serve): the current
-// root's backend cross-signs the new root by the path their capabilities
+// its real peer (SoftHSM2, a Vault dev server, cfssl serve, step-ca): the
+// current root's backend cross-signs the new root by the path their capabilities
 // allow (from one external CA to another, through a bridge key), and a
 // node certificate from the new root then verifies against the old root
 // through what CrossSign returns, and against the new root.
@@ -98,14 +110,15 @@ func TestCrossSignMatrix(t *testing.T) {
 			t.Run(old.name+"_to_"+next.name, func(t *testing.T) {
 				now := time.Now()
 				o, n := old.make(t), next.make(t)
-				// What the backends declare: an external CFSSL CA signs
-				// only CSRs and cannot make one for its own key; every
-				// other backend signs a public key alone and makes CSRs.
+				// What the backends declare: an external CA (CFSSL,
+				// step-ca) signs only CSRs and cannot make one for its own
+				// key; every other backend signs a public key alone and
+				// makes CSRs.
 				want := PathPublicKey
 				switch {
-				case old.name == "cfssl" && next.name == "cfssl":
+				case externalCAs[old.name] && externalCAs[next.name]:
 					want = PathBridge
-				case old.name == "cfssl":
+				case externalCAs[old.name]:
 					want = PathCSR
 				}
 				if path := ChoosePath(o, n); path != want {

@@ -25,6 +25,7 @@ import (
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/conformance"
 	"github.com/chancery-pki/chancery/internal/cfssldev"
+	"github.com/chancery-pki/chancery/internal/stepcadev"
 	"github.com/chancery-pki/chancery/internal/vaultdev"
 	"github.com/chancery-pki/chancery/manager"
 	"github.com/chancery-pki/chancery/softhsm"
@@ -33,17 +34,20 @@ import (
 
 // This file is the rotation matrix: a cluster of live nodes rotates its
 // root from every backend to every backend, each with its real peer
-// (SoftHSM2, a Vault dev server, cfssl serve), while every node shakes
-// hands with every other.
+// (SoftHSM2, a Vault dev server, cfssl serve, step-ca), while every node
+// shakes hands with every other.
 
 // matrixPeers are the real peers the matrix's pairs share: one SoftHSM2
 // token (each cluster's keys have labels of their own), the process's
-// Vault dev server (each cluster a mount of its own), and two cfssl serves
+// Vault dev server (each cluster a mount of its own), two cfssl serves
 // with CAs of their own (two, so that one external CA can rotate to
-// another).
+// another), and two step-cas that sign with their roots and issue CA
+// certificates, with a third that signs with an intermediate (which no
+// cluster can rotate into).
 type matrixPeers struct {
-	token          *softhsm.Token
-	cfsslA, cfsslB *cfssldev.Server
+	token                         *softhsm.Token
+	cfsslA, cfsslB                *cfssldev.Server
+	stepcaA, stepcaB, stepcaInter *stepcadev.Server
 	// dir holds the Vault root token's file, vaultTokenFile, once a pair
 	// asks for Vault.
 	dir, vaultTokenFile string
@@ -60,8 +64,27 @@ func startMatrixPeers(t *testing.T) *matrixPeers {
 		p.cfsslA = cfssldev.Start(t, cfssldev.Options{})
 		p.cfsslB = cfssldev.Start(t, cfssldev.Options{})
 	}
+	if _, err := stepcadev.Find(); err == nil {
+		p.stepcaA = stepcadev.Start(t, stepcadev.Options{RootSigns: true, CrossSign: true})
+		p.stepcaB = stepcadev.Start(t, stepcadev.Options{RootSigns: true, CrossSign: true})
+		p.stepcaInter = stepcadev.Start(t, stepcadev.Options{CrossSign: true})
+	}
 	return p
 }
+
+// stepca returns the flags that reach a step-ca: the first, the second or
+// the one with an intermediate. It skips (fails under CI) without step-ca.
+func (p *matrixPeers) stepca(t *testing.T, which string) []string {
+	t.Helper()
+	stepcadev.Need(t)
+	s := map[string]*stepcadev.Server{"a": p.stepcaA, "b": p.stepcaB, "inter": p.stepcaInter}[which]
+	return []string{"--stepca-url", s.URL, "--stepca-root-fingerprint", s.Fingerprint,
+		"--stepca-provisioner", stepcadev.Provisioner, "--stepca-password-file", s.PasswordFile}
+}
+
+// externalCAs are the rigs whose root is an external CA's: they sign only
+// CSRs, cannot make one for their own key, nor a new root by themselves.
+var externalCAs = map[string]bool{"cfssl": true, "stepca": true}
 
 // hsm returns the shared token, or skips (fails under CI) without SoftHSM2.
 func (p *matrixPeers) hsm(t *testing.T) *softhsm.Token {
@@ -260,6 +283,22 @@ var matrixRigs = []matrixRig{
 			return conformance.NodeExpectation{NotBefore: nb, NotAfter: nb.Add(cfssldev.NodeExpiry), ValidityTolerance: until.Sub(from)/2 + 2*time.Minute}
 		},
 	},
+	{
+		name: "stepca",
+		init: func(t *testing.T, p *matrixPeers, _ *lab) ([]string, func(*testing.T, map[string]string, bool)) {
+			return p.stepca(t, "a"), func(*testing.T, map[string]string, bool) {}
+		},
+		// From stepca, the second step-ca: the first is the current root.
+		// Refused without --allow-bridge (see matrixRefusals).
+		to: func(t *testing.T, p *matrixPeers, from string) []string {
+			if from == "stepca" {
+				return p.stepca(t, "b")
+			}
+			return p.stepca(t, "a")
+		},
+		// step-ca takes the validity from the sign request.
+		expect: localValidity,
+	},
 }
 
 // matrixRefusal is a rotation a pair refuses before anything changes.
@@ -273,15 +312,25 @@ type matrixRefusal struct {
 // refused up front, with their documented errors, and the extra flags the
 // pair then rotates with.
 func matrixRefusals(t *testing.T, p *matrixPeers, from, to string) ([]matrixRefusal, []string) {
-	if from != "cfssl" || to != "cfssl" {
-		return nil, nil
+	var refusals []matrixRefusal
+	if to == "stepca" {
+		// A step-ca that signs with an intermediate cannot be a new root.
+		refusals = append(refusals, matrixRefusal{p.stepca(t, "inter"), regexp.MustCompile(`the new root.s CA signs with an intermediate \("CN=stepcadev Intermediate CA"\), and a rotation needs the new root.s own key to sign`)})
 	}
-	return []matrixRefusal{
+	if !externalCAs[from] || !externalCAs[to] {
+		return refusals, nil
+	}
+	next := []string{"--external-ca", p.externalCA(t, from == "cfssl")}
+	if to == "stepca" {
+		next = p.stepca(t, map[bool]string{true: "b", false: "a"}[from == "stepca"])
+	}
+	if from == to {
 		// An external CA cannot make a root: no new root without flags.
-		{nil, regexp.MustCompile(`the cfssl backend cannot choose where a new root goes by itself: give the new root's backend flags`)},
-		// From one external CA to another, only through a bridge key.
-		{[]string{"--external-ca", p.externalCA(t, true)}, regexp.MustCompile(`needs a bridge key, which was not allowed: .*allow a one-time bridge key`)},
-	}, []string{"--allow-bridge"}
+		refusals = append(refusals, matrixRefusal{nil, regexp.MustCompile(`the ` + from + ` backend cannot choose where a new root goes by itself: give the new root's backend flags`)})
+	}
+	// From one external CA to another, only through a bridge key.
+	refusals = append(refusals, matrixRefusal{next, regexp.MustCompile(`needs a bridge key, which was not allowed: .*allow a one-time bridge key`)})
+	return refusals, []string{"--allow-bridge"}
 }
 
 // runMatrixLeader runs node's manager on ln, with short heartbeat and
@@ -418,9 +467,10 @@ func backendDetails(info *api.Info) map[string]string {
 // files it holds: not one handshake may fail. Without backend flags the
 // new root is made beside the current one (a new key file, token object,
 // Vault issuer or transit key); otherwise where the flags say. A pair that
-// cannot rotate (from one external CA to another without a bridge key, or
-// an external CA without flags) is refused up front with its documented
-// error and nothing changed. After each rotation every node trusts the new
+// cannot rotate (from one external CA to another without a bridge key, an
+// external CA without flags, or into a step-ca that signs with an
+// intermediate) is refused up front with its documented error and nothing
+// changed. After each rotation every node trusts the new
 // root and holds a certificate from its key that passes the conformance
 // checks, both join tokens changed, the old root is in the history, its key
 // was forgotten or left alone as its backend does, and the audit log
@@ -578,9 +628,9 @@ func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig, dele
 	// only a bridge key connects them.
 	path := store.CrossSignPublicKey
 	switch {
-	case from.name == "cfssl" && to.name == "cfssl":
+	case externalCAs[from.name] && externalCAs[to.name]:
 		path = store.CrossSignBridge
-	case from.name == "cfssl":
+	case externalCAs[from.name]:
 		path = store.CrossSignCSR
 	}
 	if after.rotationEntries <= before.rotationEntries || !strings.Contains(after.audit, `"path":"`+path+`"`) {
@@ -630,7 +680,7 @@ func rotateMatrixPair(t *testing.T, peers *matrixPeers, from, to matrixRig, dele
 	})
 	exported, _ := l.cli(false, "audit", "export", "--data-dir", l.dir("m1"))
 	outcome := "kept"
-	if from.name == "file" || (deleteOldKey && from.name != "cfssl") {
+	if from.name == "file" || (deleteOldKey && !externalCAs[from.name]) {
 		outcome = "deleted"
 	}
 	if !regexp.MustCompile(`"step":"forget-key"`).MatchString(exported) || !strings.Contains(exported, `"outcome":"`+outcome+`"`) {

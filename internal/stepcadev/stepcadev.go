@@ -95,8 +95,8 @@ type Options struct {
 	// RootSigns makes step-ca sign with its root, without an intermediate.
 	RootSigns bool
 	// MaxCertDuration is the provisioner's maxTLSCertDuration; zero means
-	// 30 years, so that a cross-signed certificate may last as long as a
-	// root (chancery's roots last 20 years).
+	// 40 years, so that a cross-signed certificate may last as long as a
+	// root (chancery's last 20 years, these servers' 30).
 	MaxCertDuration time.Duration
 }
 
@@ -281,7 +281,7 @@ func (s *Server) writeConfig(port int, opts Options) (string, error) {
 	}
 	maxDur := opts.MaxCertDuration
 	if maxDur == 0 {
-		maxDur = 30 * 365 * 24 * time.Hour
+		maxDur = 40 * 365 * 24 * time.Hour
 	}
 	pubJSON, err := pub.MarshalJSON()
 	if err != nil {
