@@ -1,6 +1,6 @@
 // Package backends is the registry of signer backends: each backend package
 // registers itself under its type name ("file", "pkcs11", "vault",
-// "cfssl"), and the cluster code creates and opens roots through it without
+// "cfssl", "stepca"), and the cluster code creates and opens roots through it without
 // knowing which backend holds the key.
 //
 // Settings are the backend's non-secret parameters, kept in the cluster
@@ -171,7 +171,7 @@ type Inspector interface {
 // flags makes its new root in the current backend: a new key file (file),
 // a new key object in the same token (pkcs11), a new issuer in the same
 // PKI mount or a new key in the same transit mount (vault). An external CA
-// (cfssl) cannot make a root, and does not implement it.
+// (cfssl, stepca) cannot make a root, and does not implement it.
 type NextRooter interface {
 	// NextRootSettings returns the settings of a new root beside the one
 	// current names; id is unique to the rotation (a time and a random part).
