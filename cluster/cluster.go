@@ -26,6 +26,9 @@ import (
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/boltstore"
+	// Registers the "etcd" store, which a data directory's store.json may
+	// name.
+	_ "github.com/chancery-pki/chancery/store/etcdstore"
 )
 
 // StoreFile is the embedded store's file in the data directory.

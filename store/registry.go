@@ -17,7 +17,7 @@ import (
 )
 
 // This file chooses a Store from a data directory's settings: drivers
-// (the embedded bbolt store now, etcd next) register under a type name, and
+// (the embedded bbolt store, "bbolt", and "etcd") register under a type name, and
 // a data directory's settings file names the type and its options.
 
 // SettingsFile is the file in a data directory that says which store holds

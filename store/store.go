@@ -4,8 +4,8 @@
 //
 // Implementations register as drivers (registry.go) under a type name,
 // and a data directory's settings file (store.json) says which one holds
-// its cluster's state: the embedded store/boltstore now; an etcd-backed
-// store shared by several managers next. Both must pass the conformance
+// its cluster's state: the embedded store/boltstore, or store/etcdstore,
+// which several managers can share. Both must pass the conformance
 // suite in store/storetest. The JSON field names on the types below are the
 // stored encoding shared by implementations, so records can be copied from
 // one store to another.

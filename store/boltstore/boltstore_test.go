@@ -260,3 +260,11 @@ func BenchmarkRecordIssuance(b *testing.B) {
 	b.Run("serial", func(b *testing.B) { run(b, false) })
 	b.Run("parallel", func(b *testing.B) { run(b, true) })
 }
+
+// BenchmarkConformanceRecordIssuance is storetest's benchmark, to compare
+// with other stores' (the etcd store's).
+func BenchmarkConformanceRecordIssuance(b *testing.B) {
+	storetest.BenchmarkRecordIssuance(b, func(b *testing.B) store.Store {
+		return open(b, filepath.Join(b.TempDir(), "state.db"))
+	})
+}

@@ -582,3 +582,131 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 		t.Errorf("after concurrent issuance: %s", rep)
 	}
 }
+
+// RunShared runs the cases of stores that several processes share (a
+// store in etcd, say): open returns two Store instances, each with its own
+// connection, on one new, empty store. Run closes them when the subtest
+// ends.
+func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, a, b store.Store)
+	}{
+		{"ConcurrentWriters", testSharedConcurrentWriters},
+		{"SeesOthersWrites", testSharedSeesOthersWrites},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := open(t)
+			t.Cleanup(func() { a.Close(); b.Close() })
+			tt.fn(t, a, b)
+		})
+	}
+}
+
+// testSharedConcurrentWriters has two instances issue, update the same
+// nodes and the cluster, and append refusals at once: every change
+// commits once, and the audit chain has one entry per change, unforked.
+func testSharedConcurrentWriters(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	if err := a.CreateCluster(ctx, Cluster(), audit.Event{Action: audit.ActionInit}); err != nil {
+		t.Fatal(err)
+	}
+	const workers, each = 4, 12 // per instance
+	for w := range workers {
+		n, c := Issuance(fmt.Sprintf("node-%d", w), fmt.Sprintf("ff%02x", w), t0)
+		if err := a.RecordIssuance(ctx, n, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, s := range []store.Store{a, b} {
+		for w := range workers {
+			wg.Go(func() {
+				for k := range each {
+					// Both instances renew the same nodes.
+					node := fmt.Sprintf("node-%d", w)
+					n, c := Issuance(node, fmt.Sprintf("%02x%02x%02x", i, w, k), t0.Add(time.Duration(k)*time.Minute))
+					n.Hostname = "" // a renewal keeps the hostname
+					if err := s.RecordIssuance(ctx, n, c, audit.Event{Action: audit.ActionIssued, NodeID: node, Serial: c.Serial}); err != nil {
+						t.Errorf("RecordIssuance: %v", err)
+					}
+					switch k % 3 {
+					case 0:
+						if _, err := s.UpdateCluster(ctx, func(c *store.Cluster) error { c.CertExpiry += time.Second; return nil },
+							audit.Event{Action: audit.ActionCertExpiry}); err != nil {
+							t.Errorf("UpdateCluster: %v", err)
+						}
+					case 1:
+						if _, err := s.UpdateNode(ctx, node, func(n *store.Node) error { n.Hostname += "x"; return nil },
+							audit.Event{Action: audit.ActionPromoted, NodeID: node}); err != nil {
+							t.Errorf("UpdateNode: %v", err)
+						}
+					case 2:
+						if _, err := s.AppendAudit(ctx, audit.Event{Action: audit.ActionRefused}); err != nil {
+							t.Errorf("AppendAudit: %v", err)
+						}
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	const changes = 2 * workers * each
+	recs, err := b.AuditRecords(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := audit.Verify(recs, nil)
+	if want := 1 + 2*changes; !rep.OK() || rep.Verified != want {
+		t.Errorf("audit log after concurrent writers: %s; want %d entries verified", rep, want)
+	}
+	if h, _ := a.AuditHead(ctx); h != rep.Head {
+		t.Errorf("AuditHead %v, the verified log ends at %v", h, rep.Head)
+	}
+	c, _ := a.Cluster(ctx)
+	if updates := uint64(2 * workers * ((each + 2) / 3)); c.Version != 1+updates || c.CertExpiry != Cluster().CertExpiry+time.Duration(updates)*time.Second {
+		t.Errorf("cluster version %d, expiry %v after %d updates: an update was lost", c.Version, c.CertExpiry, updates)
+	}
+	for w := range workers {
+		n, _ := a.Node(ctx, fmt.Sprintf("node-%d", w))
+		if want := "host-" + n.ID + strings.Repeat("x", 2*((each+1)/3)); n.Hostname != want {
+			t.Errorf("node %s hostname %q, want %q: an update was lost", n.ID, n.Hostname, want)
+		}
+	}
+	if certs, err := a.IssuedCertificates(ctx, ""); err != nil || len(certs) != workers+changes {
+		t.Errorf("%d certificates (%v), want %d", len(certs), err, workers+changes)
+	}
+}
+
+// testSharedSeesOthersWrites checks that each instance reads what the
+// other wrote, at once.
+func testSharedSeesOthersWrites(t *testing.T, a, b store.Store) {
+	ctx := t.Context()
+	if err := a.CreateCluster(ctx, Cluster()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CreateCluster(ctx, Cluster()); !errors.Is(err, store.ErrExists) {
+		t.Errorf("second instance's CreateCluster: %v, want ErrExists", err)
+	}
+	n, c := Issuance("n1", "01", t0)
+	if err := b.RecordIssuance(ctx, n, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := a.Node(ctx, "n1"); err != nil || got.CertSerial != "01" {
+		t.Errorf("the other instance reads n1 as (%+v, %v)", got, err)
+	}
+	if _, err := a.UpdateNode(ctx, "n1", func(n *store.Node) error { n.State = store.StateRemoved; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	n, c = Issuance("n1", "02", t0)
+	if err := b.RecordIssuance(ctx, n, c); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("renewal of a node the other instance removed: %v, want ErrConflict", err)
+	}
+	if p, err := b.ListNodes(ctx, store.ListOptions{}); err != nil || len(p.Nodes) != 1 || p.Nodes[0].State != store.StateRemoved {
+		t.Errorf("the other instance lists %+v, %v", p.Nodes, err)
+	}
+}
