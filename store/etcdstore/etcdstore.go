@@ -19,7 +19,8 @@
 // again otherwise. An audit append commits in the transaction of the change
 // it records, against the head's revision: writers in several processes
 // never fork the chain. Within one Store, writes are serialized, so that
-// its own goroutines do not make each other try again.
+// its own goroutines do not make each other try again, and issuances that
+// arrive while a transaction commits share the next one (RecordIssuance).
 //
 // Because transactions are optimistic, the fn of UpdateCluster and
 // UpdateNode may be called more than once, each time with a fresh copy of
@@ -83,8 +84,12 @@ type Store struct {
 
 	// writeMu serializes this Store's changes (see the package doc).
 	writeMu sync.Mutex
-	closeMu sync.RWMutex
-	closed  bool
+	// batchMu guards the issuances waiting for a transaction (batch.go).
+	batchMu  sync.Mutex
+	pending  []*issuance
+	flushing bool
+	closeMu  sync.RWMutex
+	closed   bool
 }
 
 // New returns a store on an etcd client. It checks the format version of
@@ -446,70 +451,6 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 		return store.Node{}, err
 	}
 	return n, nil
-}
-
-// RecordIssuance implements store.Store.
-func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.IssuedCertificate, events ...audit.Event) error {
-	end, err := s.begin(ctx)
-	if err != nil {
-		return err
-	}
-	defer end()
-	if err := store.ValidateIssuance(n, cert); err != nil {
-		return err
-	}
-	now := s.timestamp()
-	if cert.IssuedAt.IsZero() {
-		cert.IssuedAt = now
-	}
-	certKey, nodeKey := s.certKey(cert.Serial), s.nodeKey(n.ID)
-	certData, err := encode(certKey, cert)
-	if err != nil {
-		return err
-	}
-	_, err = s.change(ctx, "record an issuance", []string{certKey, nodeKey}, events, func(snap snapshot) ([]clientv3.Op, error) {
-		if _, ok := snap.kvs[certKey]; ok {
-			return nil, store.AlreadyExists("certificate " + cert.Serial)
-		}
-		node := n
-		if cur, ok := snap.kvs[nodeKey]; ok {
-			old, err := decode[store.Node](nodeKey, cur.value)
-			if err != nil {
-				return nil, err
-			}
-			if old.State == store.StateRemoved {
-				return nil, store.Conflict(fmt.Sprintf("node %q", node.ID), "it was removed")
-			}
-			if old.Role != "" && node.Role != old.Role {
-				return nil, store.Conflict(fmt.Sprintf("node %q", node.ID), fmt.Sprintf("it is now %s, not %s", old.Role, node.Role))
-			}
-			node.CreatedAt = old.CreatedAt
-			if node.State == "" {
-				node.State = old.State
-			}
-			if node.Hostname == "" {
-				node.Hostname = old.Hostname
-			}
-		} else {
-			if node.CreatedAt.IsZero() {
-				node.CreatedAt = now
-			}
-			if node.State == "" {
-				node.State = store.StateReady
-			}
-		}
-		node.UpdatedAt = now
-		nodeData, err := encode(nodeKey, node)
-		if err != nil {
-			return nil, err
-		}
-		return []clientv3.Op{
-			clientv3.OpPut(certKey, certData),
-			clientv3.OpPut(s.byNodePrefix(n.ID)+cert.Serial, certData),
-			clientv3.OpPut(nodeKey, nodeData),
-		}, nil
-	})
-	return err
 }
 
 // IssuedCertificate implements store.Store.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -306,5 +307,45 @@ func testListIssuedCertificates(t *testing.T, s store.Store) {
 	}
 	if want, _ := s.IssuedCertificate(ctx, n1[0]); !equal(p.Certificates[0], want) {
 		t.Errorf("listed %+v, IssuedCertificate returns %+v", p.Certificates[0], want)
+	}
+}
+
+// testConcurrentDuplicates has many callers record the same serials at
+// once, for one node and for several: each serial is recorded once, every
+// other call fails with ErrExists, and the audit log has one entry per
+// recorded serial.
+func testConcurrentDuplicates(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const callers, serialCount = 16, 4
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok, exists := 0, 0
+	for i := range callers {
+		wg.Go(func() {
+			serial := fmt.Sprintf("%02x", i%serialCount)
+			n, c := Issuance(fmt.Sprintf("node-%d", i%serialCount), serial, t0)
+			err := s.RecordIssuance(ctx, n, c, audit.Event{Action: audit.ActionIssued, Serial: serial})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrExists):
+				exists++
+			default:
+				t.Errorf("RecordIssuance(%s): %v", serial, err)
+			}
+		})
+	}
+	wg.Wait()
+	if ok != serialCount || exists != callers-serialCount {
+		t.Errorf("%d recorded and %d refused as existing, want %d and %d", ok, exists, serialCount, callers-serialCount)
+	}
+	recs, err := s.AuditRecords(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := audit.Verify(recs, nil); !rep.OK() || rep.Verified != serialCount {
+		t.Errorf("audit log: %s; want %d entries", rep, serialCount)
 	}
 }

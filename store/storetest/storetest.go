@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IssuedCertificates", testIssuedCertificates},
 		{"RecordIssuanceRefuses", testRecordIssuanceRefuses},
 		{"ConcurrentRecordIssuance", testConcurrentRecordIssuance},
+		{"ConcurrentDuplicates", testConcurrentDuplicates},
 		{"ListNodes", testListNodes},
 		{"ListNodesConcurrentJoins", testListNodesConcurrentJoins},
 		{"ListIssuedCertificates", testListIssuedCertificates},
