@@ -359,7 +359,7 @@ func (s *Signer) explain(err error) error {
 	}
 	msg := strings.ToLower(re.Message)
 	switch {
-	case strings.Contains(msg, "chanceryCrossSign") || strings.Contains(msg, "chancerycrosssign"):
+	case strings.Contains(msg, "chancerycrosssign"):
 		return fmt.Errorf("%w: %v", ErrNoCrossSign, err)
 	case re.Status == http.StatusUnauthorized:
 		return fmt.Errorf("%w (step-ca refused the one-time token: it expired, since chancery's and step-ca's clocks must agree within a minute; or it was used before; or step-ca no longer has the provisioner's key: step-ca's log says which)", err)
@@ -430,6 +430,11 @@ func (s *Signer) claims(req *signer.Request) (*claims, error) {
 // which must have exactly these attributes, once each, in Go's order: the
 // template writes nothing else.
 func nodeSubject(t *x509.Certificate) (o, ou, cn string, err error) {
+	if n := t.Subject; len(t.RawSubject) == 0 && len(n.Organization) == 1 && len(n.OrganizationalUnit) == 1 && n.CommonName != "" &&
+		len(n.Country)+len(n.Province)+len(n.Locality)+len(n.StreetAddress)+len(n.PostalCode)+len(n.ExtraNames) == 0 && n.SerialNumber == "" {
+		// The usual request (ca.NodeSubject), without encoding it.
+		return n.Organization[0], n.OrganizationalUnit[0], n.CommonName, nil
+	}
 	var n pkix.Name
 	want := t.RawSubject
 	if len(want) == 0 {
