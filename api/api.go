@@ -57,6 +57,9 @@ const (
 	CodeConflict      = "conflict"
 	CodeInternal      = "internal"
 	CodeSignerFailure = "signer_failure"
+	// CodeTooManyRequests comes with HTTP 429 and a Retry-After header
+	// saying, in seconds, when to try again.
+	CodeTooManyRequests = "too_many_requests"
 )
 
 // Root is the answer of PathRoot: the root CA bundle nodes trust. A joining

@@ -41,6 +41,9 @@ type APIError struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter is the manager's Retry-After, with a 429 or a 503: how
+	// long to wait before trying again. Zero when it sent none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -164,7 +167,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(data, &e) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("the manager answered %s", resp.Status)
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil
@@ -173,6 +176,22 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return fmt.Errorf("client: the manager's answer is not valid JSON: %w", err)
 	}
 	return nil
+}
+
+// MaxRetryAfter caps the Retry-After a client believes.
+const MaxRetryAfter = time.Hour
+
+// retryAfter reads a Retry-After header in seconds (the only form the
+// manager sends), capped at MaxRetryAfter; zero when absent or unreadable.
+func retryAfter(h string) time.Duration {
+	n, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	if n > int64(MaxRetryAfter/time.Second) {
+		return MaxRetryAfter
+	}
+	return time.Duration(n) * time.Second
 }
 
 // explainTransport turns TLS failures into messages that say what to check.

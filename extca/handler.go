@@ -15,6 +15,7 @@ import (
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/internal/cfsslwire"
+	"github.com/chancery-pki/chancery/internal/ratelimit"
 )
 
 // This file is the HTTP side: the three endpoints, authentication, the
@@ -242,16 +243,35 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, body []byte)
 	}
 }
 
-// refuse answers rf, logs it and records it in the audit log.
+// refuse answers rf, logs it and records it in the audit log, both
+// limited per source (the client once authenticated, else its address) and
+// reason (audit.RefusalLimiter).
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, client Client, rf *Refusal) {
-	s.log.Warn("external CA request refused", "path", r.URL.Path, "reason", rf.Reason, "status", rf.Status,
-		"client", client.String(), "remote", r.RemoteAddr, "message", rf.Message)
+	now := s.cfg.Clock.Now()
+	source := ratelimit.Source(r.RemoteAddr)
+	if client.AuthKey != "" || client.Cert != nil {
+		source = client.String()
+	}
+	if v := s.refusalLog.Allow(now, source, rf.Reason); v.OK {
+		attrs := []any{"path", r.URL.Path, "reason", rf.Reason, "status", rf.Status,
+			"client", client.String(), "remote", r.RemoteAddr, "message", rf.Message}
+		if v.Suppressed > 0 {
+			attrs = append(attrs, "suppressed_before", v.Suppressed)
+		}
+		if len(v.Elsewhere) > 0 {
+			attrs = append(attrs, "suppressed_elsewhere", v.Elsewhere)
+		}
+		if v.Forgotten > 0 {
+			attrs = append(attrs, "suppressed_forgotten", v.Forgotten)
+		}
+		s.log.Warn("external CA request refused", attrs...)
+	}
 	if s.cfg.Audit != nil {
 		ev := s.event(audit.ActionRefused, r.RemoteAddr, &client)
 		ev.Reason = rf.Reason
 		ev.Details["path"] = r.URL.Path
 		ev.Details["message"] = rf.Message
-		if !s.refusals.Admit(s.cfg.Clock.Now(), &ev) {
+		if !s.refusals.Admit(now, source, &ev) {
 			s.log.Debug("refusal left out of the audit log (rate limit)")
 		} else if _, err := s.cfg.Audit.AppendAudit(r.Context(), ev); err != nil {
 			s.log.Error("failed to record a refusal in the audit log", "err", err)

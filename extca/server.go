@@ -14,6 +14,7 @@ import (
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/internal/cfsslwire"
+	"github.com/chancery-pki/chancery/internal/ratelimit"
 )
 
 // Server is chancery's CFSSL-compatible external CA endpoint.
@@ -24,8 +25,10 @@ type Server struct {
 	replay *replayCache
 	// refusals limits the refusal entries written to the audit log.
 	refusals audit.RefusalLimiter
-	cert     atomic.Pointer[tls.Certificate]
-	tls      atomic.Pointer[tls.Config]
+	// refusalLog limits the log lines of refusals likewise.
+	refusalLog *ratelimit.Refusals
+	cert       atomic.Pointer[tls.Certificate]
+	tls        atomic.Pointer[tls.Config]
 }
 
 type namedKey struct {
@@ -41,7 +44,8 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, replay: newReplayCache(cfg.ReplayTTL, cfg.ReplayCacheSize)}
+	s := &Server{cfg: cfg, log: cfg.Logger, replay: newReplayCache(cfg.ReplayTTL, cfg.ReplayCacheSize),
+		refusalLog: ratelimit.NewRefusals(ratelimit.RefusalsConfig{Interval: audit.RefusalInterval})}
 	for _, name := range cfg.Policy.keyNames() {
 		s.keys = append(s.keys, namedKey{name: name, key: cfg.Policy.AuthKeys[name]})
 	}

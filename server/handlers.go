@@ -2,11 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/chancery-pki/chancery/api"
@@ -14,6 +17,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/internal/ratelimit"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -31,7 +35,15 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 
 // handleJoin admits a node with a join token: the token's role, a new node
 // ID, and a certificate for the CSR's key.
+//
+// An address whose joins were refused too often is answered 429 before its
+// request is read (JoinRefusalBurst).
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
+	if wait := s.joinRefusals.Delay(s.source(r), s.clock.Now()); wait > 0 {
+		s.throttle(w, r, "join_throttled", wait,
+			"too many refused joins from this address: check the join token, and try again after Retry-After seconds")
+		return
+	}
 	var req api.JoinRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -200,9 +212,18 @@ var authReasons = map[string]bool{
 // fail answers with an error body, counts the refusal, logs it without
 // request contents, and records refused authentication or authorization in
 // the audit log.
+//
+// The log lines and audit entries are limited per source and reason
+// (audit.RefusalLimiter), and a refused join counts towards its address's
+// throttle (JoinRefusalBurst).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, reason, msg string) {
 	s.metrics.failures.WithLabelValues(reason).Inc()
-	s.log.Warn("request refused", "path", r.URL.Path, "reason", reason, "remote", r.RemoteAddr, "status", status)
+	now := s.clock.Now()
+	source := s.source(r)
+	s.logRefusal(r, now, source, reason, status)
+	if r.URL.Path == api.PathJoin && status < http.StatusInternalServerError {
+		s.joinRefusals.Take(source, now, nil)
+	}
 	if authReasons[reason] {
 		ev := audit.Event{Action: audit.ActionRefused, Actor: s.cfg.NodeID, Reason: reason, Remote: r.RemoteAddr,
 			Details: map[string]string{"path": r.URL.Path}}
@@ -217,13 +238,78 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 				ev.Details["forwarded_for"] = xff
 			}
 		}
-		if !s.refusals.Admit(s.clock.Now(), &ev) {
+		if !s.refusals.Admit(now, source, &ev) {
 			s.metrics.failures.WithLabelValues("audit_refusal_suppressed").Inc()
 		} else if _, err := s.cfg.Store.AppendAudit(r.Context(), ev); err != nil {
 			s.log.Error("failed to record a refusal in the audit log", "err", err)
 		}
 	}
 	writeJSON(w, status, api.Error{Code: code, Message: msg})
+}
+
+// throttle answers 429 Too Many Requests with Retry-After: wait rounded up
+// to whole seconds. It is logged as refusals are, not audited.
+func (s *Server) throttle(w http.ResponseWriter, r *http.Request, reason string, wait time.Duration, msg string) {
+	s.metrics.failures.WithLabelValues(reason).Inc()
+	s.logRefusal(r, s.clock.Now(), s.source(r), reason, http.StatusTooManyRequests)
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+	writeJSON(w, http.StatusTooManyRequests, api.Error{Code: api.CodeTooManyRequests, Message: msg})
+}
+
+// logRefusal logs a refused request, within the log's limit per source and
+// reason, with the count of those left out.
+func (s *Server) logRefusal(r *http.Request, now time.Time, source, reason string, status int) {
+	v := s.refusalLog.Allow(now, source, reason)
+	if !v.OK {
+		return
+	}
+	attrs := []any{"path", r.URL.Path, "reason", reason, "source", source, "remote", r.RemoteAddr, "status", status}
+	if v.Suppressed > 0 {
+		attrs = append(attrs, "suppressed_before", v.Suppressed)
+	}
+	if len(v.Elsewhere) > 0 {
+		attrs = append(attrs, "suppressed_elsewhere", v.Elsewhere)
+	}
+	if v.Forgotten > 0 {
+		attrs = append(attrs, "suppressed_forgotten", v.Forgotten)
+	}
+	s.log.Warn("request refused", attrs...)
+}
+
+// source names the caller of r for the limits on refusals: the node ID of
+// an authenticated caller, else its address (ratelimit.Source). For a call
+// that a manager of this cluster forwards, the address is the one the
+// manager reports (X-Forwarded-For), not the manager's.
+func (s *Server) source(r *http.Request) string {
+	if id, ok := r.Context().Value(sourceKey{}).(string); ok {
+		return id
+	}
+	if _, fwd := r.Header[ForwardedCertHeader]; fwd && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" && s.isManagerCert(r.Context(), r.TLS.VerifiedChains[0][0]) {
+			addrs := strings.Split(xff, ",")
+			return ratelimit.Source(strings.TrimSpace(addrs[len(addrs)-1]))
+		}
+	}
+	return ratelimit.Source(r.RemoteAddr)
+}
+
+// isManagerCert reports whether leaf is a manager certificate this cluster
+// issued, to a node that is still a manager.
+func (s *Server) isManagerCert(ctx context.Context, leaf *x509.Certificate) bool {
+	c, err := s.cfg.Store.Cluster(ctx)
+	if err != nil {
+		return false
+	}
+	id, err := ca.IdentityOf(leaf, c.ID)
+	if err != nil || id.Role != ca.RoleManager {
+		return false
+	}
+	issued, err := s.cfg.Store.IssuedCertificate(ctx, signer.SerialHex(leaf.SerialNumber))
+	if err != nil || issued.NodeID != id.NodeID {
+		return false
+	}
+	n, err := s.cfg.Store.Node(ctx, id.NodeID)
+	return err == nil && n.State != store.StateRemoved && n.Role == string(ca.RoleManager)
 }
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {

@@ -32,12 +32,22 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/internal/ratelimit"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
 
 // DefaultHeartbeatPeriod is how often nodes report, as swarm's dispatcher.
 const DefaultHeartbeatPeriod = 5 * time.Second
+
+// Refused joins are throttled per source address: after JoinRefusalBurst
+// refused joins, an address gets one more try every JoinRefusalEvery, and
+// until then every join from it, good token or bad, is answered 429 Too
+// Many Requests with Retry-After. Joins that succeed cost nothing.
+const (
+	JoinRefusalBurst = 20
+	JoinRefusalEvery = 3 * time.Second
+)
 
 // Config configures a Server.
 type Config struct {
@@ -87,10 +97,15 @@ type Server struct {
 	stats    *nodeStatsCache
 	registry *prometheus.Registry
 	refusals audit.RefusalLimiter
-	cert     atomic.Pointer[tls.Certificate]
-	roots    atomic.Pointer[x509.CertPool]
-	renewals *renewals
-	started  time.Time
+	// refusalLog limits the log lines of refused requests, per source and
+	// reason, as refusals does the audit entries.
+	refusalLog *ratelimit.Refusals
+	// joinRefusals counts refused joins per source, to throttle them.
+	joinRefusals *ratelimit.Keyed[struct{}]
+	cert         atomic.Pointer[tls.Certificate]
+	roots        atomic.Pointer[x509.CertPool]
+	renewals     *renewals
+	started      time.Time
 	// rotationChanged wakes the leader's reconciler.
 	rotationChanged chan struct{}
 	lastRotationMu  sync.Mutex
@@ -121,7 +136,9 @@ func New(cfg Config) (*Server, error) {
 		cfg.StragglerGrace = DefaultStragglerGrace
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
-		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1)}
+		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1),
+		refusalLog:   ratelimit.NewRefusals(ratelimit.RefusalsConfig{Interval: audit.RefusalInterval}),
+		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst})}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
 	if cfg.NodeStatsInterval <= 0 {
 		cfg.NodeStatsInterval = DefaultNodeStatsInterval
@@ -257,6 +274,10 @@ type peerKey struct{}
 // so that a refusal is recorded against that node, not the forwarder.
 type callerKey struct{}
 
+// sourceKey marks a request with the node ID of its authenticated caller,
+// the source its refusals are limited under.
+type sourceKey struct{}
+
 func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
 
 // requireNode admits requests whose client certificate chains to the roots
@@ -282,7 +303,10 @@ func (s *Server) requireNode(next http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		if hs, forwarded := r.Header[ForwardedCertHeader]; forwarded {
+		hs, forwarded := r.Header[ForwardedCertHeader]
+		if !forwarded {
+			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, p.node.ID))
+		} else {
 			if p.id.Role != ca.RoleManager || p.node.Role != string(ca.RoleManager) {
 				s.fail(w, r, http.StatusForbidden, api.CodeForbidden, "forward_not_manager", "only managers may forward calls")
 				return
@@ -301,6 +325,7 @@ func (s *Server) requireNode(next http.Handler) http.Handler {
 			if p, ok = s.authenticate(w, r, chain[0]); !ok {
 				return
 			}
+			r = r.WithContext(context.WithValue(r.Context(), sourceKey{}, p.node.ID))
 		}
 		ctx := context.WithValue(r.Context(), peerKey{}, p)
 		next.ServeHTTP(w, r.WithContext(ctx))
