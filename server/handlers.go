@@ -36,14 +36,11 @@ func (s *Server) handleRoot(w http.ResponseWriter, r *http.Request) {
 // handleJoin admits a node with a join token: the token's role, a new node
 // ID, and a certificate for the CSR's key.
 //
-// An address whose joins were refused too often is answered 429 before its
-// request is read (JoinRefusalBurst).
+// A refused join from an address that had too many (JoinRefusalBurst) is
+// answered 429 with Retry-After instead, the reason left as it is; a good
+// join from it is served, so that an attacker behind a node's address
+// cannot keep it out.
 func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
-	if wait := s.joinRefusals.Delay(s.source(r), s.clock.Now()); wait > 0 {
-		s.throttle(w, r, "join_throttled", wait,
-			"too many refused joins from this address: check the join token, and try again after Retry-After seconds")
-		return
-	}
 	var req api.JoinRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -214,16 +211,20 @@ var authReasons = map[string]bool{
 // the audit log.
 //
 // The log lines and audit entries are limited per source and reason
-// (audit.RefusalLimiter), and a refused join counts towards its address's
-// throttle (JoinRefusalBurst).
+// (audit.RefusalLimiter). A refused join over its address's throttle
+// (JoinRefusalBurst) is answered 429 with Retry-After.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, reason, msg string) {
 	s.metrics.failures.WithLabelValues(reason).Inc()
 	now := s.clock.Now()
 	source := s.source(r)
-	s.logRefusal(r, now, source, reason, status)
-	if r.URL.Path == api.PathJoin && status < http.StatusInternalServerError {
-		s.joinRefusals.Take(source, now, nil)
+	if r.URL.Path == api.PathJoin && status >= http.StatusBadRequest && status < http.StatusInternalServerError &&
+		!s.joinRefusals.Take(source, now, nil) {
+		wait := max(s.joinRefusals.Delay(source, now), time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(int64((wait+time.Second-1)/time.Second), 10))
+		status, code = http.StatusTooManyRequests, api.CodeTooManyRequests
+		msg = "too many refused joins from this address; try again after Retry-After seconds: " + msg
 	}
+	s.logRefusal(r, now, source, reason, status)
 	if authReasons[reason] {
 		ev := audit.Event{Action: audit.ActionRefused, Actor: s.cfg.NodeID, Reason: reason, Remote: r.RemoteAddr,
 			Details: map[string]string{"path": r.URL.Path}}

@@ -41,9 +41,11 @@ import (
 const DefaultHeartbeatPeriod = 5 * time.Second
 
 // Refused joins are throttled per source address: after JoinRefusalBurst
-// refused joins, an address gets one more try every JoinRefusalEvery, and
-// until then every join from it, good token or bad, is answered 429 Too
-// Many Requests with Retry-After. Joins that succeed cost nothing.
+// refused joins, an address gets one more refusal every JoinRefusalEvery,
+// and its other refused joins are answered 429 Too Many Requests with
+// Retry-After. Joins that succeed cost nothing and are served whatever the
+// address did, so that an attacker sharing a node's address cannot keep it
+// out.
 const (
 	JoinRefusalBurst = 20
 	JoinRefusalEvery = 3 * time.Second
