@@ -63,6 +63,9 @@ type Printer struct {
 	// longer cells widens its columns, earlier pages are already out.
 	widths  []int
 	started bool
+	// cells, when set, makes the default table's cells without a template,
+	// which is several times faster at 100,000 nodes.
+	cells func(r Row) []string
 }
 
 // New returns a Printer to w for format ("" for the default table, "json",
@@ -80,6 +83,7 @@ func New(w io.Writer, format string, quiet bool, self string) (*Printer, error) 
 	switch {
 	case format == "":
 		format = defaultTable
+		p.cells = defaultCells
 	case strings.TrimSpace(format) == "json":
 		p.json = true
 		return p, nil
@@ -170,8 +174,22 @@ func (p *Printer) Page(nodes []api.Node) error {
 	return nil
 }
 
+// defaultCells are defaultTable's cells.
+func defaultCells(r Row) []string {
+	id := r.ID
+	if r.Self {
+		id += " *"
+	}
+	return []string{id, r.Hostname, r.Status, r.Availability, r.ManagerStatus}
+}
+
 // render executes the table's template and splits its cells.
 func (p *Printer) render(v any) ([]string, error) {
+	if p.cells != nil {
+		if r, ok := v.(Row); ok {
+			return p.cells(r), nil
+		}
+	}
 	var b strings.Builder
 	if err := p.tmpl.Execute(&b, v); err != nil {
 		return nil, fmt.Errorf("--format: %w", err)
