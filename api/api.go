@@ -240,6 +240,9 @@ type Info struct {
 	RootSubject     string        `json:"root_subject"`
 	RootFingerprint string        `json:"root_fingerprint"`
 	RootNotAfter    time.Time     `json:"root_not_after"`
+	// CertRecordRetention is how long expired certificates' records are
+	// kept; 0 keeps them all.
+	CertRecordRetention time.Duration `json:"cert_record_retention,omitempty"`
 }
 
 // Node is a node as PathAdminNodes lists it.
@@ -288,6 +291,9 @@ type JoinToken struct {
 // Update changes cluster settings; zero fields are left alone.
 type Update struct {
 	CertExpiry time.Duration `json:"cert_expiry,omitempty"`
+	// CertRecordRetention, when set, is how long the records of issued
+	// certificates are kept once expired; 0 keeps them all.
+	CertRecordRetention *time.Duration `json:"cert_record_retention,omitempty"`
 }
 
 // PathAdminAudit serves the audit log's stored records: GET with ?from=SEQ

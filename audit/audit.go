@@ -46,6 +46,8 @@ const (
 	ActionDemoted        Action = "node.demoted"
 	ActionRemoved        Action = "node.removed"
 	ActionLeft           Action = "node.left"
+	ActionPruned         Action = "certificates.pruned"
+	ActionRetention      Action = "cert_record_retention.changed"
 	ActionCertExpiry     Action = "cert_expiry.changed"
 	ActionRefused        Action = "auth.refused"
 	ActionCheckpoint     Action = "checkpoint"

@@ -84,14 +84,77 @@ func SetCertExpiry(ctx context.Context, st store.Store, d time.Duration) error {
 	return err
 }
 
+// MinCertRecordRetention is the shortest retention of expired certificates'
+// records: a day, so that a record outlives any clock skew between managers
+// and the certificate it describes.
+const MinCertRecordRetention = 24 * time.Hour
+
+// ErrInvalidRetention means a retention below MinCertRecordRetention.
+var ErrInvalidRetention = errors.New("cluster: invalid cert-record-retention")
+
+// SetCertRecordRetention sets how long the records of issued certificates
+// are kept once expired (0: forever); the leader prunes older ones (see
+// PruneCertificates). The audit log keeps every issuance whatever it is.
+func SetCertRecordRetention(ctx context.Context, st store.Store, d time.Duration) error {
+	if d != 0 && d < MinCertRecordRetention {
+		return fmt.Errorf("%w: %s is below the minimum of %s (0 keeps every record)", ErrInvalidRetention, d, MinCertRecordRetention)
+	}
+	if c, err := st.Cluster(ctx); err == nil && c.CertRecordRetention == d {
+		return nil
+	}
+	_, err := st.UpdateCluster(ctx, func(c *store.Cluster) error {
+		c.CertRecordRetention = d
+		return nil
+	}, audit.Event{Action: audit.ActionRetention, Actor: audit.ActorFrom(ctx), Details: map[string]string{"cert_record_retention": d.String()}})
+	return err
+}
+
+// PruneCertificates deletes, step by step, the records of certificates that
+// expired more than the cluster's retention before now and are no node's
+// current certificate, each step recording a certificates.pruned audit
+// entry. It returns how many it deleted: none when the retention is 0 or
+// the store is no store.Pruner.
+func PruneCertificates(ctx context.Context, st store.Store, now time.Time) (int, error) {
+	p, ok := st.(store.Pruner)
+	if !ok {
+		return 0, nil
+	}
+	c, err := st.Cluster(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c.CertRecordRetention <= 0 {
+		return 0, nil
+	}
+	req := store.PruneRequest{
+		ExpiredBefore: now.Add(-c.CertRecordRetention),
+		Event:         audit.Event{Action: audit.ActionPruned, Actor: audit.ActorFrom(ctx)},
+	}
+	total := 0
+	for {
+		res, err := p.PruneIssuedCertificates(ctx, req)
+		if err != nil {
+			return total, err
+		}
+		total += res.Deleted
+		if res.Next == "" {
+			return total, nil
+		}
+		req.After = res.Next
+	}
+}
+
 // Info is what `chancery info` shows of a cluster.
 type Info struct {
-	ClusterID     string
-	Managers      int
-	Nodes         int
-	CertExpiry    time.Duration
-	Backend       string
-	AdvertiseAddr string
+	ClusterID  string
+	Managers   int
+	Nodes      int
+	CertExpiry time.Duration
+	// CertRecordRetention is how long expired certificates' records are
+	// kept; 0 keeps them all.
+	CertRecordRetention time.Duration
+	Backend             string
+	AdvertiseAddr       string
 	// Root is the CA certificate nodes trust.
 	RootSubject     string
 	RootFingerprint string
@@ -113,13 +176,14 @@ func ReadInfo(ctx context.Context, st store.Store) (Info, error) {
 		return Info{}, err
 	}
 	info := Info{
-		ClusterID:       c.ID,
-		CertExpiry:      c.CertExpiry,
-		Backend:         c.Backend.Type,
-		AdvertiseAddr:   c.AdvertiseAddr,
-		RootSubject:     roots[0].Subject.String(),
-		RootFingerprint: Fingerprint(roots[0]),
-		RootNotAfter:    roots[0].NotAfter,
+		ClusterID:           c.ID,
+		CertExpiry:          c.CertExpiry,
+		CertRecordRetention: c.CertRecordRetention,
+		Backend:             c.Backend.Type,
+		AdvertiseAddr:       c.AdvertiseAddr,
+		RootSubject:         roots[0].Subject.String(),
+		RootFingerprint:     Fingerprint(roots[0]),
+		RootNotAfter:        roots[0].NotAfter,
 	}
 	for _, n := range nodes {
 		if n.State == store.StateRemoved {

@@ -157,6 +157,7 @@ func (l *leader) run(ctx context.Context) error {
 		}
 	})
 	g.Go(func() error { return l.reconcile(gctx) })
+	g.Go(func() error { l.pruneLoop(gctx); return nil })
 	if l.ext != nil {
 		eln := l.eln
 		l.eln = nil // Serve closes it.
@@ -193,5 +194,30 @@ func (l *leader) checkpoint(ctx context.Context) {
 	}
 	if _, err := cluster.Checkpoint(ctx, l.cfg.store, iss, l.cfg.Clock.Now()); err != nil {
 		l.cfg.Logger.Error("audit checkpoint failed", "err", err, hint.Attr(err))
+	}
+}
+
+// pruneLoop prunes the records of certificates expired for longer than the
+// cluster's retention, when leadership begins and at every PruneInterval,
+// until ctx ends. A failure is logged; the next round tries again.
+func (l *leader) pruneLoop(ctx context.Context) {
+	interval := l.cfg.PruneInterval
+	if interval <= 0 {
+		interval = DefaultPruneInterval
+	}
+	actx := audit.WithActor(ctx, l.cfg.nodeID)
+	for {
+		n, err := cluster.PruneCertificates(actx, l.cfg.store, l.cfg.Clock.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			l.cfg.Logger.Error("pruning expired certificates' records failed", "err", err, "pruned", n)
+		case n > 0:
+			l.cfg.Logger.Info("pruned expired certificates' records", "pruned", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-l.cfg.Clock.After(interval):
+		}
 	}
 }

@@ -65,6 +65,11 @@ type Config struct {
 	// the CA when it has moved; default DefaultCheckpointInterval. The head
 	// is also signed at start and at shutdown.
 	CheckpointInterval time.Duration
+	// PruneInterval is how often the leader prunes the records of
+	// certificates expired for longer than the cluster's
+	// cert-record-retention (none while it is 0); default
+	// DefaultPruneInterval. The first prune runs when leadership begins.
+	PruneInterval time.Duration
 	// ReconcileInterval is how often the leader looks at a root rotation
 	// when nothing wakes it; default DefaultReconcileInterval.
 	ReconcileInterval time.Duration
@@ -97,6 +102,10 @@ type ExternalCAConfig struct {
 // DefaultCheckpointInterval is how often a running manager signs the audit
 // log's head when it has moved.
 const DefaultCheckpointInterval = time.Minute
+
+// DefaultPruneInterval is how often the leader prunes expired certificates'
+// records.
+const DefaultPruneInterval = time.Hour
 
 // Run runs the manager until ctx is done, or until one of its parts (the
 // API, the agent, the metrics listener, the leader's duties) stops; it

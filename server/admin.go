@@ -104,7 +104,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	out := api.Info{
 		ClusterID: info.ClusterID, LeaderID: c.LeaderID, Managers: info.Managers, Nodes: info.Nodes,
-		CertExpiry: info.CertExpiry, Backend: info.Backend, AdvertiseAddr: info.AdvertiseAddr,
+		CertExpiry: info.CertExpiry, CertRecordRetention: info.CertRecordRetention, Backend: info.Backend, AdvertiseAddr: info.AdvertiseAddr,
 		RootSubject: info.RootSubject, RootFingerprint: info.RootFingerprint, RootNotAfter: info.RootNotAfter,
 	}
 	if s.cfg.Authority != nil {
@@ -310,6 +310,17 @@ func (s *Server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.log.Info("cert-expiry changed", "cert_expiry", u.CertExpiry.String())
+	}
+	if u.CertRecordRetention != nil {
+		d := *u.CertRecordRetention
+		if err := cluster.SetCertRecordRetention(r.Context(), s.cfg.Store, d); errors.Is(err, cluster.ErrInvalidRetention) {
+			s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_update", err.Error())
+			return
+		} else if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		s.log.Info("cert-record-retention changed", "cert_record_retention", d.String())
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -118,6 +118,11 @@ type Cluster struct {
 	ManagerToken string `json:"manager_token"`
 	// CertExpiry is the lifetime of node certificates issued from now on.
 	CertExpiry time.Duration `json:"cert_expiry"`
+	// CertRecordRetention is how long the record of an issued certificate
+	// is kept after the certificate expired, when the store is a Pruner;
+	// 0 keeps every record. The audit log keeps every issuance whatever
+	// it is.
+	CertRecordRetention time.Duration `json:"cert_record_retention,omitempty"`
 	// ListenAddr is the address the manager's API listens on.
 	ListenAddr string `json:"listen_addr"`
 	// AdvertiseAddr is the address other nodes reach the manager on.

@@ -20,6 +20,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/store"
 )
 
 func newAuditCmd(a *app) *cobra.Command {
@@ -246,6 +247,10 @@ func newAuditShowCmd(a *app) *cobra.Command {
 				detail := e.Reason
 				if e.Action == audit.ActionCheckpoint {
 					detail = "signs entry " + e.Details[audit.DetailHeadSeq]
+				} else if e.Action == audit.ActionPruned {
+					detail = e.Details[store.DetailPruned] + " records expired before " + e.Details[store.DetailExpiredBefore]
+				} else if v, ok := e.Details["cert_record_retention"]; ok {
+					detail = "cert_record_retention=" + v
 				} else if v, ok := e.Details["cert_expiry"]; ok {
 					detail = "cert_expiry=" + v
 				}

@@ -42,6 +42,9 @@ func newInfoCmd(a *app) *cobra.Command {
 			fmt.Fprintf(w, " Manager Address: %s\n", info.AdvertiseAddr)
 			fmt.Fprintln(w, " CA Configuration:")
 			fmt.Fprintf(w, "  Expiry Duration: %s\n", ca.HumanDuration(info.CertExpiry))
+			if info.CertRecordRetention > 0 {
+				fmt.Fprintf(w, "  Expired Certificate Records Kept: %s\n", ca.HumanDuration(info.CertRecordRetention))
+			}
 			fmt.Fprintf(w, "  Backend: %s\n", info.Backend)
 			for _, kv := range info.BackendDetails {
 				fmt.Fprintf(w, "   %s: %s\n", kv[0], kv[1])

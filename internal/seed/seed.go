@@ -49,6 +49,7 @@ func Nodes(ctx context.Context, st store.Store, n int, opts Options) ([]string, 
 	if opts.Hostname == nil {
 		opts.Hostname = func(i int) string { return fmt.Sprintf("host-%d", i) }
 	}
+	const spread = true
 	ids := make([]string, n)
 	for i := range ids {
 		id, err := ca.NewID(rand.Reader)
@@ -57,6 +58,35 @@ func Nodes(ctx context.Context, st store.Store, n int, opts Options) ([]string, 
 		}
 		ids[i] = id
 	}
+	if err := run(ctx, n, opts.Concurrency, func(ctx context.Context, i int) error {
+		return record(ctx, st, i, ids[i], opts, spread)
+	}); err != nil {
+		return nil, err
+	}
+	return ids, nil
+}
+
+// Renew records a renewal of each node of ids (as Nodes returned them, with
+// the same ManagerEvery): a new certificate issued at opts.Now (default
+// time.Now()) for opts.Lifetime, which becomes the node's current one.
+func Renew(ctx context.Context, st store.Store, ids []string, opts Options) error {
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	if opts.Lifetime <= 0 {
+		opts.Lifetime = 90 * 24 * time.Hour
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 256
+	}
+	return run(ctx, len(ids), opts.Concurrency, func(ctx context.Context, i int) error {
+		return record(ctx, st, i, ids[i], opts, false)
+	})
+}
+
+// run calls f for 0..n-1 on concurrency goroutines, and returns the first
+// error, after which it starts no more calls.
+func run(ctx context.Context, n, concurrency int, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -65,12 +95,12 @@ func Nodes(ctx context.Context, st store.Store, n int, opts Options) ([]string, 
 		firstErr error
 		next     = make(chan int)
 	)
-	for range min(opts.Concurrency, max(n, 1)) {
+	for range min(concurrency, max(n, 1)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if err := record(ctx, st, i, ids[i], opts); err != nil {
+				if err := f(ctx, i); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = err
@@ -92,16 +122,14 @@ feed:
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return ids, nil
+	return ctx.Err()
 }
 
-// record records node i.
-func record(ctx context.Context, st store.Store, i int, id string, opts Options) error {
+// record records a certificate of node i, issued at opts.Now or, with
+// spread, at a random point of the last half of its lifetime before it.
+func record(ctx context.Context, st store.Store, i int, id string, opts Options, spread bool) error {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -110,17 +138,21 @@ func record(ctx context.Context, st store.Store, i int, id string, opts Options)
 	if opts.ManagerEvery > 0 && i%opts.ManagerEvery == 0 {
 		role = ca.RoleManager
 	}
-	// Issued at a point spread over the last half of the lifetime.
-	age := time.Duration(uint64(b[0])<<8|uint64(b[1])) * (opts.Lifetime / 2 / 65536)
-	issued := opts.Now.Add(-age)
+	issued := opts.Now
+	if spread {
+		issued = issued.Add(-time.Duration(uint64(b[0])<<8|uint64(b[1])) * (opts.Lifetime / 2 / 65536))
+	}
 	c := store.IssuedCertificate{
 		Serial: hex.EncodeToString(b[:]), NodeID: id, Role: string(role),
 		NotBefore: issued.Add(-time.Hour), NotAfter: issued.Add(opts.Lifetime),
 		IssuerKeyID: "5eed", IssuedAt: issued,
 	}
 	node := store.Node{
-		ID: id, Hostname: opts.Hostname(i), Role: c.Role, State: store.StateReady,
+		ID: id, Role: c.Role, State: store.StateReady,
 		CertSerial: c.Serial, CertNotAfter: c.NotAfter, CertIssuerKeyID: c.IssuerKeyID,
+	}
+	if opts.Hostname != nil {
+		node.Hostname = opts.Hostname(i)
 	}
 	if err := st.RecordIssuance(ctx, node, c); err != nil {
 		return fmt.Errorf("seed: node %d: %w", i, err)

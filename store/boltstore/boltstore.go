@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -625,4 +626,86 @@ func (s *Store) AuditRecords(ctx context.Context, from uint64, limit int) ([]aud
 		return nil
 	})
 	return recs, err
+}
+
+var _ store.Pruner = (*Store)(nil)
+
+// PruneIssuedCertificates implements store.Pruner: each step is one write
+// transaction over at most req.Scan records.
+func (s *Store) PruneIssuedCertificates(ctx context.Context, req store.PruneRequest) (store.PruneResult, error) {
+	if err := ctx.Err(); err != nil {
+		return store.PruneResult{}, err
+	}
+	req, err := store.CheckPruneRequest(req)
+	if err != nil {
+		return store.PruneResult{}, err
+	}
+	var res store.PruneResult
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		res = store.PruneResult{}
+		certs, nodes := tx.Bucket(bucketCerts), tx.Bucket(bucketNodes)
+		c := certs.Cursor()
+		k, data := c.First()
+		if req.After != "" {
+			k, data = c.Seek([]byte(req.After))
+			if k != nil && string(k) == req.After {
+				k, data = c.Next()
+			}
+		}
+		var doomed [][]byte
+		var last []byte
+		for ; k != nil && res.Examined < req.Scan; k, data = c.Next() {
+			res.Examined++
+			last = k
+			var rec struct {
+				NodeID   string    `json:"node_id"`
+				NotAfter time.Time `json:"not_after"`
+			}
+			if err := json.Unmarshal(data, &rec); err != nil {
+				return corrupt(bucketCerts, k, err)
+			}
+			if !rec.NotAfter.Before(req.ExpiredBefore) {
+				continue
+			}
+			// A node's current certificate stays, expired or not: its
+			// node record names it.
+			if nd := nodes.Get([]byte(rec.NodeID)); nd != nil {
+				var n struct {
+					CertSerial string `json:"cert_serial"`
+				}
+				if err := json.Unmarshal(nd, &n); err != nil {
+					return corrupt(bucketNodes, []byte(rec.NodeID), err)
+				}
+				if n.CertSerial == string(k) {
+					continue
+				}
+			}
+			doomed = append(doomed, slices.Clone(k))
+		}
+		if k != nil {
+			res.Next = string(last)
+		}
+		for _, key := range doomed {
+			if err := certs.Delete(key); err != nil {
+				return err
+			}
+		}
+		res.Deleted = len(doomed)
+		if res.Deleted == 0 {
+			return nil
+		}
+		ev := req.Event
+		ev.Details = maps.Clone(ev.Details)
+		if ev.Details == nil {
+			ev.Details = map[string]string{}
+		}
+		ev.Details[store.DetailPruned] = strconv.Itoa(res.Deleted)
+		ev.Details[store.DetailExpiredBefore] = req.ExpiredBefore.UTC().Format(time.RFC3339)
+		_, err := s.appendAudit(tx, []audit.Event{ev})
+		return err
+	})
+	if err != nil {
+		return store.PruneResult{}, err
+	}
+	return res, nil
 }
