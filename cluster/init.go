@@ -176,7 +176,16 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		return nil, err
 	}
 	defer st.Close()
-	undo = append(undo, func() { st.Close(); os.Remove(boltstore.Path(req.DataDir, req.Store.Options)) })
+	undo = append(undo, func() {
+		// A shared store (etcd) that Init found empty is emptied again.
+		if d, ok := st.(store.Destroyer); ok {
+			d.Destroy(context.Background())
+		}
+		st.Close()
+		if req.Store.Type == boltstore.Name {
+			os.Remove(boltstore.Path(req.DataDir, req.Store.Options))
+		}
+	})
 
 	clusterID, err := ca.NewID(req.Rand)
 	if err != nil {

@@ -279,6 +279,14 @@ type Store interface {
 	Close() error
 }
 
+// Destroyer is implemented by a Store outside the data directory (etcd)
+// that can remove everything it holds, as `chancery init` does to undo a
+// cluster it created in an empty one.
+type Destroyer interface {
+	// Destroy removes every record of the store.
+	Destroy(ctx context.Context) error
+}
+
 // ValidateIssuance checks the arguments of RecordIssuance, so every Store
 // refuses the same bad input: n.ID and cert.Serial are required, the serial
 // is lower case hex, and n names the certificate it was issued

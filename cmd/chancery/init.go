@@ -19,6 +19,7 @@ func newInitCmd(a *app) *cobra.Command {
 		noRun                                                bool
 		root                                                 *rootFlags
 		ext                                                  *extCAFlags
+		stf                                                  *storeFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "init",
@@ -37,6 +38,10 @@ func newInitCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			storeSettings, err := stf.settings()
+			if err != nil {
+				return err
+			}
 			res, err := cluster.Init(cmd.Context(), cluster.InitRequest{
 				DataDir:             a.dataDir,
 				Backend:             backend,
@@ -50,6 +55,7 @@ func newInitCmd(a *app) *cobra.Command {
 				ListenAddr:          listen,
 				AdvertiseAddr:       advertise,
 				Hostname:            hostname,
+				Store:               storeSettings,
 			})
 			switch {
 			case errors.Is(err, cluster.ErrClusterExists):
@@ -76,6 +82,7 @@ func newInitCmd(a *app) *cobra.Command {
 	f := cmd.Flags()
 	root = addRootFlags(f)
 	ext = addExtCAFlags(f)
+	stf = addStoreFlags(f)
 	f.StringVar(&certExpiry, "cert-expiry", "2160h0m0s", "validity period for node certificates (ns|us|ms|s|m|h), at least 1h")
 	f.StringVar(&listen, "listen-addr", cluster.DefaultListenAddr, "manager API listen address (HOST:PORT)")
 	f.StringVar(&advertise, "advertise-addr", "", "address joining nodes use to reach this manager: HOST:PORT, an IP address or an interface (eth0), the last two with the listen port unless given :PORT (default: the listen address, or this host's first address)")

@@ -227,3 +227,15 @@ func (s *Store) exists(ctx context.Context) (bool, error) {
 	}
 	return resp.Count > 0, nil
 }
+
+// Destroy implements store.Destroyer: it deletes every key under the
+// store's prefix.
+func (s *Store) Destroy(ctx context.Context) error {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
+	_, err = s.c.Delete(ctx, s.prefix, clientv3.WithPrefix())
+	return wrap("delete the store", err)
+}

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/pflag"
+
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/boltstore"
+	"github.com/chancery-pki/chancery/store/etcdstore"
+)
+
+// storeFlags choose where init keeps the cluster's state.
+type storeFlags struct {
+	typ                              string
+	endpoints, prefix, ca, cert, key string
+}
+
+func addStoreFlags(f *pflag.FlagSet) *storeFlags {
+	s := &storeFlags{}
+	f.StringVar(&s.typ, "store", boltstore.Name, "where the cluster's state is kept: bbolt (a file in the data directory, for one manager) or etcd (an etcd cluster that managers share)")
+	f.StringVar(&s.endpoints, "etcd-endpoints", "", "with --store etcd: etcd's client URLs, comma-separated (https://HOST:2379,...)")
+	f.StringVar(&s.prefix, "etcd-prefix", "", "with --store etcd: the key prefix of this cluster's state (default "+etcdstore.DefaultPrefix+")")
+	f.StringVar(&s.ca, "etcd-cacert", "", "with --store etcd: the PEM file of the CA that signed etcd's certificates (default: the system's)")
+	f.StringVar(&s.cert, "etcd-cert", "", "with --store etcd: the PEM file of the client certificate to present to etcd")
+	f.StringVar(&s.key, "etcd-key", "", "with --store etcd: the PEM file of that certificate's key (mode 0600)")
+	return s
+}
+
+// settings returns the store settings the flags give. Files are recorded
+// by absolute path, as the data directory's store.json is read from
+// anywhere.
+func (s *storeFlags) settings() (store.Settings, error) {
+	etcdFlags := []struct{ flag, option, value string }{
+		{"etcd-endpoints", etcdstore.OptionEndpoints, s.endpoints},
+		{"etcd-prefix", etcdstore.OptionPrefix, s.prefix},
+		{"etcd-cacert", etcdstore.OptionCACert, s.ca},
+		{"etcd-cert", etcdstore.OptionCert, s.cert},
+		{"etcd-key", etcdstore.OptionKey, s.key},
+	}
+	switch s.typ {
+	case boltstore.Name:
+		for _, e := range etcdFlags {
+			if e.value != "" {
+				return store.Settings{}, fmt.Errorf("--%s needs --store etcd", e.flag)
+			}
+		}
+		return store.Settings{}, nil
+	case etcdstore.Name:
+		if s.endpoints == "" {
+			return store.Settings{}, fmt.Errorf("--store etcd needs --etcd-endpoints")
+		}
+		opts := map[string]string{}
+		for _, e := range etcdFlags {
+			v := e.value
+			if v == "" {
+				continue
+			}
+			if e.option == etcdstore.OptionCACert || e.option == etcdstore.OptionCert || e.option == etcdstore.OptionKey {
+				abs, err := filepath.Abs(v)
+				if err != nil {
+					return store.Settings{}, err
+				}
+				v = abs
+			}
+			opts[e.option] = v
+		}
+		return store.Settings{Type: etcdstore.Name, Options: opts}, nil
+	}
+	return store.Settings{}, fmt.Errorf("unknown --store %q: bbolt or etcd", s.typ)
+}
