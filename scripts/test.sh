@@ -15,6 +15,10 @@ fi
 go vet ./...
 go test -race -count=1 "$@" ./...
 
+# The suites that make clusters, again with the state in etcd (a real etcd
+# the tests start) instead of the embedded store.
+CHANCERY_TEST_STORE=etcd go test -race -count=1 "$@" ./cluster/ ./server/
+
 # Docker swarm's own CA client against chancery's external CA endpoint, in a
 # nested module so that swarmkit's dependencies stay out of the main one.
 (cd tests/swarmkit && go vet ./... && go test -race -count=1 "$@" ./...)

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"github.com/chancery-pki/chancery/internal/etcddev"
 	"io"
 	"log/slog"
 	"math/big"
@@ -107,12 +108,16 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		t.Fatalf("socket path of %d bytes is too long", n)
 	}
 	ctx := context.Background()
-	res, err := cluster.Init(ctx, cluster.InitRequest{
+	req := cluster.InitRequest{
 		DataDir:    dir,
 		ListenAddr: "127.0.0.1:2378",
 		Hostname:   "manager-1",
 		Now:        opts.initNow,
-	})
+	}
+	if o := etcddev.TestStoreOptions(t); o != nil {
+		req.Store = store.Settings{Type: "etcd", Options: o}
+	}
+	res, err := cluster.Init(ctx, req)
 	if err != nil {
 		t.Fatalf("cluster.Init: %v", err)
 	}

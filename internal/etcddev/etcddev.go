@@ -340,3 +340,25 @@ func randomHex(n int) string {
 	rand.Read(b)
 	return hex.EncodeToString(b)
 }
+
+// StoreEnv is the environment variable that runs the suites of packages
+// that make clusters (cluster, server) on etcd: CHANCERY_TEST_STORE=etcd.
+const StoreEnv = "CHANCERY_TEST_STORE"
+
+// TestStoreOptions returns the options of an etcd store under a prefix of
+// its own on the shared etcd (Require) when CHANCERY_TEST_STORE=etcd, and
+// nil otherwise, when tests use the embedded store. Call StopShared from
+// TestMain.
+func TestStoreOptions(t testing.TB) map[string]string {
+	t.Helper()
+	switch v := os.Getenv(StoreEnv); v {
+	case "", "bbolt":
+		return nil
+	case "etcd":
+		c := Require(t)
+		return map[string]string{"endpoints": strings.Join(c.Endpoints, ","), "prefix": "/test-" + randomHex(8) + "/"}
+	default:
+		t.Fatalf("%s=%q: bbolt or etcd", StoreEnv, v)
+		return nil
+	}
+}
