@@ -35,6 +35,13 @@ const (
 	// it, the encrypted key step-ca lists is used. CreateRoot makes it
 	// absolute.
 	SettingProvisionerKeyFile = "provisioner_key_file"
+	// SettingX5CCertFile and SettingX5CKeyFile name an X5C provisioner's
+	// certificate and key files (--stepca-x5c-cert-file,
+	// --stepca-x5c-key-file), instead of a JWK provisioner's key; the
+	// password file is then optional, for an encrypted key. CreateRoot
+	// makes them absolute.
+	SettingX5CCertFile = "x5c_cert_file"
+	SettingX5CKeyFile  = "x5c_key_file"
 )
 
 func init() { backends.Register(Name, Backend{}) }
@@ -60,16 +67,23 @@ func config(s backends.Settings) (Config, error) {
 			cfg.PasswordFile = v
 		case SettingProvisionerKeyFile:
 			cfg.KeyFile = v
+		case SettingX5CCertFile:
+			cfg.X5CCertFile = v
+		case SettingX5CKeyFile:
+			cfg.X5CKeyFile = v
 		default:
-			return cfg, fmt.Errorf("stepca: unknown setting %q (want %s, %s, %s, %s and optionally %s)", k,
-				SettingURL, SettingRootFingerprint, SettingProvisioner, SettingPasswordFile, SettingProvisionerKeyFile)
+			return cfg, fmt.Errorf("stepca: unknown setting %q (want %s, %s, %s, %s and optionally %s, or %s and %s)", k,
+				SettingURL, SettingRootFingerprint, SettingProvisioner, SettingPasswordFile, SettingProvisionerKeyFile, SettingX5CCertFile, SettingX5CKeyFile)
 		}
 	}
+	x5c := cfg.X5CCertFile != "" || cfg.X5CKeyFile != ""
 	for _, req := range []struct{ v, name, flag string }{
 		{cfg.URL, SettingURL, "stepca-url"},
 		{cfg.RootFingerprint, SettingRootFingerprint, "stepca-root-fingerprint"},
 		{cfg.Provisioner, SettingProvisioner, "stepca-provisioner"},
-		{cfg.PasswordFile, SettingPasswordFile, "stepca-password-file"},
+		{map[bool]string{true: "x5c", false: cfg.PasswordFile}[x5c], SettingPasswordFile, "stepca-password-file"},
+		{map[bool]string{true: cfg.X5CCertFile, false: "jwk"}[x5c], SettingX5CCertFile, "stepca-x5c-cert-file"},
+		{map[bool]string{true: cfg.X5CKeyFile, false: "jwk"}[x5c], SettingX5CKeyFile, "stepca-x5c-key-file"},
 	} {
 		if req.v == "" {
 			return cfg, fmt.Errorf("stepca: setting %s is missing (--%s)", req.name, req.flag)
@@ -84,10 +98,12 @@ func settings(cfg Config) backends.Settings {
 		SettingURL:             cfg.URL,
 		SettingRootFingerprint: cfg.RootFingerprint,
 		SettingProvisioner:     cfg.Provisioner,
-		SettingPasswordFile:    cfg.PasswordFile,
 	}
-	if cfg.KeyFile != "" {
-		s[SettingProvisionerKeyFile] = cfg.KeyFile
+	for k, v := range map[string]string{SettingPasswordFile: cfg.PasswordFile, SettingProvisionerKeyFile: cfg.KeyFile,
+		SettingX5CCertFile: cfg.X5CCertFile, SettingX5CKeyFile: cfg.X5CKeyFile} {
+		if v != "" {
+			s[k] = v
+		}
 	}
 	return s
 }
@@ -115,7 +131,7 @@ func (Backend) CreateRoot(ctx context.Context, req backends.CreateRootRequest) (
 	if cfg.RootFingerprint, err = ParseFingerprint(cfg.RootFingerprint); err != nil {
 		return nil, nil, err
 	}
-	for _, f := range []*string{&cfg.PasswordFile, &cfg.KeyFile} {
+	for _, f := range []*string{&cfg.PasswordFile, &cfg.KeyFile, &cfg.X5CCertFile, &cfg.X5CKeyFile} {
 		if *f != "" {
 			if *f, err = filepath.Abs(*f); err != nil {
 				return nil, nil, fmt.Errorf("stepca: %w", err)

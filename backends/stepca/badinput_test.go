@@ -139,6 +139,46 @@ func TestBadSettings(t *testing.T) {
 	})
 }
 
+// TestBadX5C: an X5C credential that step-ca would refuse is refused by
+// Open, naming the file.
+func TestBadX5C(t *testing.T) {
+	srv := stepcadev.Start(t, stepcadev.Options{X5C: true})
+	other := stepcadev.Start(t, stepcadev.Options{X5C: true})
+	chain := []*x509.Certificate{srv.Intermediate, srv.Root}
+	for _, tt := range []struct {
+		name string
+		mod  func(s backends.Settings)
+		want string
+	}{
+		{"OtherCA", func(s backends.Settings) {
+			s[SettingX5CCertFile], s[SettingX5CKeyFile], s[SettingPasswordFile] = other.X5CCertFile, other.X5CKeyFile, other.PasswordFile
+		}, "is not valid under the roots of provisioner"},
+		{"KeyOfAnother", func(s backends.Settings) {
+			s[SettingX5CKeyFile], s[SettingPasswordFile] = other.X5CKeyFile, other.PasswordFile
+		}, "is not the key of the certificate"},
+		{"WrongPassword", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, "wrong", 0o600) }, "cannot be decrypted with the password from file"},
+		{"NoPassword", func(s backends.Settings) { delete(s, SettingPasswordFile) }, "is encrypted: give its password"},
+		{"KeyReadableByOthers", func(s backends.Settings) {
+			data, err := os.ReadFile(srv.X5CKeyFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s[SettingX5CKeyFile] = writeFile(t, string(data), 0o644)
+		}, "is readable by others"},
+		{"NoKey", func(s backends.Settings) { delete(s, SettingX5CKeyFile) }, "setting x5c_key_file is missing"},
+		{"JWKProvisioner", func(s backends.Settings) { s[SettingProvisioner] = stepcadev.Provisioner }, "is of type JWK"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			settings := srv.X5CSettings()
+			tt.mod(settings)
+			_, err := open(t, settings, chain)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Open: %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+}
+
 // TestTokens: an expired token and a reused one are refused by step-ca,
 // with no certificate.
 func TestTokens(t *testing.T) {

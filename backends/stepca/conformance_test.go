@@ -15,7 +15,13 @@ import (
 // closed when t ends.
 func newTestSigner(t *testing.T, srv *stepcadev.Server) *Signer {
 	t.Helper()
-	s, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{DataDir: t.TempDir(), Settings: srv.Settings()})
+	return newTestSignerWith(t, srv.Settings())
+}
+
+// newTestSignerWith opens the stepca backend with settings.
+func newTestSignerWith(t *testing.T, settings backends.Settings) *Signer {
+	t.Helper()
+	s, _, err := Backend{}.CreateRoot(context.Background(), backends.CreateRootRequest{DataDir: t.TempDir(), Settings: settings})
 	if err != nil {
 		t.Fatalf("CreateRoot: %v", err)
 	}
@@ -30,10 +36,15 @@ func TestConformance(t *testing.T) {
 	}{
 		{"Intermediate", stepcadev.Options{CrossSign: true}},
 		{"RootSigns", stepcadev.Options{CrossSign: true, RootSigns: true}},
+		{"X5C", stepcadev.Options{CrossSign: true, X5C: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := stepcadev.Start(t, tc.opts)
-			conformance.Run(t, func(t *testing.T) signer.Signer { return newTestSigner(t, srv) }, conformance.Options{})
+			settings := srv.Settings()
+			if tc.opts.X5C {
+				settings = srv.X5CSettings()
+			}
+			conformance.Run(t, func(t *testing.T) signer.Signer { return newTestSignerWith(t, settings) }, conformance.Options{})
 		})
 	}
 }

@@ -28,6 +28,16 @@
 // provisioner is used, as `step ca token` does). No secret is a setting or
 // a flag.
 //
+// An X5C provisioner may be used instead (Config.X5CCertFile): x5c_cert_file
+// (--stepca-x5c-cert-file, a certificate under one of the provisioner's
+// roots, with its intermediates) and x5c_key_file (--stepca-x5c-key-file,
+// its private key in PEM, mode 0600, encrypted PKCS#8 decrypted with the
+// password file when given). Its tokens carry the chain in their x5c
+// header, and their audience names the provisioner (#x5c/NAME). step-ca
+// issues under it only within the certificate's validity: a node
+// certificate, backdated an hour, or a cross-signed one, lasting as long
+// as the new root, must fit in it, or step-ca refuses it.
+//
 // # Trust
 //
 // The root is pinned as `step ca bootstrap` pins it: the root is asked of
@@ -42,7 +52,8 @@
 //
 // The provisioner's key is decrypted once, when the Signer is made, with
 // the password from the file; it must be the private half of the public
-// key step-ca lists for the provisioner. Each Sign mints a token of its
+// key step-ca lists for the provisioner (an X5C certificate must verify
+// under the roots step-ca lists for it, and its key be the certificate's). Each Sign mints a token of its
 // own: a JWS by that key (header kid, the key's ID), issuer the
 // provisioner, audience https://HOST:PORT/1.0/sign, valid 5 minutes, a
 // random jti (step-ca refuses a token twice), and the claim "chancery"

@@ -29,6 +29,11 @@ func TestFlags(t *testing.T) {
 			return s
 		}(), ""},
 		{"CACert", all, backends.RootOptions{Cert: true}, want, ""},
+		{"X5C", append(all[:6:6], "--stepca-x5c-cert-file", "c", "--stepca-x5c-key-file", "k"), backends.RootOptions{},
+			backends.Settings{SettingURL: "https://ca:9000", SettingRootFingerprint: fp, SettingProvisioner: "chancery", SettingX5CCertFile: "c", SettingX5CKeyFile: "k"}, ""},
+		{"X5CNoKey", append(all[:6:6], "--stepca-x5c-cert-file", "c"), backends.RootOptions{}, nil, "the stepca backend needs --stepca-x5c-key-file"},
+		{"X5CAndJWKKey", append(all[:6:6], "--stepca-x5c-cert-file", "c", "--stepca-x5c-key-file", "k", "--stepca-provisioner-key-file", "j"), backends.RootOptions{}, nil,
+			"--stepca-provisioner-key-file is a JWK provisioner's, --stepca-x5c-cert-file an X5C one's: give one"},
 		{"None", nil, backends.RootOptions{}, nil, "the stepca backend needs --stepca-url"},
 		{"NoFingerprint", all[:2], backends.RootOptions{}, nil, "the stepca backend needs --stepca-root-fingerprint"},
 		{"NoPasswordFile", all[:6], backends.RootOptions{}, nil, "the stepca backend needs --stepca-password-file"},

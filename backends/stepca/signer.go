@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -28,14 +29,21 @@ type Config struct {
 	URL string
 	// RootFingerprint is the SHA-256 fingerprint of step-ca's root, in hex.
 	RootFingerprint string
-	// Provisioner is the name of step-ca's JWK provisioner.
+	// Provisioner is the name of step-ca's JWK provisioner, or X5C
+	// provisioner when X5CCertFile is set.
 	Provisioner string
-	// PasswordFile holds the password that decrypts the provisioner's key.
+	// PasswordFile holds the password that decrypts the JWK provisioner's
+	// key (required), or the X5C key when it is encrypted (optional).
 	PasswordFile string
 	// KeyFile, when set, holds the provisioner's encrypted key (a JWE, as
 	// `step crypto jwk create` writes it); otherwise the encrypted key
 	// step-ca lists with the provisioner is used.
 	KeyFile string
+	// X5CCertFile and X5CKeyFile, when set, are an X5C provisioner's
+	// credential: a certificate (with its intermediates) under one of the
+	// provisioner's roots, and its private key (PEM, 0600), which signs
+	// the tokens instead of a JWK provisioner's key.
+	X5CCertFile, X5CKeyFile string
 	// Chain, when set, is the chain the cluster record holds: step-ca's
 	// root must be its last certificate.
 	Chain []*x509.Certificate
@@ -78,6 +86,7 @@ type provisionerInfo struct {
 	Name         string          `json:"name"`
 	Key          json.RawMessage `json:"key"`
 	EncryptedKey string          `json:"encryptedKey"`
+	Roots        []byte          `json:"roots"`
 	Options      struct {
 		X509 struct {
 			TemplateData map[string]any `json:"templateData"`
@@ -103,17 +112,25 @@ func New(ctx context.Context, cfg Config) (*Signer, error) {
 	if cfg.Provisioner == "" {
 		return nil, errors.New("stepca: no provisioner named (--stepca-provisioner)")
 	}
-	if cfg.PasswordFile == "" {
+	x5c := cfg.X5CCertFile != "" || cfg.X5CKeyFile != ""
+	switch {
+	case x5c && (cfg.X5CCertFile == "" || cfg.X5CKeyFile == ""):
+		return nil, errors.New("stepca: an X5C provisioner needs both its certificate and its key file (--stepca-x5c-cert-file, --stepca-x5c-key-file)")
+	case x5c && cfg.KeyFile != "":
+		return nil, errors.New("stepca: a JWK provisioner key file and an X5C credential are both given: give one")
+	case !x5c && cfg.PasswordFile == "":
 		return nil, errors.New("stepca: no provisioner password file given (--stepca-password-file)")
 	}
 	if cfg.Timeout < 0 || cfg.MaxResponseBytes < 0 {
 		return nil, errors.New("stepca: negative timeout or response size")
 	}
-	password, err := readPassword(cfg.PasswordFile)
-	if err != nil {
-		return nil, err
+	var password []byte
+	if cfg.PasswordFile != "" {
+		if password, err = readPassword(cfg.PasswordFile); err != nil {
+			return nil, err
+		}
+		defer clear(password)
 	}
-	defer clear(password)
 	var keyFile []byte
 	if cfg.KeyFile != "" {
 		if keyFile, err = readLimited(cfg.KeyFile, maxKeyFileSize); err != nil {
@@ -179,6 +196,15 @@ func (s *Signer) load(ctx context.Context, root *x509.Certificate, password, key
 	if err != nil {
 		return err
 	}
+	if s.cfg.X5CCertFile != "" {
+		if s.key, err = loadX5C(p.Name, s.cfg.X5CCertFile, s.cfg.X5CKeyFile, password, "file "+s.cfg.PasswordFile, p.Roots, s.now()); err != nil {
+			return err
+		}
+		// step-ca finds an X5C provisioner by the audience's fragment.
+		s.audience += "#x5c/" + url.PathEscape(p.Name)
+		s.crossSign = p.Options.X509.TemplateData[templateDataCrossSign] == true
+		return nil
+	}
 	var pub jose.JSONWebKey
 	if err := json.Unmarshal(p.Key, &pub); err != nil || !pub.IsPublic() || pub.KeyID == "" {
 		return fmt.Errorf("stepca: step-ca lists no usable public key for provisioner %q", s.cfg.Provisioner)
@@ -197,8 +223,8 @@ func (s *Signer) load(ctx context.Context, root *x509.Certificate, password, key
 	return nil
 }
 
-// provisioner finds the JWK provisioner named in the configuration in
-// step-ca's list.
+// provisioner finds the provisioner named in the configuration in
+// step-ca's list: a JWK provisioner, or an X5C one for an X5C credential.
 func (s *Signer) provisioner(ctx context.Context) (*provisionerInfo, error) {
 	cursor := ""
 	for page := 0; page < maxProvisionerPages; page++ {
@@ -217,8 +243,12 @@ func (s *Signer) provisioner(ctx context.Context) (*provisionerInfo, error) {
 			if p.Name != s.cfg.Provisioner {
 				continue
 			}
-			if p.Type != "JWK" {
-				return nil, fmt.Errorf("stepca: provisioner %q is of type %s: chancery needs a JWK provisioner", p.Name, p.Type)
+			want := "JWK"
+			if s.cfg.X5CCertFile != "" {
+				want = "X5C"
+			}
+			if p.Type != want {
+				return nil, fmt.Errorf("stepca: provisioner %q is of type %s: chancery needs a JWK provisioner, or an X5C one with --stepca-x5c-cert-file", p.Name, p.Type)
 			}
 			return &list.Provisioners[i], nil
 		}
@@ -261,10 +291,17 @@ func (s *Signer) Describe() signer.Description {
 	return signer.Description{Backend: Name, Details: [][2]string{
 		{"url", s.client.base},
 		{"root_fingerprint", "sha256:" + fingerprintOf(s.chain[len(s.chain)-1])},
-		{"provisioner", s.key.name + " (JWK, key " + s.key.kid + ")"},
+		{"provisioner", s.provisionerDescription()},
 		{"ca_certificate", s.chain[0].Subject.String()},
 		{"cross_sign", cross},
 	}}
+}
+
+func (s *Signer) provisionerDescription() string {
+	if s.key.leaf != nil {
+		return fmt.Sprintf("%s (X5C, certificate %q until %s)", s.key.name, s.key.leaf.Subject.String(), s.key.leaf.NotAfter.UTC().Format(time.RFC3339))
+	}
+	return s.key.name + " (JWK, key " + s.key.kid + ")"
 }
 
 // Close releases the Signer's idle connections.
@@ -363,6 +400,8 @@ func (s *Signer) explain(err error) error {
 		return fmt.Errorf("%w: %v", ErrNoCrossSign, err)
 	case re.Status == http.StatusUnauthorized:
 		return fmt.Errorf("%w (step-ca refused the one-time token: it expired, since chancery's and step-ca's clocks must agree within a minute; or it was used before; or step-ca no longer has the provisioner's key: step-ca's log says which)", err)
+	case strings.Contains(msg, "provisioning credential"):
+		return fmt.Errorf("%w (an X5C provisioner issues only within its certificate's validity: renew it, or use a JWK provisioner)", err)
 	case strings.Contains(msg, "duration"):
 		return fmt.Errorf("%w (the provisioner's claims bound the certificate's lifetime: raise maxTLSCertDuration, or lower chancery's)", err)
 	}

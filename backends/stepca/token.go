@@ -3,6 +3,7 @@ package stepca
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -44,9 +45,13 @@ func (e *PasswordError) Error() string {
 // provisionerKey is a JWK provisioner's decrypted private key.
 type provisionerKey struct {
 	name string // the provisioner's name: the tokens' issuer
-	kid  string // the key's ID, as step-ca knows it
+	kid  string // the key's ID, as step-ca knows it (JWK)
 	alg  jose.SignatureAlgorithm
 	key  crypto.Signer
+	// x5c is an X5C provisioner's certificate chain, base64 DER, leaf
+	// first, and leaf its certificate; nil for a JWK provisioner.
+	x5c  []string
+	leaf *x509.Certificate
 }
 
 // Format prints the key's ID only, for every verb.
@@ -187,8 +192,13 @@ func (k *provisionerKey) token(c *claims, now time.Time) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("stepca: failed to encode the token's claims: %w", err)
 	}
-	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: k.key},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.kid))
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if k.x5c != nil {
+		opts = opts.WithHeader("x5c", k.x5c)
+	} else {
+		opts = opts.WithHeader("kid", k.kid)
+	}
+	sg, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: k.key}, opts)
 	if err != nil {
 		return "", fmt.Errorf("stepca: the provisioner key cannot sign tokens: %w", err)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/backends/stepca"
 )
 
@@ -94,6 +95,9 @@ type Options struct {
 	CrossSign bool
 	// RootSigns makes step-ca sign with its root, without an intermediate.
 	RootSigns bool
+	// X5C adds an X5C provisioner (X5CProvisioner), with a certificate
+	// and an encrypted key for it (Server.X5CCertFile, X5CKeyFile).
+	X5C bool
 	// MaxCertDuration is the provisioner's maxTLSCertDuration; zero means
 	// 40 years, so that a cross-signed certificate may last as long as a
 	// root (chancery's last 20 years, these servers' 30).
@@ -102,6 +106,10 @@ type Options struct {
 
 // Provisioner is the name of the JWK provisioner the servers have.
 const Provisioner = "chancery"
+
+// X5CProvisioner is the name of the X5C provisioner of servers started
+// with Options.X5C.
+const X5CProvisioner = "chancery-x5c"
 
 // Server is a running step-ca.
 type Server struct {
@@ -115,6 +123,10 @@ type Server struct {
 	// PasswordFile holds the provisioner's password (mode 0600), KeyFile
 	// its encrypted key (mode 0600).
 	PasswordFile, KeyFile string
+	// X5CCertFile and X5CKeyFile are the X5C provisioner's credential
+	// (Options.X5C): a certificate under its root, and its key, encrypted
+	// with the password of PasswordFile (mode 0600).
+	X5CCertFile, X5CKeyFile string
 	// Dir is the server's directory.
 	Dir string
 
@@ -130,6 +142,19 @@ func (s *Server) Settings() backends.Settings {
 		stepca.SettingRootFingerprint: s.Fingerprint,
 		stepca.SettingProvisioner:     Provisioner,
 		stepca.SettingPasswordFile:    s.PasswordFile,
+	}
+}
+
+// X5CSettings returns the stepca backend's settings for s's X5C
+// provisioner.
+func (s *Server) X5CSettings() backends.Settings {
+	return backends.Settings{
+		stepca.SettingURL:             s.URL,
+		stepca.SettingRootFingerprint: s.Fingerprint,
+		stepca.SettingProvisioner:     X5CProvisioner,
+		stepca.SettingPasswordFile:    s.PasswordFile,
+		stepca.SettingX5CCertFile:     s.X5CCertFile,
+		stepca.SettingX5CKeyFile:      s.X5CKeyFile,
 	}
 }
 
@@ -287,24 +312,32 @@ func (s *Server) writeConfig(port int, opts Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	claims := map[string]any{
+		"minTLSCertDuration": "1m", "maxTLSCertDuration": maxDur.String(), "defaultTLSCertDuration": "24h",
+		"disableSmallstepExtensions": true,
+	}
+	provisioners := []any{map[string]any{
+		"type": "JWK", "name": Provisioner, "key": json.RawMessage(pubJSON), "encryptedKey": encrypted,
+		"claims": claims, "options": map[string]any{"x509": x509Opts},
+	}}
+	if opts.X5C {
+		roots, err := s.writeX5C(now, password)
+		if err != nil {
+			return "", err
+		}
+		provisioners = append(provisioners, map[string]any{
+			"type": "X5C", "name": X5CProvisioner, "roots": roots, "claims": claims, "options": map[string]any{"x509": x509Opts},
+		})
+	}
 	cfg := map[string]any{
-		"root":     filepath.Join(s.Dir, "root_ca.crt"),
-		"crt":      filepath.Join(s.Dir, "intermediate_ca.crt"),
-		"key":      filepath.Join(s.Dir, "intermediate_ca_key"),
-		"address":  fmt.Sprintf("127.0.0.1:%d", port),
-		"dnsNames": []string{"127.0.0.1"},
-		"logger":   map[string]any{"format": "text"},
-		"authority": map[string]any{
-			"provisioners": []any{map[string]any{
-				"type": "JWK", "name": Provisioner, "key": json.RawMessage(pubJSON), "encryptedKey": encrypted,
-				"claims": map[string]any{
-					"minTLSCertDuration": "1m", "maxTLSCertDuration": maxDur.String(), "defaultTLSCertDuration": "24h",
-					"disableSmallstepExtensions": true,
-				},
-				"options": map[string]any{"x509": x509Opts},
-			}},
-		},
-		"tls": map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
+		"root":      filepath.Join(s.Dir, "root_ca.crt"),
+		"crt":       filepath.Join(s.Dir, "intermediate_ca.crt"),
+		"key":       filepath.Join(s.Dir, "intermediate_ca_key"),
+		"address":   fmt.Sprintf("127.0.0.1:%d", port),
+		"dnsNames":  []string{"127.0.0.1"},
+		"logger":    map[string]any{"format": "text"},
+		"authority": map[string]any{"provisioners": provisioners},
+		"tls":       map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
 	}
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
@@ -312,6 +345,47 @@ func (s *Server) writeConfig(port int, opts Options) (string, error) {
 	}
 	path := filepath.Join(s.Dir, "ca.json")
 	return path, os.WriteFile(path, data, 0o600)
+}
+
+// writeX5C makes the X5C provisioner's root and a certificate under it
+// (valid from two days ago for 31 years, so that backdated and
+// cross-signed certificates fit in it), writes the certificate and its
+// key encrypted with password, and returns the root in PEM.
+func (s *Server) writeX5C(now time.Time, password []byte) ([]byte, error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	root, err := certify(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "stepcadev X5C Root"}, NotBefore: now.Add(-72 * time.Hour), NotAfter: now.Add(40 * 365 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, MaxPathLen: -1, KeyUsage: x509.KeyUsageCertSign,
+	}, nil, caKey.Public(), caKey)
+	if err != nil {
+		return nil, err
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := certify(&x509.Certificate{
+		Subject: pkix.Name{CommonName: "chancery"}, NotBefore: now.Add(-48 * time.Hour), NotAfter: now.Add(31 * 365 * 24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, root, key.Public(), caKey)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := file.MarshalKey(key, password)
+	if err != nil {
+		return nil, err
+	}
+	s.X5CCertFile, s.X5CKeyFile = filepath.Join(s.Dir, "x5c.crt"), filepath.Join(s.Dir, "x5c.key")
+	if err := os.WriteFile(s.X5CCertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw}), 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.X5CKeyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.Raw}), nil
 }
 
 // EncryptKey encrypts a JWK with password as step does: a compact JWE,
