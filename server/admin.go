@@ -200,7 +200,8 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 			out.Nodes = append(out.Nodes, an)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(appendNodePage(make([]byte, 0, 320*len(out.Nodes)+64), out))
 }
 
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
