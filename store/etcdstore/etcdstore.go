@@ -238,9 +238,19 @@ func (snap snapshot) unchanged(key string) clientv3.Cmp {
 // change runs one optimistic change: read the keys, let plan decide what
 // to write (or fail), and commit that only if every key read is unchanged.
 // The audit head is read too, and events are sealed after it and written
-// in the same transaction. plan's result is what change returns.
+// in the same transaction.
 func (s *Store) change(ctx context.Context, op string, keys []string, events []audit.Event,
 	plan func(snap snapshot) ([]clientv3.Op, error)) ([]audit.Entry, error) {
+	return s.changeEvents(ctx, op, keys, func(snap snapshot) ([]clientv3.Op, []audit.Event, error) {
+		ops, err := plan(snap)
+		return ops, events, err
+	})
+}
+
+// changeEvents is change whose plan also says which events to record; a
+// plan that returns neither writes nor events commits nothing.
+func (s *Store) changeEvents(ctx context.Context, op string, keys []string,
+	plan func(snap snapshot) ([]clientv3.Op, []audit.Event, error)) ([]audit.Entry, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	keys = append(keys, s.kHead)
@@ -252,9 +262,12 @@ func (s *Store) change(ctx context.Context, op string, keys []string, events []a
 		if err != nil {
 			return nil, wrap(op, err)
 		}
-		ops, err := plan(snap)
+		ops, events, err := plan(snap)
 		if err != nil {
 			return nil, err
+		}
+		if len(ops) == 0 && len(events) == 0 {
+			return nil, nil
 		}
 		entries, auditOps, err := s.sealAudit(snap, events)
 		if err != nil {

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ListNodesConcurrentJoins", testListNodesConcurrentJoins},
 		{"ListIssuedCertificates", testListIssuedCertificates},
 		{"ListBadOptions", testListBadOptions},
+		{"Prune", testPrune},
 		{"CanceledContext", testCanceledContext},
 		{"Audit", testAudit},
 		{"AuditConcurrent", testAuditConcurrent},
