@@ -247,7 +247,7 @@ func TestStepCADown(t *testing.T) {
 
 // TestWrongSubjectTemplate: a provisioner template that writes the subject
 // from the request's unsigned template data gets its certificate refused,
-// naming the subject.
+// naming the subject, and revoked at step-ca.
 func TestWrongSubjectTemplate(t *testing.T) {
 	bad := strings.Replace(Template, `"organization": {{ toJson $c.o }}`, `"organization": {{ toJson .Insecure.User.o }}`, 1)
 	if bad == Template {
@@ -263,6 +263,10 @@ func TestWrongSubjectTemplate(t *testing.T) {
 	if !errors.As(err, &me) || me.Field != "subject" || !errors.Is(err, signer.ErrIssuedMismatch) {
 		t.Errorf("error %v does not name the subject", err)
 	}
+	if me != nil && me.RevokeErr != nil {
+		t.Errorf("the discarded certificate was not revoked: %v", me.RevokeErr)
+	}
+	t.Log(err)
 }
 
 // TestNoCrossSign: without the cross-sign template data a CA certificate

@@ -94,8 +94,10 @@
 // against the request, its signature always verified: issuer, public key,
 // subject byte for byte, basic constraints, usages, SANs, key IDs,
 // validity, no other extension; and its serial must be the token's. One
-// that differs is discarded and Sign returns a *MismatchError naming the
-// field.
+// that differs is discarded, revoked at step-ca (passively, with a token
+// whose subject is its serial, as `step ca revoke` does; this needs a
+// step-ca with a database), and Sign returns a *MismatchError naming the
+// field and saying whether the revocation succeeded.
 //
 // # Capabilities
 //

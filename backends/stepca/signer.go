@@ -64,7 +64,7 @@ type Signer struct {
 	chain     []*x509.Certificate
 	key       *provisionerKey
 	crossSign bool
-	audience  string
+	fragment  string // the audiences' fragment: "#x5c/NAME" for an X5C provisioner
 	now       func() time.Time
 	closeOnce sync.Once
 }
@@ -141,7 +141,7 @@ func New(ctx context.Context, cfg Config) (*Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Signer{cfg: cfg, client: c, now: cfg.Now, audience: base + "/1.0/sign"}
+	s := &Signer{cfg: cfg, client: c, now: cfg.Now}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -201,7 +201,7 @@ func (s *Signer) load(ctx context.Context, root *x509.Certificate, password, key
 			return err
 		}
 		// step-ca finds an X5C provisioner by the audience's fragment.
-		s.audience += "#x5c/" + url.PathEscape(p.Name)
+		s.fragment = "#x5c/" + url.PathEscape(p.Name)
 		s.crossSign = p.Options.X509.TemplateData[templateDataCrossSign] == true
 		return nil
 	}
@@ -234,7 +234,7 @@ func (s *Signer) provisioner(ctx context.Context) (*provisionerInfo, error) {
 		}
 		path := "/provisioners?limit=100"
 		if cursor != "" {
-			path += "&cursor=" + cursor
+			path += "&cursor=" + url.QueryEscape(cursor)
 		}
 		if err := s.client.get(ctx, path, &list); err != nil {
 			return nil, err
@@ -304,6 +304,12 @@ func (s *Signer) provisionerDescription() string {
 	return s.key.name + " (JWK, key " + s.key.kid + ")"
 }
 
+// audience is the audience of a token for step-ca's endpoint ("sign",
+// "revoke").
+func (s *Signer) audience(endpoint string) string {
+	return s.client.base + "/1.0/" + endpoint + s.fragment
+}
+
 // Close releases the Signer's idle connections.
 func (s *Signer) Close() error {
 	s.closeOnce.Do(s.client.close)
@@ -318,12 +324,22 @@ type MismatchError struct {
 	Got    string
 	Want   string
 	Advice string
+	// Serial is the discarded certificate's serial number, in decimal.
+	Serial string
+	// RevokeErr is why step-ca did not revoke the discarded certificate,
+	// or nil when it did.
+	RevokeErr error
 }
 
 func (e *MismatchError) Error() string {
 	msg := fmt.Sprintf("stepca: %s returned a certificate that differs from the request in its %s: got %s, want %s", e.URL, e.Field, e.Got, e.Want)
 	if e.Advice != "" {
 		msg += " (" + e.Advice + ")"
+	}
+	if e.RevokeErr != nil {
+		msg += fmt.Sprintf("; it was discarded, but step-ca did not revoke it (serial %s): %v", e.Serial, e.RevokeErr)
+	} else {
+		msg += fmt.Sprintf("; it was discarded and revoked at step-ca (serial %s)", e.Serial)
 	}
 	return msg
 }
@@ -378,14 +394,37 @@ func (s *Signer) sign(ctx context.Context, req *signer.Request, ott, serial stri
 		return nil, &RemoteError{URL: u, Status: http.StatusCreated, Message: "the answer holds no usable certificate: " + err.Error()}
 	}
 	cert := certs[0]
+	var me *MismatchError
 	if err := s.check(u, req, cert); err != nil {
-		return nil, err
-	}
-	if cert.SerialNumber.String() != serial {
-		return nil, &MismatchError{URL: u, Field: "serial number", Got: cert.SerialNumber.String(), Want: serial + ", the token's",
+		if !errors.As(err, &me) {
+			return nil, err
+		}
+	} else if cert.SerialNumber.String() != serial {
+		me = &MismatchError{URL: u, Field: "serial number", Got: cert.SerialNumber.String(), Want: serial + ", the token's",
 			Advice: "the provisioner's template must set serialNumber from the token's claims"}
 	}
+	if me != nil {
+		// Nothing half done: the certificate no one asked for is revoked.
+		me.Serial = cert.SerialNumber.String()
+		me.RevokeErr = s.revoke(ctx, me.Serial, "chancery: the certificate differs from the request in its "+me.Field)
+		return nil, me
+	}
 	return cert, nil
+}
+
+// revoke revokes a certificate step-ca issued, by serial, with a one-time
+// token whose subject is the serial, as `step ca revoke` does.
+func (s *Signer) revoke(ctx context.Context, serial, reason string) error {
+	ott, err := s.key.token(&claims{Subject: serial, Audience: []string{s.audience("revoke")}}, s.now())
+	if err != nil {
+		return err
+	}
+	var res struct {
+		Status string `json:"status"`
+	}
+	return s.client.post(ctx, "/1.0/revoke", map[string]any{
+		"serial": serial, "ott": ott, "reasonCode": 0, "reason": reason, "passive": true,
+	}, &res)
 }
 
 // explain adds to step-ca's refusal what usually causes it.
@@ -462,7 +501,7 @@ func (s *Signer) claims(req *signer.Request) (*claims, error) {
 			sub = cc.CN
 		}
 	}
-	return &claims{Subject: sub, Audience: []string{s.audience}, SANs: sans, Chancery: cc}, nil
+	return &claims{Subject: sub, Audience: []string{s.audience("sign")}, SANs: sans, Chancery: cc}, nil
 }
 
 // nodeSubject returns the O, OU and CN of a node certificate's subject,

@@ -2,9 +2,9 @@
 // the step-ca binary that scripts/install-stepca.sh builds, with a
 // configuration the test writes (a root and an intermediate, a JWK
 // provisioner whose key is encrypted with a password kept in a 0600 file,
-// chancery's certificate template), on a free 127.0.0.1 port, stopped when
-// the test ends. Without the binary a test is skipped, or failed when
-// CI=true.
+// chancery's certificate template, a bbolt database), on a free 127.0.0.1
+// port, stopped when the test ends. Without the binary a test is skipped,
+// or failed when CI=true.
 //
 // It is a test helper: production code never imports it.
 package stepcadev
@@ -330,12 +330,14 @@ func (s *Server) writeConfig(port int, opts Options) (string, error) {
 		})
 	}
 	cfg := map[string]any{
-		"root":      filepath.Join(s.Dir, "root_ca.crt"),
-		"crt":       filepath.Join(s.Dir, "intermediate_ca.crt"),
-		"key":       filepath.Join(s.Dir, "intermediate_ca_key"),
-		"address":   fmt.Sprintf("127.0.0.1:%d", port),
-		"dnsNames":  []string{"127.0.0.1"},
-		"logger":    map[string]any{"format": "text"},
+		"root":     filepath.Join(s.Dir, "root_ca.crt"),
+		"crt":      filepath.Join(s.Dir, "intermediate_ca.crt"),
+		"key":      filepath.Join(s.Dir, "intermediate_ca_key"),
+		"address":  fmt.Sprintf("127.0.0.1:%d", port),
+		"dnsNames": []string{"127.0.0.1"},
+		"logger":   map[string]any{"format": "text"},
+		// A database, so that certificates can be revoked.
+		"db":        map[string]any{"type": "bbolt", "dataSource": filepath.Join(s.Dir, "db")},
 		"authority": map[string]any{"provisioners": provisioners},
 		"tls":       map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
 	}
