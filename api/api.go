@@ -262,8 +262,9 @@ type Node struct {
 
 // Node listings are paged: GET PathAdminNodes takes ?after=CURSOR (a
 // NodePage's Next; none for the first page), ?limit=N (1 to MaxNodePage;
-// default DefaultNodePage) and repeated ?filter=KEY=VALUE (see `chancery
-// node ls --filter`), and answers a NodePage. A page holds the nodes of the
+// default DefaultNodePage), repeated ?filter=KEY=VALUE (see `chancery
+// node ls --filter`) and ?brief=true (see NodeQuery), and answers a
+// NodePage. A page holds the nodes of the
 // next run of at most limit stored nodes, in ID order, that pass the
 // filters and are not removed: it may hold fewer than limit, or none, and
 // still have a Next. Paging is stable under concurrent joins: a node that
@@ -272,6 +273,22 @@ const (
 	DefaultNodePage = 500
 	MaxNodePage     = 2000
 )
+
+// NodeQuery asks for one page of a node listing: the query parameters of
+// PathAdminNodes.
+type NodeQuery struct {
+	// After is the previous page's Next, "" for the first page.
+	After string
+	// Limit is the most stored nodes the page covers (1 to MaxNodePage);
+	// 0 means DefaultNodePage.
+	Limit int
+	// Filters are KEY=VALUE filters (see `chancery node ls --filter`).
+	Filters []string
+	// Brief (?brief=true) leaves out of each node its certificate's serial
+	// and expiry and its times, which the default listing does not show:
+	// a third of the bytes to encode and decode at 100,000 nodes.
+	Brief bool
+}
 
 // NodePage is one page of a node listing.
 type NodePage struct {

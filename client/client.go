@@ -278,7 +278,7 @@ func (c *Client) Info(ctx context.Context) (*api.Info, error) {
 // Nodes lists every node that is not removed, reading every page.
 func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
 	var out []api.Node
-	err := c.EachNodePage(ctx, api.MaxNodePage, nil, func(p *api.NodePage) error {
+	err := c.EachNodePage(ctx, api.NodeQuery{Limit: api.MaxNodePage}, func(p *api.NodePage) error {
 		out = append(out, p.Nodes...)
 		return nil
 	})
@@ -288,19 +288,20 @@ func (c *Client) Nodes(ctx context.Context) ([]api.Node, error) {
 	return out, nil
 }
 
-// NodePage returns one page of the node listing: after is the previous
-// page's Next ("" for the first), limit the most nodes the manager reads
-// for it (0 for its default), filters KEY=VALUE strings.
-func (c *Client) NodePage(ctx context.Context, after string, limit int, filters []string) (*api.NodePage, error) {
+// NodePage returns one page of the node listing.
+func (c *Client) NodePage(ctx context.Context, nq api.NodeQuery) (*api.NodePage, error) {
 	q := url.Values{}
-	if after != "" {
-		q.Set("after", after)
+	if nq.After != "" {
+		q.Set("after", nq.After)
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if nq.Limit > 0 {
+		q.Set("limit", strconv.Itoa(nq.Limit))
 	}
-	for _, f := range filters {
+	for _, f := range nq.Filters {
 		q.Add("filter", f)
+	}
+	if nq.Brief {
+		q.Set("brief", "true")
 	}
 	path := api.PathAdminNodes
 	if len(q) > 0 {
@@ -313,10 +314,10 @@ func (c *Client) NodePage(ctx context.Context, after string, limit int, filters 
 	return &out, nil
 }
 
-// EachNodePage calls fn with each page of the node listing, in order,
-// fetching the next page while fn handles the current one, until the last
-// page or the first error.
-func (c *Client) EachNodePage(ctx context.Context, limit int, filters []string, fn func(*api.NodePage) error) error {
+// EachNodePage calls fn with each page of the node listing q asks for
+// (q.After is ignored), in order, fetching the next page while fn handles
+// the current one, until the last page or the first error.
+func (c *Client) EachNodePage(ctx context.Context, q api.NodeQuery, fn func(*api.NodePage) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	type result struct {
@@ -326,9 +327,9 @@ func (c *Client) EachNodePage(ctx context.Context, limit int, filters []string, 
 	pages := make(chan result, 1)
 	go func() {
 		defer close(pages)
-		after := ""
+		q.After = ""
 		for {
-			p, err := c.NodePage(ctx, after, limit, filters)
+			p, err := c.NodePage(ctx, q)
 			select {
 			case pages <- result{p, err}:
 			case <-ctx.Done():
@@ -337,7 +338,7 @@ func (c *Client) EachNodePage(ctx context.Context, limit int, filters []string, 
 			if err != nil || p.Next == "" {
 				return
 			}
-			after = p.Next
+			q.After = p.Next
 		}
 	}()
 	for r := range pages {

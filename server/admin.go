@@ -201,7 +201,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Write(appendNodePage(make([]byte, 0, 320*len(out.Nodes)+64), out))
+	w.Write(appendNodePage(make([]byte, 0, 320*len(out.Nodes)+64), out, q.Get("brief") == "true"))
 }
 
 func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {

@@ -38,7 +38,7 @@ func TestAppendNodePageEveryField(t *testing.T) {
 	if err := json.NewEncoder(&want).Encode(p); err != nil {
 		t.Fatal(err)
 	}
-	if got := appendNodePage(nil, p); !bytes.Equal(got, want.Bytes()) {
+	if got := appendNodePage(nil, p, false); !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("appendNodePage and encoding/json differ: a field of api.Node is missing from appendNodePage?\ngot  %s\nwant %s", got, want.Bytes())
 	}
 }

@@ -28,8 +28,20 @@ func TestAppendNodePage(t *testing.T) {
 		if err := json.NewEncoder(&want).Encode(p); err != nil {
 			t.Fatal(err)
 		}
-		if got := appendNodePage(nil, p); !bytes.Equal(got, want.Bytes()) {
+		if got := appendNodePage(nil, p, false); !bytes.Equal(got, want.Bytes()) {
 			t.Errorf("page %d:\ngot  %s\nwant %s", i, got, want.Bytes())
+		}
+		// Brief: the same page without the certificate and times decodes
+		// as the nodes with those fields zero.
+		var brief api.NodePage
+		if err := json.Unmarshal(appendNodePage(nil, p, true), &brief); err != nil {
+			t.Fatalf("brief page %d: %v", i, err)
+		}
+		for j, n := range p.Nodes {
+			n.CertSerial, n.CertNotAfter, n.LastSeen, n.CreatedAt = "", time.Time{}, time.Time{}, time.Time{}
+			if brief.Nodes[j] != n {
+				t.Errorf("brief page %d node %d: %+v, want %+v", i, j, brief.Nodes[j], n)
+			}
 		}
 	}
 }
@@ -42,7 +54,7 @@ func BenchmarkAppendNodePage(b *testing.B) {
 	}
 	b.Run("append", func(b *testing.B) {
 		for b.Loop() {
-			appendNodePage(make([]byte, 0, 320*len(p.Nodes)+64), p)
+			appendNodePage(make([]byte, 0, 320*len(p.Nodes)+64), p, false)
 		}
 	})
 	b.Run("encoding-json", func(b *testing.B) {

@@ -40,7 +40,7 @@ func TestNodePagesUnderConcurrentJoins(t *testing.T) {
 	for round := 0; round < 5; round++ {
 		seen := map[string]int{}
 		pages := 0
-		err := c.EachNodePage(ctx, 7, nil, func(p *api.NodePage) error {
+		err := c.EachNodePage(ctx, api.NodeQuery{Limit: 7}, func(p *api.NodePage) error {
 			pages++
 			for _, n := range p.Nodes {
 				seen[n.ID]++
@@ -104,7 +104,7 @@ func TestNodePageFilters(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.filters, ","), func(t *testing.T) {
 			got := 0
-			if err := c.EachNodePage(ctx, 4, tt.filters, func(p *api.NodePage) error { got += len(p.Nodes); return nil }); err != nil {
+			if err := c.EachNodePage(ctx, api.NodeQuery{Limit: 4, Filters: tt.filters}, func(p *api.NodePage) error { got += len(p.Nodes); return nil }); err != nil {
 				t.Fatal(err)
 			}
 			if got != tt.want {
@@ -126,7 +126,7 @@ func TestNodePageFilters(t *testing.T) {
 		}
 	}
 	// A page never holds more than the limit.
-	p, err := c.NodePage(ctx, "", 5, nil)
+	p, err := c.NodePage(ctx, api.NodeQuery{Limit: 5})
 	if err != nil || len(p.Nodes) != 5 || p.Next == "" {
 		t.Errorf("first page of 5: %v, %d nodes, next %q", err, len(p.Nodes), p.Next)
 	}

@@ -69,32 +69,40 @@ func (s *nodeStats) expiry(role string, now time.Time) roleExpiry {
 	return out
 }
 
-// readNodeStats reads every node from st; live says which are ready.
+// readNodeStats reads every node from st, a page at a time so that only
+// a page of records is in memory at once; live says which are ready.
 func readNodeStats(ctx context.Context, st store.Store, live *liveness, now time.Time) (*nodeStats, error) {
-	nodes, err := st.Nodes(ctx)
-	if err != nil {
-		return nil, err
-	}
 	s := &nodeStats{
 		at:       now,
 		expiries: map[string][]int64{"manager": nil, "worker": nil},
 		sums:     map[string]int64{},
 		states:   map[string]int{"ready": 0, "down": 0, "removed": 0},
 	}
-	for _, n := range nodes {
-		if n.State == store.StateRemoved {
-			s.states["removed"]++
-			continue
+	opts := store.ListOptions{Limit: store.MaxPageLimit}
+	for {
+		page, err := st.ListNodes(ctx, opts)
+		if err != nil {
+			return nil, err
 		}
-		if live.ready(n.ID, now) {
-			s.states["ready"]++
-		} else {
-			s.states["down"]++
+		for _, n := range page.Nodes {
+			if n.State == store.StateRemoved {
+				s.states["removed"]++
+				continue
+			}
+			if live.ready(n.ID, now) {
+				s.states["ready"]++
+			} else {
+				s.states["down"]++
+			}
+			role := ca.Role(n.Role).Short()
+			ms := n.CertNotAfter.UnixMilli()
+			s.expiries[role] = append(s.expiries[role], ms)
+			s.sums[role] += ms
 		}
-		role := ca.Role(n.Role).Short()
-		ms := n.CertNotAfter.UnixMilli()
-		s.expiries[role] = append(s.expiries[role], ms)
-		s.sums[role] += ms
+		if page.Next == "" {
+			break
+		}
+		opts.After = page.Next
 	}
 	for _, xs := range s.expiries {
 		slices.Sort(xs)

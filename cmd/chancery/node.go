@@ -67,7 +67,8 @@ is sorted by host name, as docker's; a larger one comes in node ID order.`,
 			}
 			defer done()
 			first := true
-			err = c.EachNodePage(cmd.Context(), api.MaxNodePage, filters, func(page *api.NodePage) error {
+			q := api.NodeQuery{Limit: api.MaxNodePage, Filters: filters, Brief: p.Brief()}
+			err = c.EachNodePage(cmd.Context(), q, func(page *api.NodePage) error {
 				if first && page.Next == "" {
 					sort.Slice(page.Nodes, func(i, j int) bool {
 						if page.Nodes[i].Hostname != page.Nodes[j].Hostname {

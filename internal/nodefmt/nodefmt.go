@@ -59,6 +59,8 @@ type Printer struct {
 	json  bool
 	table bool
 	tmpl  *template.Template
+	// format is the template's text.
+	format string
 	// widths are the table's column widths so far: a later page with
 	// longer cells widens its columns, earlier pages are already out.
 	widths  []int
@@ -107,7 +109,7 @@ func New(w io.Writer, format string, quiet bool, self string) (*Printer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--format: %w", err)
 	}
-	p.tmpl = tmpl
+	p.tmpl, p.format = tmpl, format
 	return p, nil
 }
 
@@ -201,6 +203,32 @@ func (p *Printer) row(n api.Node) Row {
 	return Row{ID: n.ID, Hostname: n.Hostname, Role: ca.Role(n.Role).Short(), Status: n.Status, Availability: n.Availability,
 		ManagerStatus: n.ManagerStatus, CertSerial: n.CertSerial, CertNotAfter: n.CertNotAfter, LastSeen: n.LastSeen,
 		CreatedAt: n.CreatedAt, Self: n.ID == p.self && p.self != ""}
+}
+
+// Brief reports whether the printer shows none of a node's certificate
+// serial and expiry and its times, so that the listing may leave them out
+// (api.NodeQuery.Brief): -q, the default table, and templates that name
+// none of them.
+func (p *Printer) Brief() bool {
+	switch {
+	case p.quiet || p.cells != nil:
+		return true
+	case p.json:
+		return false
+	}
+	for _, f := range []string{"CertSerial", "CertNotAfter", "LastSeen", "CreatedAt"} {
+		if strings.Contains(p.format, f) {
+			return false
+		}
+	}
+	// A template that may print a whole row ({{.}}, {{json .}}) shows
+	// them: every dot must start a field name, or the listing is full.
+	for i := 0; i < len(p.format); i++ {
+		if p.format[i] == '.' && (i+1 == len(p.format) || p.format[i+1] < 'A' || p.format[i+1] > 'Z') {
+			return false
+		}
+	}
+	return true
 }
 
 // Flush writes what is buffered.

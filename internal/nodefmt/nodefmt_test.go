@@ -91,3 +91,30 @@ func TestPretty(t *testing.T) {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+func TestBrief(t *testing.T) {
+	for _, tt := range []struct {
+		format string
+		quiet  bool
+		brief  bool
+	}{
+		{"", false, true},
+		{"", true, true},
+		{"json", false, false},
+		{"{{.ID}} {{.Hostname}}", false, true},
+		{`table {{.ID}}\t{{.Status}}`, false, true},
+		{"{{.ID}} {{.CertNotAfter}}", false, false},
+		{"{{.}}", false, false},
+		{"{{json .}}", false, false},
+		{"{{ . }}", false, false},
+		{`{{printf "%.3s" .ID}}`, false, false},
+	} {
+		p, err := New(&bytes.Buffer{}, tt.format, tt.quiet, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Brief(); got != tt.brief {
+			t.Errorf("Brief() of %q (quiet %v) = %v, want %v", tt.format, tt.quiet, got, tt.brief)
+		}
+	}
+}
