@@ -141,8 +141,18 @@ func (s *Store) commitBatch(batch []*issuance) {
 		}
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
 		if err != nil {
-			s.finish(live, nil, wrap("record an issuance", err))
-			return
+			// The transaction may have committed (a member died, the
+			// leader changed): the records it wrote say.
+			committed, rerr := s.batchCommitted(ctx, live, results)
+			switch {
+			case rerr != nil:
+				s.finish(live, nil, wrap("record an issuance", err))
+				return
+			case committed:
+				s.finish(live, results, nil)
+				return
+			}
+			continue // it did not: try again
 		}
 		if resp.Succeeded {
 			s.finish(live, results, nil)
@@ -256,4 +266,36 @@ func (s *Store) planBatch(snap snapshot, batch []*issuance, results []error) ([]
 		ops = append(ops, clientv3.OpPut(s.kHead, string(data)))
 	}
 	return ops, nil
+}
+
+// batchCommitted tells, after a transaction whose outcome is unknown,
+// whether it committed: whether the certificate records it wrote are
+// there, as it wrote them (serials are unique, and a transaction commits
+// whole).
+func (s *Store) batchCommitted(ctx context.Context, batch []*issuance, results []error) (bool, error) {
+	var keys []string
+	var want []string
+	for i, r := range batch {
+		if results[i] == nil {
+			keys = append(keys, s.certKey(r.cert.Serial))
+			want = append(want, r.certData)
+		}
+	}
+	snap, err := s.read(ctx, keys...)
+	if err != nil {
+		return false, err
+	}
+	found := 0
+	for i, k := range keys {
+		if kv, ok := snap.kvs[k]; ok && string(kv.value) == want[i] {
+			found++
+		}
+	}
+	switch found {
+	case len(keys):
+		return true, nil
+	case 0:
+		return false, nil
+	}
+	return false, fmt.Errorf("etcdstore: %d of %d records of one transaction found after it failed", found, len(keys))
 }

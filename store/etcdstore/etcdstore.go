@@ -206,24 +206,40 @@ type kv struct {
 	modRev int64 // 0: absent
 }
 
-// read gets keys at one revision, in one round trip.
+// readRetryFor is how long read tries again while etcd does not answer
+// (a leader election, the client moving to another member).
+const readRetryFor = 3 * time.Second
+
+// read gets keys at one revision, in one round trip, trying again for a
+// few seconds if etcd fails to answer: reads are safe to repeat.
 func (s *Store) read(ctx context.Context, keys ...string) (snapshot, error) {
 	ops := make([]clientv3.Op, len(keys))
 	for i, k := range keys {
 		ops[i] = clientv3.OpGet(k)
 	}
-	resp, err := s.c.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		return snapshot{}, err
-	}
-	snap := snapshot{kvs: map[string]kv{}, rev: resp.Header.Revision}
-	for i, r := range resp.Responses {
-		rr := r.GetResponseRange()
-		if rr != nil && len(rr.Kvs) == 1 {
-			snap.kvs[keys[i]] = kv{value: rr.Kvs[0].Value, modRev: rr.Kvs[0].ModRevision}
+	deadline := time.Now().Add(readRetryFor)
+	for attempt := 1; ; attempt++ {
+		resp, err := s.c.Txn(ctx).Then(ops...).Commit()
+		if err == nil {
+			snap := snapshot{kvs: map[string]kv{}, rev: resp.Header.Revision}
+			for i, r := range resp.Responses {
+				rr := r.GetResponseRange()
+				if rr != nil && len(rr.Kvs) == 1 {
+					snap.kvs[keys[i]] = kv{value: rr.Kvs[0].Value, modRev: rr.Kvs[0].ModRevision}
+				}
+			}
+			return snap, nil
+		}
+		wait := time.Duration(attempt) * 50 * time.Millisecond
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return snapshot{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return snapshot{}, err
+		case <-time.After(wait):
 		}
 	}
-	return snap, nil
 }
 
 // unchanged is the comparison that key still has the revision it had in
@@ -279,7 +295,27 @@ func (s *Store) changeEvents(ctx context.Context, op string, keys []string,
 		}
 		resp, err := s.c.Txn(ctx).If(cmps...).Then(append(ops, auditOps...)...).Commit()
 		if err != nil {
-			return nil, wrap(op, err)
+			// The transaction may have committed (a member died, the
+			// leader changed). With audit entries, the head says: it is
+			// the last entry's only if this transaction wrote it.
+			if len(entries) == 0 {
+				return nil, wrap(op, err)
+			}
+			after, rerr := s.read(ctx, s.kHead)
+			if rerr != nil {
+				return nil, wrap(op, err)
+			}
+			if h, ok := after.kvs[s.kHead]; ok {
+				if head, herr := decode[audit.Head](s.kHead, h.value); herr == nil && head == entries[len(entries)-1].Head() {
+					return entries, nil
+				}
+			}
+			if after.kvs[s.kHead].modRev != snap.kvs[s.kHead].modRev {
+				// Another writer moved the head: whether this change is
+				// under it cannot be told cheaply; say so.
+				return nil, wrap(op, err)
+			}
+			continue // the head is as it was: it did not commit
 		}
 		if resp.Succeeded {
 			return entries, nil
