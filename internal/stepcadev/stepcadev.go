@@ -98,6 +98,9 @@ type Options struct {
 	// X5C adds an X5C provisioner (X5CProvisioner), with a certificate
 	// and an encrypted key for it (Server.X5CCertFile, X5CKeyFile).
 	X5C bool
+	// NoDB runs step-ca without a database: used tokens are remembered in
+	// memory, and nothing can be revoked.
+	NoDB bool
 	// MaxCertDuration is the provisioner's maxTLSCertDuration; zero means
 	// 40 years, so that a cross-signed certificate may last as long as a
 	// root (chancery's last 20 years, these servers' 30).
@@ -330,16 +333,18 @@ func (s *Server) writeConfig(port int, opts Options) (string, error) {
 		})
 	}
 	cfg := map[string]any{
-		"root":     filepath.Join(s.Dir, "root_ca.crt"),
-		"crt":      filepath.Join(s.Dir, "intermediate_ca.crt"),
-		"key":      filepath.Join(s.Dir, "intermediate_ca_key"),
-		"address":  fmt.Sprintf("127.0.0.1:%d", port),
-		"dnsNames": []string{"127.0.0.1"},
-		"logger":   map[string]any{"format": "text"},
-		// A database, so that certificates can be revoked.
-		"db":        map[string]any{"type": "bbolt", "dataSource": filepath.Join(s.Dir, "db")},
+		"root":      filepath.Join(s.Dir, "root_ca.crt"),
+		"crt":       filepath.Join(s.Dir, "intermediate_ca.crt"),
+		"key":       filepath.Join(s.Dir, "intermediate_ca_key"),
+		"address":   fmt.Sprintf("127.0.0.1:%d", port),
+		"dnsNames":  []string{"127.0.0.1"},
+		"logger":    map[string]any{"format": "text"},
 		"authority": map[string]any{"provisioners": provisioners},
 		"tls":       map[string]any{"minVersion": 1.2, "maxVersion": 1.3},
+	}
+	if !opts.NoDB {
+		// A database, so that certificates can be revoked.
+		cfg["db"] = map[string]any{"type": "bbolt", "dataSource": filepath.Join(s.Dir, "db")}
 	}
 	data, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
