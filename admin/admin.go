@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/server"
 )
 
@@ -34,7 +36,15 @@ var ErrWorker = errors.New("admin: this node is a worker: administration needs a
 // function that releases it. A data directory that holds no cluster gives
 // an error wrapping cluster.ErrNoCluster.
 func Open(ctx context.Context, dataDir string) (*client.Client, func(), error) {
+	// Nothing in the directory is trusted (the socket, the store's tokens,
+	// the node's key) unless no other user could have changed it.
+	if err := datadir.Check(dataDir); err != nil {
+		return nil, nil, err
+	}
 	sock := filepath.Join(dataDir, api.SocketFile)
+	if err := datadir.CheckSocket(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, err
+	}
 	if conn, err := net.DialTimeout("unix", sock, time.Second); err == nil {
 		conn.Close()
 		c := client.NewSocket(sock)

@@ -26,6 +26,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/internal/atomicfile"
 )
 
@@ -111,6 +112,9 @@ type Joined struct {
 func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	tok, err := ca.ParseJoinToken(req.Token)
 	if err != nil {
+		return nil, err
+	}
+	if err := datadir.Check(req.DataDir); err != nil {
 		return nil, err
 	}
 	dir := certdir.In(req.DataDir)

@@ -19,6 +19,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/internal/advertise"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
@@ -107,6 +108,9 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	if req.DataDir == "" {
 		return nil, errors.New("cluster: no data directory given")
+	}
+	if err := datadir.Check(req.DataDir); err != nil {
+		return nil, err
 	}
 	if req.ListenAddr == "" {
 		req.ListenAddr = DefaultListenAddr

@@ -27,6 +27,7 @@ import (
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/server"
@@ -116,6 +117,9 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if err := datadir.Check(cfg.DataDir); err != nil {
+		return err
 	}
 	st, err := cluster.OpenStore(cfg.DataDir)
 	if err != nil {

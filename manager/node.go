@@ -15,6 +15,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/server"
 )
 
@@ -45,6 +46,9 @@ func RunNode(ctx context.Context, cfg NodeConfig) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if err := datadir.Check(cfg.DataDir); err != nil {
+		return err
 	}
 	st, err := agent.ReadState(cfg.DataDir)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
 	"github.com/chancery-pki/chancery/server"
@@ -28,6 +29,9 @@ func newRunCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if a.heartbeat < 100*time.Millisecond {
 				return fmt.Errorf("--dispatcher-heartbeat %s is too short: give at least 100ms", a.heartbeat)
+			}
+			if err := datadir.Check(a.dataDir); err != nil {
+				return err
 			}
 			if ok, err := cluster.HasStore(a.dataDir); err != nil {
 				return err
