@@ -80,9 +80,7 @@ func TestAuditTamperingDetected(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(base, tt.name)
-			if err := os.CopyFS(dir, os.DirFS(orig)); err != nil {
-				t.Fatal(err)
-			}
+			copyDataDir(t, dir, orig)
 			if err := os.WriteFile(filepath.Join(dir, "chancery.db"), data, 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -283,9 +281,7 @@ func TestAuditVerifyAcrossRoots(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := filepath.Join(base, tt.name)
-			if err := os.CopyFS(dir, os.DirFS(orig)); err != nil {
-				t.Fatal(err)
-			}
+			copyDataDir(t, dir, orig)
 			if err := os.WriteFile(cluster.StorePath(dir), data, 0o600); err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -153,5 +154,32 @@ func TestAdminRefusesReplacedSocket(t *testing.T) {
 				t.Errorf("the impostor was called %d times; stdout:\n%s", calls.Load(), out)
 			}
 		})
+	}
+}
+
+// copyDataDir copies the data directory src to dst with its files' modes,
+// which os.CopyFS does not keep (a copied key would be 0644, which the data
+// directory checks refuse).
+func copyDataDir(t *testing.T, dst, src string) {
+	t.Helper()
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		return os.Chmod(filepath.Join(dst, rel), fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
