@@ -95,10 +95,16 @@ func check(dir string, o owner) error {
 		return nil
 	}
 	return filepath.WalkDir(real, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return fmt.Errorf("datadir: %w", err)
+		var fi fs.FileInfo
+		if err == nil {
+			fi, err = os.Lstat(p) // WalkDir does not follow links either
 		}
-		fi, err := os.Lstat(p) // WalkDir does not follow links either
+		// A running manager or node replaces files as it goes (a staged
+		// certificate, a temporary file renamed into place): one that
+		// went away while the walk ran is not there to check.
+		if errors.Is(err, fs.ErrNotExist) && p != real {
+			return nil
+		}
 		if err != nil {
 			return fmt.Errorf("datadir: %w", err)
 		}
