@@ -60,6 +60,9 @@ const (
 	// CodeTooManyRequests comes with HTTP 429 and a Retry-After header
 	// saying, in seconds, when to try again.
 	CodeTooManyRequests = "too_many_requests"
+	// CodeUnavailable: this manager cannot serve the call now (it lost
+	// its store's session, say); another manager may.
+	CodeUnavailable = "unavailable"
 )
 
 // Root is the answer of PathRoot: the root CA bundle nodes trust. A joining

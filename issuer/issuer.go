@@ -124,7 +124,8 @@ func (i *Issuer) ChainFor(leaf *x509.Certificate) []*x509.Certificate {
 // atomically, for the operations that start after. The zero Holder holds
 // none.
 type Holder struct {
-	p atomic.Pointer[Issuer]
+	p      atomic.Pointer[Issuer]
+	reason atomic.Pointer[error]
 }
 
 // NewHolder returns a Holder of i.
@@ -139,7 +140,17 @@ func (h *Holder) Load() *Issuer { return h.p.Load() }
 
 // Store puts i in force. Nil takes the Issuer away: the manager no longer
 // issues (it is no longer the leader).
-func (h *Holder) Store(i *Issuer) { h.p.Store(i) }
+func (h *Holder) Store(i *Issuer) {
+	h.reason.Store(nil)
+	h.p.Store(i)
+}
+
+// Withdraw takes the Issuer away, saying why: Current's error then wraps
+// both ErrNoIssuer and reason, which must hold no secret.
+func (h *Holder) Withdraw(reason error) {
+	h.reason.Store(&reason)
+	h.p.Store(nil)
+}
 
 // ErrNoIssuer means no Issuer is in force: the manager cannot issue now.
 var ErrNoIssuer = errors.New("issuer: this manager does not issue certificates now")
@@ -148,6 +159,9 @@ var ErrNoIssuer = errors.New("issuer: this manager does not issue certificates n
 func (h *Holder) Current() (*Issuer, error) {
 	if i := h.p.Load(); i != nil {
 		return i, nil
+	}
+	if r := h.reason.Load(); r != nil && *r != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoIssuer, *r)
 	}
 	return nil, ErrNoIssuer
 }

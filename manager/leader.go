@@ -5,24 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/cluster"
+	chelection "github.com/chancery-pki/chancery/election"
 	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/store"
 )
 
-// This file is the work done once in a cluster, by its leader: the issuer
-// in force (the root's Signer, opened from the cluster record), the audit
-// checkpoints, and the external CA endpoint; the coming root rotation
-// reconciler belongs here too. It runs under a context that ends when
-// leadership ends.
+// This file is the CA work of a manager: the issuer in force (the root's
+// Signer, opened from the cluster record), which every manager holds, and
+// the work done once in a cluster, by its leader: the audit checkpoints,
+// the root rotation's transitions and forgetting retired keys
+// (reconcile.go). The leader's work runs under a context that ends when
+// leadership ends, and that carries the leader's fence: a store that
+// several managers share commits the leader's writes only while it leads.
+// The external CA endpoint, which issues, is served by every manager.
 
-// errLeadershipLost means this manager stopped leading while it ran.
+// errLeadershipLost means this manager stopped leading while it ran, with
+// a store that only it holds.
 var errLeadershipLost = errors.New("manager: this manager is no longer the leader")
 
 // An election decides which manager does the work done once.
@@ -32,11 +42,29 @@ type election interface {
 	Campaign(ctx context.Context) (context.Context, error)
 }
 
-// electionFor returns the election of a store: with the embedded store,
-// one manager holds the store and leads for as long as it runs; it must
-// be the manager the cluster record names.
-func electionFor(st store.Store, nodeID string) (election, error) {
-	return soleManager{st: st, nodeID: nodeID}, nil
+// etcdBacked is what a store in etcd (store/etcdstore) offers the
+// election: its client, and the key prefix it keeps its keys under.
+type etcdBacked interface {
+	Client() *clientv3.Client
+	Prefix() string
+}
+
+// electionFor returns the election of a store, and the etcd client of a
+// shared one. With the embedded store, one manager holds the store and
+// leads for as long as it runs; it must be the manager the cluster record
+// names. With a store in etcd, every manager campaigns for the leader key
+// under the store's prefix.
+func electionFor(st store.Store, nodeID string, cfg Config) (election, *clientv3.Client, error) {
+	if eb, ok := st.(etcdBacked); ok {
+		el, err := chelection.New(chelection.Config{
+			Client: eb.Client(), Prefix: eb.Prefix() + "leader/", ID: nodeID, TTL: cfg.SessionTTL, Logger: cfg.Logger,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		return el, eb.Client(), nil
+	}
+	return soleManager{st: st, nodeID: nodeID}, nil, nil
 }
 
 // soleManager is the election of a store that one manager holds.
@@ -56,30 +84,55 @@ func (e soleManager) Campaign(ctx context.Context) (context.Context, error) {
 	return ctx, nil
 }
 
-// leaderConfig is what the leader's duties need.
-type leaderConfig struct {
+// dutiesConfig is what a manager's CA work needs.
+type dutiesConfig struct {
 	Config
 	store   store.Store
 	cluster store.Cluster
 	nodeID  string
 	issuers *issuer.Holder
 	api     rotationAPI
+	// election decides when this manager leads; shared says the store is
+	// shared with other managers, so that leadership may end and come back
+	// while the manager runs.
+	election election
+	shared   bool
+	// etcd, with a shared store, is where this manager keeps its session:
+	// without it, it does not issue.
+	etcd    *clientv3.Client
+	metrics *dutiesMetrics
 }
 
-// leader is a manager's work while it leads.
-type leader struct {
-	cfg     leaderConfig
-	lctx    context.Context
+// duties are a manager's CA work: the issuer, and the leader's work while
+// it leads.
+type duties struct {
+	cfg     dutiesConfig
 	signers signers
 	ext     *extca.Server
 	eln     net.Listener
+	// leading holds the leader context while this manager leads.
+	leading atomic.Pointer[context.Context]
+	// wake tells the reconciler that leadership began.
+	wake chan struct{}
+
+	// sessMu guards the Issuer in force against the store session: while
+	// sessErr is set, none is.
+	sessMu  sync.Mutex
+	sessErr error
+	lastIss *issuer.Issuer
 }
 
-// startLeader opens the root's Signer and puts its Issuer in force. On
+// startDuties opens the root's Signer and puts its Issuer in force. On
 // error nothing is left open and no Issuer is in force; otherwise begin
 // comes next.
-func startLeader(lctx context.Context, cfg leaderConfig) (_ *leader, err error) {
-	l := &leader{cfg: cfg, lctx: lctx}
+func startDuties(ctx context.Context, cfg dutiesConfig) (_ *duties, err error) {
+	if cfg.metrics == nil {
+		cfg.metrics = newDutiesMetrics(nil)
+	}
+	if cfg.election == nil {
+		cfg.election = soleManager{st: cfg.store, nodeID: cfg.nodeID}
+	}
+	l := &duties{cfg: cfg, wake: make(chan struct{}, 1)}
 	defer func() {
 		if err != nil {
 			l.release()
@@ -88,22 +141,21 @@ func startLeader(lctx context.Context, cfg leaderConfig) (_ *leader, err error) 
 	// The current root's Signer, then the Issuer the stored phase calls
 	// for: a rotation in progress resumes where it stood.
 	c := cfg.cluster
-	sg, err := cluster.OpenSigner(lctx, cfg.DataDir, c, cfg.BackendOverrides, nil)
+	sg, err := cluster.OpenSigner(ctx, cfg.DataDir, c, cfg.BackendOverrides, nil)
 	if err != nil {
 		return nil, err
 	}
 	l.signers.current, l.signers.currentFP = sg, fingerprintOf(c.CurrentRoot().CertPEM)
-	if err := l.apply(lctx, c); err != nil {
+	if err := l.apply(ctx, c); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// begin signs the audit log's head, and makes the external CA endpoint
-// ready when one is configured. On error, stop undoes startLeader.
-func (l *leader) begin() (err error) {
-	cfg, c, lctx := l.cfg, l.cfg.cluster, l.lctx
-	l.checkpoint(lctx)
+// begin makes the external CA endpoint ready when one is configured. On
+// error, stop undoes startDuties.
+func (l *duties) begin() (err error) {
+	cfg, c, lctx := l.cfg, l.cfg.cluster, audit.WithActor(context.Background(), l.cfg.nodeID)
 	if e := cfg.ExternalCA; e != nil {
 		ips, names := e.IPAddresses, e.DNSNames
 		if host, _, err := net.SplitHostPort(c.AdvertiseAddr); err == nil {
@@ -127,37 +179,19 @@ func (l *leader) begin() (err error) {
 	return nil
 }
 
-// run does the leader's work until ctx or leadership ends: checkpoints at
-// every interval, and the external CA endpoint. It returns nil when either
-// ends, after its goroutines have stopped.
-func (l *leader) run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-l.lctx.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+// run does the manager's CA work until ctx ends: it keeps the Issuer in
+// line with the stored record, serves the external CA endpoint, keeps the
+// store session of a shared store, and campaigns to lead, doing the
+// leader's work while it does. With a store only it holds, leadership
+// ending while ctx goes on is errLeadershipLost; with a shared store, the
+// manager campaigns again. It returns after its goroutines have stopped.
+func (l *duties) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		interval := l.cfg.CheckpointInterval
-		if interval <= 0 {
-			interval = DefaultCheckpointInterval
-		}
-		actx := audit.WithActor(gctx, l.cfg.nodeID)
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case <-l.cfg.Clock.After(interval):
-				l.checkpoint(actx)
-			}
-		}
-	})
+	if l.cfg.etcd != nil {
+		g.Go(func() error { return l.keepSession(gctx) })
+	}
+	g.Go(func() error { return l.lead(gctx) })
 	g.Go(func() error { return l.reconcile(gctx) })
-	g.Go(func() error { l.pruneLoop(gctx); return nil })
 	if l.ext != nil {
 		eln := l.eln
 		l.eln = nil // Serve closes it.
@@ -166,17 +200,162 @@ func (l *leader) run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// stop ends the leader's duties after run has returned: no Issuer is in
-// force any more, the audit log's head is signed a last time, and the
-// Signer closes.
-func (l *leader) stop() {
-	l.checkpoint(audit.WithActor(context.Background(), l.cfg.nodeID))
+// lead campaigns, and does the leader's work for each term won, until ctx
+// ends.
+func (l *duties) lead(ctx context.Context) error {
+	for {
+		lctx, err := l.cfg.election.Campaign(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		l.term(ctx, lctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if !l.cfg.shared {
+			return errLeadershipLost
+		}
+	}
+}
+
+// term does the leader's work while lctx lasts: it signs the audit log's
+// head at once and at every interval, and wakes the reconciler, which
+// makes the rotation's transitions while this manager leads.
+func (l *duties) term(ctx, lctx context.Context) {
+	l.leading.Store(&lctx)
+	l.cfg.metrics.leader.Set(1)
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+	actx := audit.WithActor(lctx, l.cfg.nodeID)
+	pruned := make(chan struct{})
+	go func() {
+		defer close(pruned)
+		l.pruneLoop(lctx)
+	}()
+	defer func() { <-pruned }()
+	interval := l.cfg.CheckpointInterval
+	if interval <= 0 {
+		interval = DefaultCheckpointInterval
+	}
+	l.checkpoint(actx)
+loop:
+	for {
+		select {
+		case <-lctx.Done():
+			break loop
+		case <-l.cfg.Clock.After(interval):
+			l.checkpoint(actx)
+		}
+	}
+	l.leading.Store(nil)
+	l.cfg.metrics.leader.Set(0)
+	if ctx.Err() == nil {
+		l.cfg.metrics.lost.Inc()
+		l.cfg.Logger.Error("this manager stopped leading: the rotation's transitions and checkpoints stop here",
+			"err", chelection.Cause(lctx))
+	}
+}
+
+// leader returns the leader context while this manager leads, else nil.
+func (l *duties) leader() context.Context {
+	if p := l.leading.Load(); p != nil && (*p).Err() == nil {
+		return *p
+	}
+	return nil
+}
+
+// keepSession holds this manager's session with a shared store (an etcd
+// lease of the session TTL) until ctx ends. While it holds none, no Issuer
+// is in force: a manager cut off from etcd stops issuing within the TTL,
+// and says why to callers (the Issuer holder's error), in its log and in
+// chancery_manager_store_session.
+func (l *duties) keepSession(ctx context.Context) error {
+	for {
+		lease, err := chelection.Grant(ctx, l.cfg.etcd, l.cfg.SessionTTL, l.cfg.Logger)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			l.withdraw(fmt.Errorf("this manager has no session with the store (etcd): %w", err))
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		l.regain()
+		<-lease.Context().Done()
+		if ctx.Err() != nil {
+			lease.Close()
+			return nil
+		}
+		l.cfg.metrics.sessionLost.Inc()
+		err = fmt.Errorf("this manager lost its session with the store (etcd); another manager may issue: %w", lease.Err())
+		l.withdraw(err)
+		l.cfg.Logger.Error("stopped issuing", "err", err)
+		lease.Close()
+	}
+}
+
+// withdraw takes the Issuer away for why.
+func (l *duties) withdraw(why error) {
+	l.sessMu.Lock()
+	defer l.sessMu.Unlock()
+	if l.sessErr == nil {
+		l.cfg.metrics.session.Set(0)
+	}
+	l.sessErr = why
+	l.cfg.issuers.Withdraw(why)
+}
+
+// regain puts the Issuer back in force once the session holds again.
+func (l *duties) regain() {
+	l.sessMu.Lock()
+	defer l.sessMu.Unlock()
+	if l.sessErr != nil {
+		l.cfg.Logger.Info("store session regained: issuing again")
+	}
+	l.sessErr = nil
+	l.cfg.metrics.session.Set(1)
+	if l.lastIss != nil {
+		l.cfg.issuers.Store(l.lastIss)
+	}
+}
+
+// put puts iss in force, unless the store session is lost.
+func (l *duties) put(iss *issuer.Issuer) {
+	l.sessMu.Lock()
+	defer l.sessMu.Unlock()
+	l.lastIss = iss
+	if l.sessErr != nil {
+		return
+	}
+	l.cfg.issuers.Store(iss)
+}
+
+// stop ends the CA work after run has returned: with a store only this
+// manager holds, the audit log's head is signed a last time (with a shared
+// one, the next leader signs it); then no Issuer is in force any more, and
+// the Signers close.
+func (l *duties) stop() {
+	if !l.cfg.shared {
+		l.checkpoint(audit.WithActor(context.Background(), l.cfg.nodeID))
+	}
 	l.release()
 }
 
-// release takes the Issuer out of force and closes what the leader opened.
-func (l *leader) release() {
+// release takes the Issuer out of force and closes what was opened.
+func (l *duties) release() {
+	l.sessMu.Lock()
+	l.lastIss = nil
 	l.cfg.issuers.Store(nil)
+	l.sessMu.Unlock()
 	if l.eln != nil {
 		l.eln.Close()
 	}
@@ -186,21 +365,26 @@ func (l *leader) release() {
 }
 
 // checkpoint signs the audit log's head with the Issuer in force, logging a
-// failure: the log stays verifiable up to the last checkpoint.
-func (l *leader) checkpoint(ctx context.Context) {
+// failure: the log stays verifiable up to the last checkpoint. Under a
+// leader's context the write is fenced.
+func (l *duties) checkpoint(ctx context.Context) {
 	iss := l.cfg.issuers.Load()
 	if iss == nil {
 		return
 	}
 	if _, err := cluster.Checkpoint(ctx, l.cfg.store, iss, l.cfg.Clock.Now()); err != nil {
+		if errors.Is(err, store.ErrFenced) || ctx.Err() != nil {
+			l.cfg.Logger.Warn("audit checkpoint not written: this manager no longer leads", "err", err)
+			return
+		}
 		l.cfg.Logger.Error("audit checkpoint failed", "err", err, hint.Attr(err))
 	}
 }
 
 // pruneLoop prunes the records of certificates expired for longer than the
 // cluster's retention, when leadership begins and at every PruneInterval,
-// until ctx ends. A failure is logged; the next round tries again.
-func (l *leader) pruneLoop(ctx context.Context) {
+// until ctx (a leader's) ends. A failure is logged; the next round tries again.
+func (l *duties) pruneLoop(ctx context.Context) {
 	interval := l.cfg.PruneInterval
 	if interval <= 0 {
 		interval = DefaultPruneInterval
@@ -220,4 +404,29 @@ func (l *leader) pruneLoop(ctx context.Context) {
 		case <-l.cfg.Clock.After(interval):
 		}
 	}
+}
+
+// dutiesMetrics say whether this manager leads and holds its store
+// session.
+type dutiesMetrics struct {
+	leader, session   prometheus.Gauge
+	lost, sessionLost prometheus.Counter
+}
+
+func newDutiesMetrics(reg prometheus.Registerer) *dutiesMetrics {
+	m := &dutiesMetrics{
+		leader: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chancery_manager_leader",
+			Help: "1 while this manager leads (signs audit checkpoints, makes a root rotation's transitions), else 0."}),
+		session: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chancery_manager_store_session",
+			Help: "1 while this manager holds its session with the cluster's store (always with the embedded store); without it, it does not issue."}),
+		lost: prometheus.NewCounter(prometheus.CounterOpts{Name: "chancery_manager_leadership_lost_total",
+			Help: "Times this manager stopped leading while it ran (its etcd lease was lost, or the leader key went)."}),
+		sessionLost: prometheus.NewCounter(prometheus.CounterOpts{Name: "chancery_manager_store_session_lost_total",
+			Help: "Times this manager lost its session with the cluster's store (etcd), and stopped issuing until it had one again."}),
+	}
+	m.session.Set(1)
+	if reg != nil {
+		reg.MustRegister(m.leader, m.session, m.lost, m.sessionLost)
+	}
+	return m
 }

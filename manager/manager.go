@@ -2,9 +2,11 @@
 // supervisor: it opens the store the data directory's settings name, serves
 // the API (package server), keeps the manager's own node certificate fresh
 // with an in-process node agent (package agent) whose certificate is the one
-// the API presents, and, while this manager leads, runs the work done once
-// (leader.go): the issuer in force, audit checkpoints and the external CA
-// endpoint, under a context that ends when leadership ends. One errgroup
+// the API presents, holds the issuer in force, and, while this manager
+// leads, runs the work done once (leader.go): audit checkpoints and a root
+// rotation's transitions, under a context that ends when leadership ends.
+// With the embedded store, the manager that holds it leads; with a store in
+// etcd, every manager serves and one leads, elected in etcd. One errgroup
 // starts, stops and waits for every goroutine.
 package manager
 
@@ -19,6 +21,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/chancery-pki/chancery/agent"
@@ -80,6 +83,11 @@ type Config struct {
 	// StragglerGrace is how long a node may stay silent before a rotation
 	// counts it as a straggler; default server.DefaultStragglerGrace.
 	StragglerGrace time.Duration
+	// SessionTTL, with a store in etcd, is the TTL of the manager's etcd
+	// leases (its session, and its campaign to lead): a manager cut off
+	// from etcd stops issuing, and stops leading, within it. Default
+	// election.DefaultTTL; election.MinTTL at least.
+	SessionTTL time.Duration
 }
 
 // ExternalCAConfig configures the CFSSL-compatible endpoint a manager can
@@ -135,14 +143,15 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("this manager's certificate: %w", err)
 	}
 	nodeID := chain[0].Subject.CommonName
-	election, err := electionFor(st, nodeID)
+	election, etcd, err := electionFor(st, nodeID, cfg)
 	if err != nil {
 		return err
 	}
 	issuers := &issuer.Holder{}
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
+	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Config{
-		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID,
+		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
 		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})
@@ -163,7 +172,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	// What can fail comes first, before anything runs in the background:
-	// the listeners, leadership, and the leader's Signer and endpoint.
+	// the listeners, the Signer and the external CA endpoint.
 	var closers []io.Closer
 	defer func() {
 		for _, c := range closers {
@@ -181,12 +190,16 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closers = append(closers, ln)
-	lctx, err := election.Campaign(ctx)
-	if err != nil {
-		return err
+	if etcd == nil {
+		// The embedded store: this manager must be its leader before
+		// anything starts.
+		if _, err := election.Campaign(ctx); err != nil {
+			return err
+		}
 	}
-	lead, err := startLeader(audit.WithActor(lctx, nodeID), leaderConfig{
+	lead, err := startDuties(audit.WithActor(ctx, nodeID), dutiesConfig{
 		Config: cfg, store: st, cluster: c, nodeID: nodeID, issuers: issuers, api: srv,
+		election: election, shared: etcd != nil, etcd: etcd, metrics: newDutiesMetrics(reg),
 	})
 	if err != nil {
 		return err
@@ -219,11 +232,6 @@ func Run(ctx context.Context, cfg Config) error {
 			// stopping, not stopped on its own.
 			if err == nil && gctx.Err() == nil && ctx.Err() == nil {
 				err = fmt.Errorf("manager: the %s stopped", name)
-				if name == "leader's duties" {
-					// Leadership ended while the manager runs: with the
-					// embedded store it never does.
-					err = errLeadershipLost
-				}
 			}
 			return err
 		})
@@ -243,7 +251,7 @@ func Run(ctx context.Context, cfg Config) error {
 			return nil
 		})
 	}
-	part("leader's duties", func(ctx context.Context) error { return lead.run(ctx) })
+	part("CA work", func(ctx context.Context) error { return lead.run(ctx) })
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}

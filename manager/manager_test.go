@@ -213,8 +213,9 @@ func TestRunStopsWhenAPartStops(t *testing.T) {
 	}
 }
 
-// TestLeaderDutiesEndWithLeadership: when leadership ends while the manager
-// runs, the leader's duties stop and, once stopped, no Issuer is in force.
+// TestLeaderDutiesEndWithLeadership: when leadership of a store only this
+// manager holds ends while the manager runs, its CA work stops with
+// errLeadershipLost and, once stopped, no Issuer is in force.
 func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 	data := newDataDir(t, "")
 	st, err := cluster.OpenStore(data)
@@ -228,9 +229,10 @@ func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 	}
 	issuers := &issuer.Holder{}
 	lctx, lose := context.WithCancel(context.Background())
-	l, err := startLeader(lctx, leaderConfig{
+	l, err := startDuties(context.Background(), dutiesConfig{
 		Config: Config{DataDir: data, Logger: quiet(), Clock: clock.Real{}, CheckpointInterval: time.Hour},
 		store:  st, cluster: c, nodeID: c.LeaderID, issuers: issuers, api: noRotationAPI{},
+		election: fixedElection{lctx},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -246,8 +248,8 @@ func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 	lose()
 	select {
 	case err := <-done:
-		if err != nil {
-			t.Fatalf("run: %v", err)
+		if !errors.Is(err, errLeadershipLost) {
+			t.Fatalf("run = %v; want errLeadershipLost", err)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the leader's duties went on after leadership ended")
@@ -257,6 +259,11 @@ func TestLeaderDutiesEndWithLeadership(t *testing.T) {
 		t.Errorf("an Issuer is still in force after leadership ended: %v", err)
 	}
 }
+
+// fixedElection makes this manager the leader for as long as ctx lasts.
+type fixedElection struct{ ctx context.Context }
+
+func (e fixedElection) Campaign(context.Context) (context.Context, error) { return e.ctx, nil }
 
 // noRotationAPI is an API server that knows no node.
 type noRotationAPI struct{}

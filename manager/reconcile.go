@@ -17,12 +17,13 @@ import (
 	"github.com/chancery-pki/chancery/store"
 )
 
-// This file is the root rotation's reconciler, one of the leader's duties:
-// it reads the stored rotation and what the API knows of the nodes, asks
-// rotation.Step what to do, does it (each transition one store
-// transaction, in package cluster), and keeps the Issuer in force and the
-// API's trusted roots in line with the stored phase. After a crash it
-// resumes from the stored phase.
+// This file is the root rotation's reconciler. On every manager it keeps
+// the Issuer in force and the API's trusted roots in line with the stored
+// phase. On the leader, it also reads the stored rotation and what the API
+// knows of the nodes, asks rotation.Step what to do, and does it (each
+// transition one store transaction, in package cluster, fenced by the
+// leader's key where the store is shared). After a crash, or on a new
+// leader, it resumes from the stored phase.
 
 // DefaultReconcileInterval is how often the reconciler looks at the
 // rotation when nothing wakes it.
@@ -42,7 +43,7 @@ type rotationAPI interface {
 // openRoot opens a root record's Signer; a variable for tests.
 var openRoot = cluster.OpenRoot
 
-// signers are the leader's open Signers: the current root's, and a
+// signers are the manager's open Signers: the current root's, and a
 // rotation target's.
 type signers struct {
 	current   signer.Signer
@@ -62,7 +63,7 @@ func closeSigner(s signer.Signer) {
 
 // reconcile runs until ctx ends: at every interval, and when the API says
 // the rotation changed.
-func (l *leader) reconcile(ctx context.Context) error {
+func (l *duties) reconcile(ctx context.Context) error {
 	interval := l.cfg.ReconcileInterval
 	if interval <= 0 {
 		interval = DefaultReconcileInterval
@@ -87,14 +88,16 @@ func (l *leader) reconcile(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-l.cfg.api.RotationChanged():
+		case <-l.wake:
 		case <-l.cfg.Clock.After(wait):
 		}
 	}
 }
 
-// reconcileOnce brings the Issuer in line with the record, then makes at
-// most the steps rotation.Step asks for, each followed by the same.
-func (l *leader) reconcileOnce(ctx context.Context) error {
+// reconcileOnce brings the Issuer in line with the record, then, while
+// this manager leads, makes at most the steps rotation.Step asks for, each
+// followed by the same.
+func (l *duties) reconcileOnce(ctx context.Context) error {
 	for range 4 {
 		c, err := l.cfg.store.Cluster(ctx)
 		if err != nil {
@@ -102,6 +105,18 @@ func (l *leader) reconcileOnce(ctx context.Context) error {
 		}
 		if err := l.apply(ctx, c); err != nil {
 			return err
+		}
+		lctx := l.leader()
+		if lctx == nil {
+			return nil
+		}
+		// The leader's writes: under its fence, and ended with its
+		// leadership.
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(lctx, cancel)()
+		if f, ok := store.FenceFrom(lctx); ok {
+			ctx = store.WithFence(ctx, f)
 		}
 		if len(c.RetiredKeys) > 0 {
 			// After apply, which closed the Signers of retired roots. A
@@ -156,7 +171,7 @@ func (l *leader) reconcileOnce(ctx context.Context) error {
 // apply opens the Signers the record needs, puts the Issuer its phase calls
 // for in force, and reloads the API's trusted roots, when the record
 // changed since the last time.
-func (l *leader) apply(ctx context.Context, c store.Cluster) error {
+func (l *duties) apply(ctx context.Context, c store.Cluster) error {
 	s := &l.signers
 	state := stateOf(c)
 	if state == s.applied {
@@ -207,7 +222,7 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 	if err != nil {
 		return err
 	}
-	l.cfg.issuers.Store(iss)
+	l.put(iss)
 	if err := l.cfg.api.ReloadRoots(ctx); err != nil {
 		return err
 	}
@@ -225,7 +240,7 @@ func (l *leader) apply(ctx context.Context, c store.Cluster) error {
 // issuerFor is the Issuer c's phase calls for: the current root's key
 // until the appendix exists, then the new key with the appendix attached,
 // until the rotation is done.
-func (l *leader) issuerFor(c store.Cluster) (*issuer.Issuer, error) {
+func (l *duties) issuerFor(c store.Cluster) (*issuer.Issuer, error) {
 	r := c.Rotation
 	if r == nil || r.Phase == store.PhasePrepare {
 		return issuer.New(l.signers.current, issuer.Options{Now: l.cfg.Clock.Now})

@@ -18,6 +18,7 @@ import (
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/internal/ratelimit"
+	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -98,6 +99,10 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req 
 		s.fail(w, r, http.StatusForbidden, api.CodeNodeRemoved, "node_removed", err.Error())
 	case errors.Is(err, cluster.ErrRoleChanged):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "role_changed", err.Error())
+	case errors.Is(err, issuer.ErrNoIssuer):
+		// Why this manager does not issue now (it lost its store session):
+		// another manager may.
+		s.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, "no_issuer", err.Error())
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeSignerFailure, Message: "the CA failed to issue the certificate; see the manager's log"})
 	default:
@@ -112,7 +117,7 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 	start := s.clock.Now()
 	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
 	if err != nil {
-		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) &&
+		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, issuer.ErrNoIssuer) &&
 			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
 			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err, hint.Attr(err))

@@ -189,8 +189,8 @@ func (s *Server) Handler() http.Handler {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+api.PathRoot, s.handleRoot)
-	mux.HandleFunc("POST "+api.PathJoin, s.handleJoin)
-	mux.Handle("POST "+api.PathRenew, s.requireNode(http.HandlerFunc(s.handleRenew)))
+	mux.Handle("POST "+api.PathJoin, s.requireIssuer(http.HandlerFunc(s.handleJoin)))
+	mux.Handle("POST "+api.PathRenew, s.requireIssuer(s.requireNode(http.HandlerFunc(s.handleRenew))))
 	mux.Handle("POST "+api.PathStatus, s.requireNode(http.HandlerFunc(s.handleStatus)))
 	mux.Handle("POST "+api.PathLeave, s.requireNode(http.HandlerFunc(s.handleLeave)))
 	s.adminRoutes(mux, s.requireManager)
@@ -375,6 +375,20 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, leaf *x509
 		return peer{}, false
 	}
 	return peer{id: id, node: node}, true
+}
+
+// requireIssuer refuses at once, before reading the store, calls that
+// issue while this manager has no Issuer in force, saying why (it lost its
+// session with a shared store, say): the caller tries another manager
+// instead of waiting on a store this manager cannot reach.
+func (s *Server) requireIssuer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.cfg.Authority.Issuers().Current(); err != nil {
+			s.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, "no_issuer", err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // requireManager admits nodes whose certificate says swarm-manager and whose

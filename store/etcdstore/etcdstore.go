@@ -22,6 +22,11 @@
 // its own goroutines do not make each other try again, and issuances that
 // arrive while a transaction commits share the next one (RecordIssuance).
 //
+// A change under a context that carries a leader's fence (store.WithFence)
+// also compares the leader key's create revision in its transaction, and
+// fails with store.ErrFenced, writing nothing, when the key is gone or was
+// made again.
+//
 // Because transactions are optimistic, the fn of UpdateCluster and
 // UpdateNode may be called more than once, each time with a fresh copy of
 // the record; it must have no other effect than on that copy.
@@ -125,6 +130,11 @@ func New(ctx context.Context, c *clientv3.Client, opts Options) (*Store, error) 
 
 // Client returns the store's etcd client.
 func (s *Store) Client() *clientv3.Client { return s.c }
+
+// Prefix returns the store's key prefix: keys of other uses of the store's
+// etcd, such as the managers' election, go under it too, beside the
+// store's own.
+func (s *Store) Prefix() string { return s.prefix }
 
 // Close implements store.Store. It closes the client if Options.CloseClient
 // said so.
@@ -270,6 +280,14 @@ func (s *Store) changeEvents(ctx context.Context, op string, keys []string,
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	keys = append(keys, s.kHead)
+	// A change under a leader's context commits only while its fence
+	// holds: the leader key still has the revision it was created at.
+	fence, fenced := store.FenceFrom(ctx)
+	if fenced {
+		if err := fence.Validate(); err != nil {
+			return nil, err
+		}
+	}
 	for range maxAttempts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -293,7 +311,12 @@ func (s *Store) changeEvents(ctx context.Context, op string, keys []string,
 		for _, k := range keys {
 			cmps = append(cmps, snap.unchanged(k))
 		}
-		resp, err := s.c.Txn(ctx).If(cmps...).Then(append(ops, auditOps...)...).Commit()
+		var orElse []clientv3.Op
+		if fenced {
+			cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(fence.Key), "=", fence.Revision))
+			orElse = []clientv3.Op{clientv3.OpGet(fence.Key, clientv3.WithKeysOnly())}
+		}
+		resp, err := s.c.Txn(ctx).If(cmps...).Then(append(ops, auditOps...)...).Else(orElse...).Commit()
 		if err != nil {
 			// The transaction may have committed (a member died, the
 			// leader changed). With audit entries, the head says: it is
@@ -319,6 +342,11 @@ func (s *Store) changeEvents(ctx context.Context, op string, keys []string,
 		}
 		if resp.Succeeded {
 			return entries, nil
+		}
+		if fenced {
+			if kvs := resp.Responses[0].GetResponseRange().Kvs; len(kvs) != 1 || kvs[0].CreateRevision != fence.Revision {
+				return nil, store.Fenced(op, fence)
+			}
 		}
 		// Another writer changed what we read: read again.
 	}

@@ -1,0 +1,267 @@
+package manager
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/cluster"
+	chelection "github.com/chancery-pki/chancery/election"
+	"github.com/chancery-pki/chancery/internal/etcddev"
+	"github.com/chancery-pki/chancery/internal/faultproxy"
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/etcdstore"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	etcddev.StopShared()
+	os.Exit(code)
+}
+
+// etcdDataDir makes a cluster whose store is the shared test etcd, under a
+// prefix of its own, reached through a proxy the test can cut. It returns
+// the data directory, the init result, the proxy and the prefix.
+func etcdDataDir(t *testing.T) (string, *cluster.InitResult, *faultproxy.Proxy, string) {
+	t.Helper()
+	ec := etcddev.Require(t)
+	u, err := url.Parse(ec.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	b := make([]byte, 6)
+	rand.Read(b)
+	prefix := "/test-" + hex.EncodeToString(b) + "/"
+	data := filepath.Join(t.TempDir(), "m")
+	res, err := cluster.Init(context.Background(), cluster.InitRequest{
+		DataDir: data, ListenAddr: "127.0.0.1:2378", AdvertiseAddr: "127.0.0.1:2378", Hostname: "m1",
+		Store: store.Settings{Type: etcdstore.Name, Options: map[string]string{
+			etcdstore.OptionEndpoints: "http://" + p.Addr(), etcdstore.OptionPrefix: prefix,
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data, res, p, prefix
+}
+
+// syncBuffer is a log the test reads while the manager writes it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func joinOnce(ctx context.Context, c *client.Client, token string) error {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return err
+	}
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	_, err = c.Join(ctx, api.JoinRequest{Token: token, CSR: csr, Hostname: "node"})
+	return err
+}
+
+// TestCutOffManagerStopsIssuing: a manager on etcd leads and issues; cut
+// off from etcd, it stops leading and issuing within its session TTL, and
+// says why: to callers (503, unavailable, with the reason), in its log and
+// in its metrics; another candidate then wins, and the cut-off manager's
+// fence no longer holds. Once reconnected, it issues again.
+func TestCutOffManagerStopsIssuing(t *testing.T) {
+	data, res, proxy, prefix := etcdDataDir(t)
+	const ttl = 2 * time.Second
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := mln.Addr().String()
+	mln.Close()
+	metricsOf := func() (leader, session float64) {
+		return scrape(t, maddr, "chancery_manager_leader"), scrape(t, maddr, "chancery_manager_store_session")
+	}
+	done, ready := make(chan error, 1), make(chan struct{})
+	go func() {
+		done <- Run(ctx, Config{DataDir: data, Listener: ln, Logger: slog.New(slog.NewTextHandler(logs, nil)), MetricsAddr: maddr,
+			CheckpointInterval: time.Hour, SessionTTL: ttl, Ready: func(string) { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	roots, _, err := certdir.In(data).Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	c := client.New(ln.Addr().String(), pool, nil)
+	defer c.Close()
+	waitFor(t, "the manager to lead", func() bool { l, s := metricsOf(); return l == 1 && s == 1 })
+	if err := joinOnce(ctx, c, res.WorkerToken); err != nil {
+		t.Fatalf("join before the cut: %v", err)
+	}
+	// The manager's leader key, the fence of its writes.
+	rivalClient := etcdClient(t)
+	lk, err := rivalClient.Get(ctx, prefix+"leader/", clientv3.WithFirstCreate()...)
+	if err != nil || len(lk.Kvs) != 1 {
+		t.Fatalf("no leader key (%v)", err)
+	}
+	fence := store.Fence{Key: string(lk.Kvs[0].Key), Revision: lk.Kvs[0].CreateRevision}
+
+	// A rival candidate, on etcd directly.
+	rival, err := chelection.New(chelection.Config{Client: rivalClient, Prefix: prefix + "leader/", ID: "rival", TTL: ttl, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rivalWon := make(chan time.Time, 1)
+	go func() {
+		if _, err := rival.Campaign(ctx); err == nil {
+			rivalWon <- time.Now()
+		}
+	}()
+
+	cut := time.Now()
+	proxy.Cut()
+	// The metrics endpoint reads the store too, and waits on it while
+	// cut off: the log says it at once, the counters after.
+	waitFor(t, "the manager to stop leading and issuing", func() bool {
+		l := logs.String()
+		return strings.Contains(l, "stopped issuing") && strings.Contains(l, "this manager stopped leading")
+	})
+	stopped := time.Now()
+	if d := stopped.Sub(cut); d > ttl {
+		t.Errorf("the manager stopped leading and issuing %s after the cut; the TTL is %s", d, ttl)
+	}
+	jctx, jcancel := context.WithTimeout(ctx, 5*time.Second)
+	err = joinOnce(jctx, c, res.WorkerToken)
+	jcancel()
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeUnavailable || !strings.Contains(apiErr.Message, "lost its session with the store") {
+		t.Errorf("join while cut off = %v; want unavailable, saying the session was lost", err)
+	}
+	select {
+	case won := <-rivalWon:
+		if !won.After(stopped) {
+			t.Errorf("the rival won at %s, before the manager stopped leading at %s", won, stopped)
+		}
+	case <-time.After(3 * ttl):
+		t.Fatal("the rival did not win")
+	}
+	// A write under the old leader's fence is refused.
+	rs, err := etcdstore.New(ctx, rivalClient, etcdstore.Options{Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rs.UpdateCluster(store.WithFence(ctx, fence), func(*store.Cluster) error { return nil }); !errors.Is(err, store.ErrFenced) {
+		t.Errorf("a write under the old leader's fence = %v; want ErrFenced", err)
+	}
+
+	proxy.Restore()
+	waitFor(t, "the manager to issue again", func() bool { _, s := metricsOf(); return s == 1 })
+	for _, m := range []string{"chancery_manager_store_session_lost_total", "chancery_manager_leadership_lost_total"} {
+		if v := scrape(t, maddr, m); v < 1 {
+			t.Errorf("%s = %v; want 1 at least", m, v)
+		}
+	}
+	if err := joinOnce(ctx, c, res.WorkerToken); err != nil {
+		t.Errorf("join after reconnecting: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
+
+// etcdClient is a client of the shared test etcd, not through a proxy.
+func etcdClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: etcddev.Require(t).Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// scrape returns the value of an unlabelled metric on a manager's metrics
+// address, or -1.
+func scrape(t *testing.T, addr, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
