@@ -26,7 +26,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
@@ -263,5 +265,156 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// runManager runs a manager on data until the test ends, and returns its
+// API and metrics addresses and a function that stops it.
+func runManager(t *testing.T, data string, cfg Config) (addr, metrics string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics = mln.Addr().String()
+	mln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cfg.DataDir, cfg.Listener, cfg.MetricsAddr = data, ln, metrics
+	if cfg.Logger == nil {
+		cfg.Logger = quiet()
+	}
+	ready, done := make(chan struct{}), make(chan error, 1)
+	cfg.Ready = func(string) { close(ready) }
+	go func() { done <- Run(ctx, cfg) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("Run: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return ln.Addr().String(), metrics, stop
+}
+
+// TestManagersShareTheStore: two managers on one etcd both serve joins,
+// one leads; when it stops, the other leads and goes on serving.
+func TestManagersShareTheStore(t *testing.T) {
+	data1, res, _, _ := etcdDataDir(t)
+	// Long enough for a loaded machine (the race detector, 40 joins at
+	// once) to renew in time.
+	const ttl = 5 * time.Second
+	addr1, met1, stop1 := runManager(t, data1, Config{SessionTTL: ttl, CheckpointInterval: time.Hour})
+
+	// The second manager joins with the manager token, and reaches the
+	// same store; its root key is the first one's file.
+	data2 := filepath.Join(t.TempDir(), "m2")
+	if _, err := agent.Join(context.Background(), agent.JoinRequest{DataDir: data2, Addr: addr1, Token: res.ManagerToken, Hostname: "m2"}); err != nil {
+		t.Fatal(err)
+	}
+	settings, err := store.ReadSettings(data1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.WriteSettings(data2, settings); err != nil {
+		t.Fatal(err)
+	}
+	st, err := cluster.OpenStore(data1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := st.Cluster(context.Background())
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := c.Backend.Settings["key_path"]
+	if !filepath.IsAbs(keyPath) {
+		keyPath = filepath.Join(data1, keyPath)
+	}
+	addr2, met2, _ := runManager(t, data2, Config{SessionTTL: ttl, CheckpointInterval: time.Hour,
+		BackendOverrides: map[string]string{"key_path": keyPath}})
+
+	roots, _, err := certdir.In(data1).Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	for _, r := range roots {
+		pool.AddCert(r)
+	}
+	clients := []*client.Client{client.New(addr1, pool, nil), client.New(addr2, pool, nil)}
+	joinAll := func(n int, cs []*client.Client) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- joinOnce(context.Background(), cs[i%len(cs)], res.WorkerToken)
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("join: %v", err)
+			}
+		}
+	}
+	joinAll(40, clients)
+	leaders := func() float64 {
+		return max(scrape(t, met1, "chancery_manager_leader"), 0) + max(scrape(t, met2, "chancery_manager_leader"), 0)
+	}
+	waitFor(t, "one leader", func() bool { return leaders() == 1 })
+	if scrape(t, met1, "chancery_manager_leader") != 1 {
+		t.Fatal("the first manager does not lead")
+	}
+	stop1()
+	waitFor(t, "the second manager to lead", func() bool { return scrape(t, met2, "chancery_manager_leader") == 1 })
+	joinAll(10, clients[1:])
+
+	st, err = cluster.OpenStore(data2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	nodes, err := st.Nodes(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 2+50 {
+		t.Errorf("%d nodes; want 52", len(nodes))
+	}
+	serials := map[string]bool{}
+	certs, err := st.IssuedCertificates(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ic := range certs {
+		if serials[ic.Serial] {
+			t.Errorf("serial %s issued twice", ic.Serial)
+		}
+		serials[ic.Serial] = true
+	}
+	recs, err := st.AuditRecords(context.Background(), 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := audit.Verify(recs, []audit.Root{{Cert: roots[0]}}); !rep.OK() || rep.Checkpoints < 2 {
+		t.Errorf("the audit log does not verify, or lacks each leader's checkpoint: %s", rep)
 	}
 }

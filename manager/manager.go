@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Config{
-		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg,
+		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: etcd != nil,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
 		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})

@@ -236,7 +236,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, code, 
 		if id, ok := r.Context().Value(callerKey{}).(string); ok {
 			ev.NodeID = id
 		}
-		if _, forwarded := r.Header[ForwardedCertHeader]; forwarded && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if _, forwarded := r.Header[ForwardedCertHeader]; forwarded && !s.cfg.Shared && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
 			ev.Details["forwarded_by"] = r.TLS.VerifiedChains[0][0].Subject.CommonName
 			// Where the forwarding manager says the call came from; as
 			// reported by it, not checked.

@@ -67,6 +67,11 @@ type Config struct {
 	Rand  io.Reader
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Shared says the store is shared by managers that each serve (a store
+	// in etcd): no manager forwards calls to another, so
+	// ForwardedCertHeader is never believed; a manager that sends it is
+	// served as itself.
+	Shared bool
 	// Registry receives the metrics; nil means a new registry.
 	Registry *prometheus.Registry
 	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.
@@ -291,9 +296,14 @@ func peerOf(r *http.Request) peer { return r.Context().Value(peerKey{}).(peer) }
 // no certificate. The header is believed only from a manager; the chain is
 // verified again, and the caller it names is then authorized as if it had
 // called directly, never as the forwarding manager. A forwarded call
-// without a caller certificate is unauthenticated.
+// without a caller certificate is unauthenticated. With a shared store
+// (Config.Shared) nothing is forwarded and the header is dropped.
 func (s *Server) requireNode(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Shared {
+			// Nobody forwards: whatever the header says is no identity.
+			r.Header.Del(ForwardedCertHeader)
+		}
 		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
 			s.fail(w, r, http.StatusUnauthorized, api.CodeUnauthorized, "unauthenticated",
 				"this call needs the node's certificate (mutual TLS)")

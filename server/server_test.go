@@ -69,6 +69,8 @@ type envOptions struct {
 	initNow func() time.Time
 	// quiet discards the server's log instead of capturing and checking it.
 	quiet bool
+	// shared serves as a manager of a shared store (Config.Shared).
+	shared bool
 }
 
 // env is a cluster with a manager serving its API over real TLS on
@@ -159,7 +161,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		logger = slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	e.srv, err = New(Config{
-		DataDir: dir, Store: e.st, Authority: e.auth, NodeID: res.NodeID,
+		DataDir: dir, Store: e.st, Authority: e.auth, NodeID: res.NodeID, Shared: opts.shared,
 		Logger: logger, Backend: c.Backend.Type,
 	})
 	if err != nil {
