@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
@@ -29,6 +30,7 @@ import (
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
+	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
@@ -309,29 +311,38 @@ func runManager(t *testing.T, data string, cfg Config) (addr, metrics string, st
 	return ln.Addr().String(), metrics, stop
 }
 
-// TestManagersShareTheStore: two managers on one etcd both serve joins,
-// one leads; when it stops, the other leads and goes on serving.
-func TestManagersShareTheStore(t *testing.T) {
-	data1, res, _, _ := etcdDataDir(t)
-	// Long enough for a loaded machine (the race detector, 40 joins at
-	// once) to renew in time.
-	const ttl = 5 * time.Second
-	addr1, met1, stop1 := runManager(t, data1, Config{SessionTTL: ttl, CheckpointInterval: time.Hour})
+// pair is two managers on one etcd.
+type pair struct {
+	res          *cluster.InitResult
+	data1, data2 string
+	addr1, addr2 string
+	met1, met2   string
+	stop1        func()
+	pool         *x509.CertPool
+	roots        []*x509.Certificate
+}
 
-	// The second manager joins with the manager token, and reaches the
-	// same store; its root key is the first one's file.
-	data2 := filepath.Join(t.TempDir(), "m2")
-	if _, err := agent.Join(context.Background(), agent.JoinRequest{DataDir: data2, Addr: addr1, Token: res.ManagerToken, Hostname: "m2"}); err != nil {
+// twoManagers runs a manager on etcd and a second one that joined it with
+// the manager token and reaches the same store; its root key is the first
+// one's file.
+func twoManagers(t *testing.T, ttl time.Duration) *pair {
+	t.Helper()
+	p := &pair{}
+	var err error
+	p.data1, p.res, _, _ = etcdDataDir(t)
+	p.addr1, p.met1, p.stop1 = runManager(t, p.data1, Config{SessionTTL: ttl, CheckpointInterval: time.Hour})
+	p.data2 = filepath.Join(t.TempDir(), "m2")
+	if _, err := agent.Join(context.Background(), agent.JoinRequest{DataDir: p.data2, Addr: p.addr1, Token: p.res.ManagerToken, Hostname: "m2"}); err != nil {
 		t.Fatal(err)
 	}
-	settings, err := store.ReadSettings(data1)
+	settings, err := store.ReadSettings(p.data1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteSettings(data2, settings); err != nil {
+	if err := store.WriteSettings(p.data2, settings); err != nil {
 		t.Fatal(err)
 	}
-	st, err := cluster.OpenStore(data1)
+	st, err := cluster.OpenStore(p.data1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,19 +353,27 @@ func TestManagersShareTheStore(t *testing.T) {
 	}
 	keyPath := c.Backend.Settings["key_path"]
 	if !filepath.IsAbs(keyPath) {
-		keyPath = filepath.Join(data1, keyPath)
+		keyPath = filepath.Join(p.data1, keyPath)
 	}
-	addr2, met2, _ := runManager(t, data2, Config{SessionTTL: ttl, CheckpointInterval: time.Hour,
+	p.addr2, p.met2, _ = runManager(t, p.data2, Config{SessionTTL: ttl, CheckpointInterval: time.Hour,
 		BackendOverrides: map[string]string{"key_path": keyPath}})
-
-	roots, _, err := certdir.In(data1).Root()
-	if err != nil {
+	if p.roots, _, err = certdir.In(p.data1).Root(); err != nil {
 		t.Fatal(err)
 	}
-	pool := x509.NewCertPool()
-	for _, r := range roots {
-		pool.AddCert(r)
+	p.pool = x509.NewCertPool()
+	for _, r := range p.roots {
+		p.pool.AddCert(r)
 	}
+	return p
+}
+
+// TestManagersShareTheStore: two managers on one etcd both serve joins,
+// one leads; when it stops, the other leads and goes on serving.
+func TestManagersShareTheStore(t *testing.T) {
+	// Long enough for a loaded machine (the race detector, 40 joins at
+	// once) to renew in time.
+	p := twoManagers(t, 5*time.Second)
+	res, data2, addr1, addr2, met1, met2, stop1, pool, roots := p.res, p.data2, p.addr1, p.addr2, p.met1, p.met2, p.stop1, p.pool, p.roots
 	clients := []*client.Client{client.New(addr1, pool, nil), client.New(addr2, pool, nil)}
 	joinAll := func(n int, cs []*client.Client) {
 		t.Helper()
@@ -387,7 +406,7 @@ func TestManagersShareTheStore(t *testing.T) {
 	waitFor(t, "the second manager to lead", func() bool { return scrape(t, met2, "chancery_manager_leader") == 1 })
 	joinAll(10, clients[1:])
 
-	st, err = cluster.OpenStore(data2)
+	st, err := cluster.OpenStore(data2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,4 +436,116 @@ func TestManagersShareTheStore(t *testing.T) {
 	if rep := audit.Verify(recs, []audit.Root{{Cert: roots[0]}}); !rep.OK() || rep.Checkpoints < 2 {
 		t.Errorf("the audit log does not verify, or lacks each leader's checkpoint: %s", rep)
 	}
+}
+
+// within polls f until it returns nil, for at most d, and returns its last
+// error.
+func within(d time.Duration, f func() error) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := f()
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestChangesReachEveryManager: a token rotation, a new certificate
+// lifetime and a node removal made through one manager take effect on
+// the other within a second, without a restart.
+func TestChangesReachEveryManager(t *testing.T) {
+	p := twoManagers(t, 5*time.Second)
+	ctx := context.Background()
+	admin := client.NewSocket(filepath.Join(p.data1, api.SocketFile))
+	defer admin.Close()
+	c2 := client.New(p.addr2, p.pool, nil)
+	defer c2.Close()
+
+	t.Run("TokenRotation", func(t *testing.T) {
+		tok, err := admin.JoinToken(ctx, ca.RoleWorker, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := within(time.Second, func() error {
+			if err := joinOnce(ctx, c2, p.res.WorkerToken); err == nil {
+				return errors.New("the old token still joins")
+			}
+			return joinOnce(ctx, c2, tok.Token)
+		}); err != nil {
+			t.Errorf("a second after the rotation: %v", err)
+		}
+	})
+	t.Run("CertExpiry", func(t *testing.T) {
+		tok, err := admin.JoinToken(ctx, ca.RoleWorker, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const expiry = 3 * time.Hour
+		if err := admin.Update(ctx, api.Update{CertExpiry: expiry}); err != nil {
+			t.Fatal(err)
+		}
+		if err := within(time.Second, func() error {
+			out, _, err := joinCert(ctx, c2, tok.Token)
+			if err != nil {
+				return err
+			}
+			// NotBefore is backdated; NotAfter is the lifetime from now.
+			if d := time.Until(out.NotAfter); d > expiry || d < expiry-5*time.Minute {
+				return errors.New("issued for " + d.String() + " from now")
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("a second after the change: %v", err)
+		}
+	})
+	t.Run("NodeRemoval", func(t *testing.T) {
+		tok, err := admin.JoinToken(ctx, ca.RoleWorker, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, cert, err := joinCert(ctx, c2, tok.Token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		asNode := client.New(p.addr2, p.pool, func() *tls.Certificate { return cert })
+		defer asNode.Close()
+		if _, err := admin.Remove(ctx, leaf.Subject.CommonName, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := within(time.Second, func() error {
+			_, err := asNode.Status(ctx, api.StatusRequest{})
+			var apiErr *client.APIError
+			if errors.As(err, &apiErr) && apiErr.Code == api.CodeNodeRemoved {
+				return nil
+			}
+			return errors.New("the removed node is still served")
+		}); err != nil {
+			t.Errorf("a second after the removal: %v", err)
+		}
+	})
+}
+
+// joinCert joins with token through c and returns the certificate and a
+// TLS certificate to present it.
+func joinCert(ctx context.Context, c *client.Client, token string) (*x509.Certificate, *tls.Certificate, error) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	csr := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
+	out, err := c.Join(ctx, api.JoinRequest{Token: token, CSR: csr, Hostname: "node"})
+	if err != nil {
+		return nil, nil, err
+	}
+	chain, err := ca.ParseCertificatesPEM([]byte(out.CertificatePEM))
+	if err != nil {
+		return nil, nil, err
+	}
+	tc := &tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, x := range chain {
+		tc.Certificate = append(tc.Certificate, x.Raw)
+	}
+	return chain[0], tc, nil
 }

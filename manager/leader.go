@@ -43,18 +43,20 @@ type election interface {
 }
 
 // etcdBacked is what a store in etcd (store/etcdstore) offers the
-// election: its client, and the key prefix it keeps its keys under.
+// election and the watch: its client, the key prefix it keeps its keys
+// under, and the cluster record's key.
 type etcdBacked interface {
 	Client() *clientv3.Client
 	Prefix() string
+	ClusterKey() string
 }
 
-// electionFor returns the election of a store, and the etcd client of a
-// shared one. With the embedded store, one manager holds the store and
+// electionFor returns the election of a store, and what a shared one
+// offers. With the embedded store, one manager holds the store and
 // leads for as long as it runs; it must be the manager the cluster record
 // names. With a store in etcd, every manager campaigns for the leader key
 // under the store's prefix.
-func electionFor(st store.Store, nodeID string, cfg Config) (election, *clientv3.Client, error) {
+func electionFor(st store.Store, nodeID string, cfg Config) (election, etcdBacked, error) {
 	if eb, ok := st.(etcdBacked); ok {
 		el, err := chelection.New(chelection.Config{
 			Client: eb.Client(), Prefix: eb.Prefix() + "leader/", ID: nodeID, TTL: cfg.SessionTTL, Logger: cfg.Logger,
@@ -62,7 +64,7 @@ func electionFor(st store.Store, nodeID string, cfg Config) (election, *clientv3
 		if err != nil {
 			return nil, nil, err
 		}
-		return el, eb.Client(), nil
+		return el, eb, nil
 	}
 	return soleManager{st: st, nodeID: nodeID}, nil, nil
 }
@@ -98,9 +100,11 @@ type dutiesConfig struct {
 	election election
 	shared   bool
 	// etcd, with a shared store, is where this manager keeps its session:
-	// without it, it does not issue.
-	etcd    *clientv3.Client
-	metrics *dutiesMetrics
+	// without it, it does not issue. clusterKey is the cluster record's
+	// key there, which the manager watches.
+	etcd       *clientv3.Client
+	clusterKey string
+	metrics    *dutiesMetrics
 }
 
 // duties are a manager's CA work: the issuer, and the leader's work while
@@ -189,6 +193,7 @@ func (l *duties) run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	if l.cfg.etcd != nil {
 		g.Go(func() error { return l.keepSession(gctx) })
+		g.Go(func() error { l.watchCluster(gctx); return nil })
 	}
 	g.Go(func() error { return l.lead(gctx) })
 	g.Go(func() error { return l.reconcile(gctx) })
@@ -258,6 +263,32 @@ loop:
 		l.cfg.metrics.lost.Inc()
 		l.cfg.Logger.Error("this manager stopped leading: the rotation's transitions and checkpoints stop here",
 			"err", chelection.Cause(lctx))
+	}
+}
+
+// watchCluster wakes the reconciler whenever another manager changes the
+// cluster record (a root rotation's step, a new root, the join tokens,
+// the certificate lifetime), so that every manager's Issuer and trusted
+// roots follow within moments rather than at the next interval. Tokens
+// and the lifetime are read from the store at each call anyway.
+func (l *duties) watchCluster(ctx context.Context) {
+	for ctx.Err() == nil {
+		wch := l.cfg.etcd.Watch(clientv3.WithRequireLeader(ctx), l.cfg.clusterKey)
+		for wr := range wch {
+			if wr.Canceled {
+				break
+			}
+			if len(wr.Events) > 0 {
+				select {
+				case l.wake <- struct{}{}:
+				default:
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
 }
 

@@ -143,7 +143,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("this manager's certificate: %w", err)
 	}
 	nodeID := chain[0].Subject.CommonName
-	election, etcd, err := electionFor(st, nodeID, cfg)
+	election, shared, err := electionFor(st, nodeID, cfg)
 	if err != nil {
 		return err
 	}
@@ -151,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
 	reg := prometheus.NewRegistry()
 	srv, err := server.New(server.Config{
-		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: etcd != nil,
+		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: shared != nil,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
 		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})
@@ -190,17 +190,21 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closers = append(closers, ln)
-	if etcd == nil {
+	if shared == nil {
 		// The embedded store: this manager must be its leader before
 		// anything starts.
 		if _, err := election.Campaign(ctx); err != nil {
 			return err
 		}
 	}
-	lead, err := startDuties(audit.WithActor(ctx, nodeID), dutiesConfig{
+	dcfg := dutiesConfig{
 		Config: cfg, store: st, cluster: c, nodeID: nodeID, issuers: issuers, api: srv,
-		election: election, shared: etcd != nil, etcd: etcd, metrics: newDutiesMetrics(reg),
-	})
+		election: election, shared: shared != nil, metrics: newDutiesMetrics(reg),
+	}
+	if shared != nil {
+		dcfg.etcd, dcfg.clusterKey = shared.Client(), shared.ClusterKey()
+	}
+	lead, err := startDuties(audit.WithActor(ctx, nodeID), dcfg)
 	if err != nil {
 		return err
 	}

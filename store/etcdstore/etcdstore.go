@@ -136,6 +136,10 @@ func (s *Store) Client() *clientv3.Client { return s.c }
 // store's own.
 func (s *Store) Prefix() string { return s.prefix }
 
+// ClusterKey returns the key of the cluster record, for managers that
+// watch it.
+func (s *Store) ClusterKey() string { return s.kCluster }
+
 // Close implements store.Store. It closes the client if Options.CloseClient
 // said so.
 func (s *Store) Close() error {
