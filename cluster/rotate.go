@@ -215,7 +215,12 @@ func StartRotation(ctx context.Context, st store.Store, req RotateRequest) (stor
 		return c, fmt.Errorf("the current root's signer, to choose how to cross-sign: %w", err)
 	}
 	path := rotation.ChoosePath(cur, sg)
+	canCross := rotation.CheckCanCrossSign(cur)
 	release()
+	if canCross != nil {
+		undo()
+		return c, fmt.Errorf("the current root's backend (%s) cannot cross-sign the new root: %w", c.Backend.Type, canCross)
+	}
 	if path == rotation.PathBridge && !req.AllowBridge {
 		undo()
 		return c, fmt.Errorf("%w: the current root's backend (%s) signs CA certificates only from a CSR, and the %s backend cannot make one for the new root's key; "+

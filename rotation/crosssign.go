@@ -95,6 +95,25 @@ func ChoosePath(old, next signer.Signer) Path {
 	return PathBridge
 }
 
+// CrossSignChecker is implemented by Signers whose CA may be set up not to
+// sign CA certificates at all (a step-ca whose provisioner's template does
+// not issue them), so that a rotation out of it is refused before it
+// starts rather than failing at its first step.
+type CrossSignChecker interface {
+	// CanCrossSign returns nil when the CA signs CA certificates, else why
+	// it does not.
+	CanCrossSign() error
+}
+
+// CheckCanCrossSign returns why old's CA cannot cross-sign a new root, or
+// nil: only a CrossSignChecker can say it cannot.
+func CheckCanCrossSign(old signer.Signer) error {
+	if c, ok := old.(CrossSignChecker); ok {
+		return c.CanCrossSign()
+	}
+	return nil
+}
+
 // Options tune CrossSign.
 type Options struct {
 	// Now is the time of the rotation. Zero means time.Now().
@@ -166,6 +185,9 @@ func CrossSign(ctx context.Context, old, next signer.Signer, opts Options) ([]*x
 		if now.Add(clockSkew).Before(c.NotBefore) || !now.Before(c.NotAfter) {
 			return nil, fmt.Errorf("rotation: the current CA %q is not valid now (valid from %s to %s)", c.Subject, stamp(c.NotBefore), stamp(c.NotAfter))
 		}
+	}
+	if err := CheckCanCrossSign(old); err != nil {
+		return nil, fmt.Errorf("rotation: the current CA cannot cross-sign the new root: %w", err)
 	}
 	path := ChoosePath(old, next)
 	if path == PathBridge && !opts.AllowBridge {

@@ -462,3 +462,26 @@ func reissueWith(t *testing.T, c *x509.Certificate, parent *x509.Certificate, ke
 	}
 	return out
 }
+
+// noCrossSign is a Signer whose CA says it does not sign CA certificates.
+type noCrossSign struct{ *signer.LocalIssuer }
+
+var errNoCA = errors.New("this CA issues no CA certificates")
+
+func (noCrossSign) CanCrossSign() error { return errNoCA }
+
+// TestCrossSignRefusedByChecker: a current CA that says it cannot
+// cross-sign (CrossSignChecker) is not asked to.
+func TestCrossSignRefusedByChecker(t *testing.T) {
+	now := time.Now()
+	old, next := noCrossSign{localRoot(t, now)}, localRoot(t, now)
+	if err := CheckCanCrossSign(old); !errors.Is(err, errNoCA) {
+		t.Errorf("CheckCanCrossSign = %v", err)
+	}
+	if err := CheckCanCrossSign(next); err != nil {
+		t.Errorf("CheckCanCrossSign of a local issuer = %v", err)
+	}
+	if _, err := CrossSign(context.Background(), old, next, Options{Now: now}); !errors.Is(err, errNoCA) {
+		t.Errorf("CrossSign = %v, want the checker's refusal", err)
+	}
+}

@@ -112,8 +112,9 @@
 //     ({"chanceryCrossSign": true}), which step-ca lists publicly, so the
 //     backend knows (CrossSigns); and the step-ca's signing certificate
 //     must allow a CA below it (an intermediate without a path length
-//     limit of 0). Without that data a CA request is refused before
-//     step-ca is asked, with ErrNoCrossSign.
+//     limit of 0). Without that data a rotation out of it is refused
+//     before it starts (the Signer is a rotation.CrossSignChecker), and a
+//     CA request before step-ca is asked, with ErrNoCrossSign.
 //   - into step-ca, the current root's backend signs step-ca's root: when
 //     step-ca signs with its root (no intermediate), a backend that signs a
 //     public key (file, pkcs11, vault) signs it alone

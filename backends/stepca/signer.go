@@ -274,6 +274,16 @@ func (s *Signer) Capabilities() signer.Capabilities {
 // root.
 func (s *Signer) CrossSigns() bool { return s.crossSign }
 
+// CanCrossSign returns ErrNoCrossSign when the provisioner does not issue
+// CA certificates (see CrossSigns), so that a rotation out of this step-ca
+// is refused before it starts (rotation.CrossSignChecker).
+func (s *Signer) CanCrossSign() error {
+	if !s.crossSign {
+		return ErrNoCrossSign
+	}
+	return nil
+}
+
 // tolerance: a remote CA, whose signatures are always verified; its key
 // chooses the signature algorithm. Validity is the request's, exactly.
 var tolerance = signer.Tolerance{AnySignatureAlgorithm: true, VerifySignature: true}
