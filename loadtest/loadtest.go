@@ -28,6 +28,9 @@ import (
 type Config struct {
 	// Addr is the manager's API address; Token a join token.
 	Addr, Token string
+	// Addrs, when set, are several managers' API addresses: node i joins
+	// and renews through Addrs[i%len(Addrs)]. Addr may then be empty.
+	Addrs []string
 	// Nodes is how many nodes join; Concurrency how many clients run at
 	// once; Renewals how many times each node renews after joining.
 	Nodes, Concurrency, Renewals int
@@ -88,11 +91,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Nodes <= 0 || cfg.Concurrency <= 0 || cfg.Renewals < 0 {
 		return nil, errors.New("loadtest: nodes and concurrency must be positive, renewals not negative")
 	}
+	addrs := cfg.Addrs
+	if len(addrs) == 0 {
+		addrs = []string{cfg.Addr}
+	}
 	tok, err := ca.ParseJoinToken(cfg.Token)
 	if err != nil {
 		return nil, err
 	}
-	rootPEM, err := client.New(cfg.Addr, nil, nil).FetchRoot(ctx)
+	rootPEM, err := client.New(addrs[0], nil, nil).FetchRoot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -122,14 +129,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		serials[certs[0].SerialNumber.String()]++
 		mu.Unlock()
 	}
-	joiner := client.New(cfg.Addr, pool, nil)
-	defer joiner.Close()
+	joiners := make([]*client.Client, len(addrs))
+	for i, a := range addrs {
+		joiners[i] = client.New(a, pool, nil)
+		defer joiners[i].Close()
+	}
 	res.Joins = phase(ctx, cfg.Nodes, cfg.Concurrency, func(i int) error {
 		key, csr, err := newCSR()
 		if err != nil {
 			return err
 		}
-		out, err := joiner.Join(ctx, api.JoinRequest{Token: cfg.Token, CSR: string(csr), Hostname: fmt.Sprintf("sim-%d", i)})
+		out, err := joiners[i%len(joiners)].Join(ctx, api.JoinRequest{Token: cfg.Token, CSR: string(csr), Hostname: fmt.Sprintf("sim-%d", i)})
 		if err != nil {
 			return err
 		}
@@ -148,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				continue
 			}
 			c := n
-			clients[i] = client.New(cfg.Addr, pool, func() *tls.Certificate { return c.cert })
+			clients[i] = client.New(addrs[i%len(addrs)], pool, func() *tls.Certificate { return c.cert })
 			defer clients[i].Close()
 		}
 		res.Renewals = phase(ctx, cfg.Nodes*cfg.Renewals, cfg.Concurrency, func(i int) error {

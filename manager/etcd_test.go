@@ -50,9 +50,14 @@ func TestMain(m *testing.M) {
 // etcdDataDir makes a cluster whose store is the shared test etcd, under a
 // prefix of its own, reached through a proxy the test can cut. It returns
 // the data directory, the init result, the proxy and the prefix.
-func etcdDataDir(t *testing.T) (string, *cluster.InitResult, *faultproxy.Proxy, string) {
+func etcdDataDir(t testing.TB) (string, *cluster.InitResult, *faultproxy.Proxy, string) {
 	t.Helper()
-	ec := etcddev.Require(t)
+	return etcdDataDirAt(t, etcddev.Require(t))
+}
+
+// etcdDataDirAt is etcdDataDir on the etcd ec.
+func etcdDataDirAt(t testing.TB, ec *etcddev.Cluster) (string, *cluster.InitResult, *faultproxy.Proxy, string) {
+	t.Helper()
 	u, err := url.Parse(ec.Endpoints[0])
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +277,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // runManager runs a manager on data until the test ends, and returns its
 // API and metrics addresses and a function that stops it.
-func runManager(t *testing.T, data string, cfg Config) (addr, metrics string, stop func()) {
+func runManager(t testing.TB, data string, cfg Config) (addr, metrics string, stop func()) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -311,38 +316,33 @@ func runManager(t *testing.T, data string, cfg Config) (addr, metrics string, st
 	return ln.Addr().String(), metrics, stop
 }
 
-// pair is two managers on one etcd.
-type pair struct {
-	res          *cluster.InitResult
-	data1, data2 string
-	addr1, addr2 string
-	met1, met2   string
-	stop1        func()
-	pool         *x509.CertPool
-	roots        []*x509.Certificate
+// group is managers on one etcd.
+type group struct {
+	res   *cluster.InitResult
+	data  []string
+	addrs []string
+	mets  []string
+	stops []func()
+	pool  *x509.CertPool
+	roots []*x509.Certificate
 }
 
-// twoManagers runs a manager on etcd and a second one that joined it with
-// the manager token and reaches the same store; its root key is the first
-// one's file.
-func twoManagers(t *testing.T, ttl time.Duration) *pair {
+// managersOn runs a manager whose store is on etcd at endpoints (the
+// shared test etcd when nil), and n-1 more that joined it with the manager
+// token and reach the same store; their root key is the first one's file.
+func managersOn(t testing.TB, n int, ttl time.Duration, data1 string, res *cluster.InitResult) *group {
 	t.Helper()
-	p := &pair{}
-	var err error
-	p.data1, p.res, _, _ = etcdDataDir(t)
-	p.addr1, p.met1, p.stop1 = runManager(t, p.data1, Config{SessionTTL: ttl, CheckpointInterval: time.Hour})
-	p.data2 = filepath.Join(t.TempDir(), "m2")
-	if _, err := agent.Join(context.Background(), agent.JoinRequest{DataDir: p.data2, Addr: p.addr1, Token: p.res.ManagerToken, Hostname: "m2"}); err != nil {
-		t.Fatal(err)
+	g := &group{res: res}
+	add := func(data string, cfg Config) {
+		addr, met, stop := runManager(t, data, cfg)
+		g.data, g.addrs, g.mets, g.stops = append(g.data, data), append(g.addrs, addr), append(g.mets, met), append(g.stops, stop)
 	}
-	settings, err := store.ReadSettings(p.data1)
+	add(data1, Config{SessionTTL: ttl, CheckpointInterval: time.Hour})
+	settings, err := store.ReadSettings(data1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.WriteSettings(p.data2, settings); err != nil {
-		t.Fatal(err)
-	}
-	st, err := cluster.OpenStore(p.data1)
+	st, err := cluster.OpenStore(data1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -353,18 +353,32 @@ func twoManagers(t *testing.T, ttl time.Duration) *pair {
 	}
 	keyPath := c.Backend.Settings["key_path"]
 	if !filepath.IsAbs(keyPath) {
-		keyPath = filepath.Join(p.data1, keyPath)
+		keyPath = filepath.Join(data1, keyPath)
 	}
-	p.addr2, p.met2, _ = runManager(t, p.data2, Config{SessionTTL: ttl, CheckpointInterval: time.Hour,
-		BackendOverrides: map[string]string{"key_path": keyPath}})
-	if p.roots, _, err = certdir.In(p.data1).Root(); err != nil {
+	for i := 2; i <= n; i++ {
+		data := filepath.Join(filepath.Dir(data1), "m"+strconv.Itoa(i))
+		if _, err := agent.Join(context.Background(), agent.JoinRequest{DataDir: data, Addr: g.addrs[0], Token: res.ManagerToken, Hostname: "m" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.WriteSettings(data, settings); err != nil {
+			t.Fatal(err)
+		}
+		add(data, Config{SessionTTL: ttl, CheckpointInterval: time.Hour, BackendOverrides: map[string]string{"key_path": keyPath}})
+	}
+	if g.roots, _, err = certdir.In(data1).Root(); err != nil {
 		t.Fatal(err)
 	}
-	p.pool = x509.NewCertPool()
-	for _, r := range p.roots {
-		p.pool.AddCert(r)
+	g.pool = x509.NewCertPool()
+	for _, r := range g.roots {
+		g.pool.AddCert(r)
 	}
-	return p
+	return g
+}
+
+// twoManagers is managersOn the shared test etcd with two managers.
+func twoManagers(t *testing.T, ttl time.Duration) *group {
+	data1, res, _, _ := etcdDataDir(t)
+	return managersOn(t, 2, ttl, data1, res)
 }
 
 // TestManagersShareTheStore: two managers on one etcd both serve joins,
@@ -373,7 +387,7 @@ func TestManagersShareTheStore(t *testing.T) {
 	// Long enough for a loaded machine (the race detector, 40 joins at
 	// once) to renew in time.
 	p := twoManagers(t, 5*time.Second)
-	res, data2, addr1, addr2, met1, met2, stop1, pool, roots := p.res, p.data2, p.addr1, p.addr2, p.met1, p.met2, p.stop1, p.pool, p.roots
+	res, data2, addr1, addr2, met1, met2, stop1, pool, roots := p.res, p.data[1], p.addrs[0], p.addrs[1], p.mets[0], p.mets[1], p.stops[0], p.pool, p.roots
 	clients := []*client.Client{client.New(addr1, pool, nil), client.New(addr2, pool, nil)}
 	joinAll := func(n int, cs []*client.Client) {
 		t.Helper()
@@ -457,9 +471,9 @@ func within(d time.Duration, f func() error) error {
 func TestChangesReachEveryManager(t *testing.T) {
 	p := twoManagers(t, 5*time.Second)
 	ctx := context.Background()
-	admin := client.NewSocket(filepath.Join(p.data1, api.SocketFile))
+	admin := client.NewSocket(filepath.Join(p.data[0], api.SocketFile))
 	defer admin.Close()
-	c2 := client.New(p.addr2, p.pool, nil)
+	c2 := client.New(p.addrs[1], p.pool, nil)
 	defer c2.Close()
 
 	t.Run("TokenRotation", func(t *testing.T) {
@@ -508,7 +522,7 @@ func TestChangesReachEveryManager(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		asNode := client.New(p.addr2, p.pool, func() *tls.Certificate { return cert })
+		asNode := client.New(p.addrs[1], p.pool, func() *tls.Certificate { return cert })
 		defer asNode.Close()
 		if _, err := admin.Remove(ctx, leaf.Subject.CommonName, true); err != nil {
 			t.Fatal(err)

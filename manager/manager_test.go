@@ -23,7 +23,7 @@ import (
 // newDataDir makes a cluster in a short fresh directory (so that the
 // manager's socket path fits), with its root key encrypted under
 // passphrase when it is not empty.
-func newDataDir(t *testing.T, passphrase string) string {
+func newDataDir(t testing.TB, passphrase string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "mgr")
 	if err != nil {
