@@ -42,19 +42,25 @@ type Error struct {
 	Message string `json:"message"`
 	// Code is a stable machine-readable reason, such as "invalid_token".
 	Code string `json:"code"`
+	// Candidates, with CodeAmbiguousName, are the IDs of the nodes the
+	// name matches.
+	Candidates []string `json:"candidates,omitempty"`
 }
 
 // Error codes.
 const (
-	CodeInvalidToken  = "invalid_token"
-	CodeInvalidCSR    = "invalid_csr"
-	CodeBadRequest    = "bad_request"
-	CodeTooLarge      = "too_large"
-	CodeUnauthorized  = "unauthorized"
-	CodeForbidden     = "forbidden"
-	CodeNodeRemoved   = "node_removed"
-	CodeNotFound      = "not_found"
-	CodeConflict      = "conflict"
+	CodeInvalidToken = "invalid_token"
+	CodeInvalidCSR   = "invalid_csr"
+	CodeBadRequest   = "bad_request"
+	CodeTooLarge     = "too_large"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeNodeRemoved  = "node_removed"
+	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
+	// CodeAmbiguousName answers a node name that matches several nodes;
+	// Error.Candidates lists their IDs.
+	CodeAmbiguousName = "ambiguous_name"
 	CodeInternal      = "internal"
 	CodeSignerFailure = "signer_failure"
 	// CodeTooManyRequests comes with HTTP 429 and a Retry-After header

@@ -48,6 +48,7 @@ const (
 	ActionLeft           Action = "node.left"
 	ActionPruned         Action = "certificates.pruned"
 	ActionRetention      Action = "cert_record_retention.changed"
+	ActionRenamed        Action = "node.renamed"
 	ActionCertExpiry     Action = "cert_expiry.changed"
 	ActionRefused        Action = "auth.refused"
 	ActionCheckpoint     Action = "checkpoint"

@@ -44,6 +44,9 @@ type APIError struct {
 	// RetryAfter is the manager's Retry-After, with a 429 or a 503: how
 	// long to wait before trying again. Zero when it sent none.
 	RetryAfter time.Duration
+	// Candidates, with api.CodeAmbiguousName, are the IDs of the nodes an
+	// ambiguous node name matches.
+	Candidates []string
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -167,7 +170,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		if json.Unmarshal(data, &e) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("the manager answered %s", resp.Status)
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Candidates: e.Candidates}
 	}
 	if out == nil || resp.StatusCode == http.StatusNoContent {
 		return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
@@ -33,6 +34,8 @@ type RefusalError struct {
 	// Reason says what was refused and why, without the package prefix:
 	// `no such node: "abc"`.
 	Reason string
+	// Candidates are the IDs of the nodes an ambiguous name matches.
+	Candidates []string
 }
 
 func (e *RefusalError) Error() string { return "cluster: " + e.Reason }
@@ -46,7 +49,11 @@ func (e *RefusalError) detail(format string, args ...any) *RefusalError {
 }
 
 // FindNode returns the node whose ID is id or, if none is, the only node
-// whose ID starts with id, as docker accepts ID prefixes.
+// whose ID starts with id or whose host name is id, as docker accepts ID
+// prefixes and names. A name that matches several nodes is refused with an
+// error of kind ErrAmbiguousNode that lists their IDs, never resolved to
+// one of them: nodes name themselves, so a name alone cannot be trusted to
+// pick the node an administrator meant.
 func FindNode(ctx context.Context, st store.Store, id string) (store.Node, error) {
 	n, err := st.Node(ctx, id)
 	if err == nil {
@@ -76,7 +83,26 @@ func FindNode(ctx context.Context, st store.Store, id string) (store.Node, error
 	case 1:
 		return found[0], nil
 	}
-	return store.Node{}, ErrAmbiguousNode.detail("%q matches %d nodes; give more of the node ID", id, len(found))
+	refusal := ErrAmbiguousNode.detail("%q matches %d nodes: %s; give the node ID", id, len(found), describe(found))
+	for _, n := range found {
+		refusal.Candidates = append(refusal.Candidates, n.ID)
+	}
+	return store.Node{}, refusal
+}
+
+// describe lists nodes as "ID (host name)".
+func describe(nodes []store.Node) string {
+	var b strings.Builder
+	for i, n := range nodes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(n.ID)
+		if n.Hostname != "" {
+			fmt.Fprintf(&b, " (%s)", n.Hostname)
+		}
+	}
+	return b.String()
 }
 
 // SetRole promotes or demotes a node: the store's role changes now, and the

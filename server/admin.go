@@ -343,7 +343,10 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 		errors.Is(err, cluster.ErrSoleManager), errors.Is(err, cluster.ErrManagerLeave):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "conflict", msg)
 	case errors.Is(err, cluster.ErrAmbiguousNode):
-		s.fail(w, r, http.StatusConflict, api.CodeConflict, "ambiguous", msg)
+		// As fail answers, with the candidates besides.
+		s.metrics.failures.WithLabelValues("ambiguous_name").Inc()
+		s.logRefusal(r, s.clock.Now(), s.source(r), "ambiguous_name", http.StatusConflict)
+		writeJSON(w, http.StatusConflict, api.Error{Code: api.CodeAmbiguousName, Message: msg, Candidates: refusal.Candidates})
 	default:
 		s.internal(w, r, err)
 	}

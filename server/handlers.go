@@ -64,6 +64,14 @@ func (s *Server) handleJoin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusUnauthorized, api.CodeInvalidToken, "invalid_token", msg)
 		return
 	}
+	// After the token, so that no one without one learns node IDs.
+	if err := s.checkNameNotID(r.Context(), req.Hostname, ""); errors.Is(err, errNameIsNodeID) {
+		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_hostname", err.Error()+"; choose another --hostname")
+		return
+	} else if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	nodeID, err := ca.NewID(s.cfg.Rand)
 	if err != nil {
 		s.internal(w, r, err)
@@ -145,14 +153,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := peerOf(r)
-	if req.Hostname != "" && req.Hostname != p.node.Hostname && checkHostname(req.Hostname) == nil {
-		if _, err := s.cfg.Store.UpdateNode(r.Context(), p.node.ID, func(n *store.Node) error {
-			n.Hostname = req.Hostname
-			return nil
-		}); err != nil {
-			s.log.Warn("failed to record a node's host name", "node_id", p.node.ID, "err", err)
-		}
-	}
+	s.rename(r.Context(), p.node, req.Hostname, r.RemoteAddr)
 	c, err := s.cfg.Store.Cluster(r.Context())
 	if err != nil {
 		s.internal(w, r, err)

@@ -109,10 +109,12 @@ type Server struct {
 	refusalLog *ratelimit.Refusals
 	// joinRefusals counts refused joins per source, to throttle them.
 	joinRefusals *ratelimit.Keyed[struct{}]
-	cert         atomic.Pointer[tls.Certificate]
-	roots        atomic.Pointer[x509.CertPool]
-	renewals     *renewals
-	started      time.Time
+	// renames limits each node's host name changes.
+	renames  *ratelimit.Keyed[struct{}]
+	cert     atomic.Pointer[tls.Certificate]
+	roots    atomic.Pointer[x509.CertPool]
+	renewals *renewals
+	started  time.Time
 	// rotationChanged wakes the leader's reconciler.
 	rotationChanged chan struct{}
 	lastRotationMu  sync.Mutex
@@ -145,7 +147,8 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
 		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1),
 		refusalLog:   ratelimit.NewRefusals(ratelimit.RefusalsConfig{Interval: audit.RefusalInterval}),
-		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst})}
+		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst}),
+		renames:      ratelimit.New(ratelimit.Config[struct{}]{Every: RenameInterval, Burst: RenameBurst})}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
 	if cfg.NodeStatsInterval <= 0 {
 		cfg.NodeStatsInterval = DefaultNodeStatsInterval

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -138,6 +139,8 @@ func apiError(err error) error {
 		return hint.With(err, "'chancery node ls' lists the nodes")
 	case api.CodeForbidden:
 		return hint.With(err, "administration needs a manager's certificate")
+	case api.CodeAmbiguousName:
+		return hint.With(err, "name the node by its ID, one of: "+strings.Join(e.Candidates, ", ")+" ('chancery node ls' shows which is which)")
 	}
 	return err
 }
