@@ -13,7 +13,7 @@ import (
 
 const nobody = 65534
 
-func mkdir(t *testing.T, p string, mode os.FileMode) {
+func mkdir(t testing.TB, p string, mode os.FileMode) {
 	t.Helper()
 	if err := os.Mkdir(p, mode); err != nil {
 		t.Fatal(err)
@@ -23,7 +23,7 @@ func mkdir(t *testing.T, p string, mode os.FileMode) {
 	}
 }
 
-func write(t *testing.T, p string, mode os.FileMode) {
+func write(t testing.TB, p string, mode os.FileMode) {
 	t.Helper()
 	if err := os.WriteFile(p, []byte("x"), mode); err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func write(t *testing.T, p string, mode os.FileMode) {
 }
 
 // good makes a data directory as chancery makes it.
-func good(t *testing.T, d string) {
+func good(t testing.TB, d string) {
 	t.Helper()
 	mkdir(t, d, 0o700)
 	mkdir(t, filepath.Join(d, "certificates"), 0o755)
