@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,16 @@ var ErrRemoved = errors.New("agent: this node was removed from the cluster; it m
 func removed(err error) bool {
 	var e *client.APIError
 	return errors.As(err, &e) && e.Code == api.CodeNodeRemoved
+}
+
+// throttled reports whether err is a manager's 429, and how long it asks
+// to wait: its Retry-After, at least MinBackoff.
+func throttled(err error) (time.Duration, bool) {
+	var e *client.APIError
+	if !errors.As(err, &e) || e.Status != http.StatusTooManyRequests {
+		return 0, false
+	}
+	return max(e.RetryAfter, MinBackoff), true
 }
 
 // Backoff bounds for failed renewals.
@@ -221,6 +232,14 @@ func (a *Agent) Run(ctx context.Context) error {
 			if err := a.renew(ctx); err != nil {
 				if removed(err) {
 					return ErrRemoved
+				}
+				if wait, ok := throttled(err); ok {
+					// The manager bounds renewals: wait as it says, without
+					// a backoff, so that a renewal it asks for (a rotation,
+					// a role change) still goes at once.
+					renewAt = now.Add(wait)
+					a.log.Warn("renewal refused for now; retrying when the manager says", "err", err, "retry_in", wait)
+					continue
 				}
 				backoff = nextBackoff(backoff)
 				wait := jitter(backoff, a.cfg.Rand)

@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,6 +24,7 @@ import (
 	_ "github.com/chancery-pki/chancery/backends/file" // registers the file backend
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
+	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/issuer"
@@ -613,5 +615,50 @@ func TestNewRoot(t *testing.T) {
 	}
 	if data, err := os.ReadFile(path); err != nil || !bytes.Equal(data, bundle) {
 		t.Errorf("an invalid root bundle replaced the root file: %q %v", data, err)
+	}
+}
+
+// throttlingManager answers the first renewal as a manager over its bound
+// does (429 with Retry-After), then passes calls to the real manager.
+type throttlingManager struct {
+	flakyManager
+	retryAfter time.Duration
+}
+
+func (m *throttlingManager) Renew(ctx context.Context, req api.RenewRequest) (*api.Certificate, error) {
+	m.mu.Lock()
+	m.calls = append(m.calls, m.clk.Now())
+	n := len(m.calls)
+	m.mu.Unlock()
+	if n == 1 {
+		return nil, &client.APIError{Status: http.StatusTooManyRequests, Code: api.CodeTooManyRequests,
+			Message: "renewed too often", RetryAfter: m.retryAfter}
+	}
+	return m.Manager.Renew(ctx, req)
+}
+
+// A 429 is retried after the manager's Retry-After, not the backoff's
+// first second.
+func TestRenewalHonoursRetryAfter(t *testing.T) {
+	f := newFixture(t, 4*time.Hour, time.Hour)
+	clk := &stepClock{Fake: f.clk}
+	m := &throttlingManager{flakyManager: flakyManager{Manager: f.srv.Self(f.nodeID), clk: clk}, retryAfter: 7 * time.Minute}
+	a := f.agent(t, m, clk, time.Hour)
+	run(t, a)
+	for a.Renewals() == 0 {
+		if !clk.BlockUntil(1, 10*time.Second) {
+			t.Fatalf("the agent is not waiting at %s after %d attempts", clk.Now(), len(m.attempts()))
+		}
+		if a.Renewals() > 0 {
+			break
+		}
+		clk.Advance(clk.lastWait())
+	}
+	calls := m.attempts()
+	if len(calls) != 2 {
+		t.Fatalf("%d renewal attempts, want 2", len(calls))
+	}
+	if got := calls[1].Sub(calls[0]); got != m.retryAfter {
+		t.Errorf("retried after %s, want the manager's Retry-After, %s", got, m.retryAfter)
 	}
 }

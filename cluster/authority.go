@@ -67,6 +67,10 @@ type IssueRequest struct {
 	Hostname string
 	// CSR is the node's certificate request, PEM or DER.
 	CSR []byte
+	// Limit, when not nil, bounds this renewal: one the node asked for of
+	// its own accord. It is refused with a *RenewalLimitError when the
+	// node's bucket is empty.
+	Limit *RenewalLimit
 }
 
 // Issued is an issued node certificate with the chain a node presents.
@@ -104,6 +108,11 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		return nil, ErrNodeRemoved
 	}
 	now := a.now()
+	if req.Limit != nil && action == audit.ActionRenewed {
+		if err := req.Limit.take(&node, c.CertExpiry, now); err != nil {
+			return nil, err
+		}
+	}
 	iss, err := a.issuers.Current()
 	if err != nil {
 		return nil, err

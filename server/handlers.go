@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -88,17 +89,77 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := peerOf(r)
+	// One renewal at a time per node, so that its bucket is read and
+	// written by one at a time.
+	defer s.lockRenewal(p.node.ID)()
 	c, err := s.cfg.Store.Cluster(r.Context())
 	if err != nil {
 		s.internal(w, r, err)
 		return
 	}
-	s.issue(w, r, "renew", cluster.IssueRequest{NodeID: p.node.ID, Role: ca.Role(p.node.Role), CSR: []byte(req.CSR)}, c)
+	ir := cluster.IssueRequest{NodeID: p.node.ID, Role: ca.Role(p.node.Role), CSR: []byte(req.CSR)}
+	if !s.renewalWanted(p, s.clock.Now()) {
+		limit := s.cfg.RenewalLimit
+		ir.Limit = &limit
+	}
+	s.issue(w, r, "renew", ir, c)
+}
+
+// renewalWanted reports whether the manager wants p to renew, so that the
+// renewal is not counted against the node's RenewalLimit: its role
+// changed, the manager asked it to (a root rotation; once per ask), or it
+// authenticated with its current certificate past half its lifetime, when
+// its agent renews on schedule.
+func (s *Server) renewalWanted(p peer, now time.Time) bool {
+	if string(p.id.Role) != p.node.Role {
+		return true
+	}
+	if s.renewals.spendAsk(p.node.ID, now) {
+		return true
+	}
+	cert := p.cert
+	if cert == nil || signer.SerialHex(cert.SerialNumber) != p.node.CertSerial {
+		return false
+	}
+	half := cert.NotBefore.Add(cert.NotAfter.Sub(cert.NotBefore) / 2)
+	return !now.Before(half)
+}
+
+// lockRenewal waits until no other renewal of nodeID is being served,
+// and returns the function that lets the next one go.
+func (s *Server) lockRenewal(nodeID string) func() {
+	s.renewingMu.Lock()
+	l := s.renewing[nodeID]
+	if l == nil {
+		l = &renewalLock{}
+		s.renewing[nodeID] = l
+	}
+	l.refs++
+	s.renewingMu.Unlock()
+	l.mu.Lock()
+	return func() {
+		l.mu.Unlock()
+		s.renewingMu.Lock()
+		if l.refs--; l.refs == 0 {
+			delete(s.renewing, nodeID)
+		}
+		s.renewingMu.Unlock()
+	}
+}
+
+// renewalLock serializes one node's renewals; refs counts its holders and
+// waiters, so that it is forgotten when none is left.
+type renewalLock struct {
+	mu   sync.Mutex
+	refs int
 }
 
 func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req cluster.IssueRequest, c store.Cluster) {
 	out, err := s.issueCert(r.Context(), kind, req, c, r.RemoteAddr)
+	var limited *cluster.RenewalLimitError
 	switch {
+	case errors.As(err, &limited):
+		s.throttle(w, r, "renewal_limited", limited.RetryAfter, limited.Error())
 	case errors.Is(err, signer.ErrInvalidCSR), errors.Is(err, ca.ErrInvalidCSR):
 		s.fail(w, r, http.StatusBadRequest, api.CodeInvalidCSR, "invalid_csr", err.Error())
 	case errors.Is(err, signer.ErrInvalidRequest):
@@ -125,8 +186,9 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 	start := s.clock.Now()
 	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
 	if err != nil {
+		var limited *cluster.RenewalLimitError
 		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, issuer.ErrNoIssuer) &&
-			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) {
+			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) && !errors.As(err, &limited) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
 			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err, hint.Attr(err))
 		}

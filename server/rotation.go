@@ -50,10 +50,12 @@ type renewals struct {
 	asked map[string]asked
 }
 
-// asked is when a node was last asked to renew, and under which key.
+// asked is when a node was last asked to renew, and under which key;
+// spent once the renewal it asked for was served.
 type asked struct {
 	at    time.Time
 	keyID string
+	spent bool
 }
 
 func newRenewals(perSecond float64) *renewals {
@@ -62,6 +64,20 @@ func newRenewals(perSecond float64) *renewals {
 		burst = 1
 	}
 	return &renewals{limit: rate.NewLimiter(rate.Limit(perSecond), burst), asked: map[string]asked{}}
+}
+
+// spendAsk reports whether nodeID was asked to renew within renewAskAgain
+// and has not renewed since, and marks the ask spent.
+func (r *renewals) spendAsk(nodeID string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a, ok := r.asked[nodeID]
+	if !ok || a.spent || now.Sub(a.at) >= renewAskAgain {
+		return false
+	}
+	a.spent = true
+	r.asked[nodeID] = a
+	return true
 }
 
 // renewNow reports whether n should renew now: its certificate is not

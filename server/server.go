@@ -88,6 +88,9 @@ type Config struct {
 	// expiries behind the metrics are read from the store again; default
 	// DefaultNodeStatsInterval.
 	NodeStatsInterval time.Duration
+	// RenewalLimit bounds the renewals a node asks for of its own accord;
+	// zero means cluster.DefaultRenewalLimit.
+	RenewalLimit cluster.RenewalLimit
 	// BackendOverrides are the backend settings the manager was started
 	// with on top of the stored ones (a passphrase file), for a rotation's
 	// new root beside the current one.
@@ -114,7 +117,11 @@ type Server struct {
 	cert     atomic.Pointer[tls.Certificate]
 	roots    atomic.Pointer[x509.CertPool]
 	renewals *renewals
-	started  time.Time
+	// renewing holds the locks of the nodes whose renewal is being
+	// served: one at a time per node.
+	renewingMu sync.Mutex
+	renewing   map[string]*renewalLock
+	started    time.Time
 	// rotationChanged wakes the leader's reconciler.
 	rotationChanged chan struct{}
 	lastRotationMu  sync.Mutex
@@ -144,8 +151,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.StragglerGrace <= 0 {
 		cfg.StragglerGrace = DefaultStragglerGrace
 	}
+	if cfg.RenewalLimit == (cluster.RenewalLimit{}) {
+		cfg.RenewalLimit = cluster.DefaultRenewalLimit
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, clock: cfg.Clock, registry: cfg.Registry,
-		renewals: newRenewals(cfg.RenewRate), started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1),
+		renewals: newRenewals(cfg.RenewRate), renewing: map[string]*renewalLock{}, started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1),
 		refusalLog:   ratelimit.NewRefusals(ratelimit.RefusalsConfig{Interval: audit.RefusalInterval}),
 		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst}),
 		renames:      ratelimit.New(ratelimit.Config[struct{}]{Every: RenameInterval, Burst: RenameBurst})}
@@ -276,6 +286,8 @@ func (s *Server) Serve(ctx context.Context, ln, uln net.Listener) error {
 type peer struct {
 	id   ca.NodeIdentity
 	node store.Node
+	// cert is the certificate the caller authenticated with.
+	cert *x509.Certificate
 }
 
 type peerKey struct{}
@@ -387,7 +399,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, leaf *x509
 		s.internal(w, r, err)
 		return peer{}, false
 	}
-	return peer{id: id, node: node}, true
+	return peer{id: id, node: node, cert: leaf}, true
 }
 
 // requireIssuer refuses at once, before reading the store, calls that

@@ -36,6 +36,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/clock"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/internal/weakcsr"
 	"github.com/chancery-pki/chancery/issuer"
@@ -71,6 +72,10 @@ type envOptions struct {
 	quiet bool
 	// shared serves as a manager of a shared store (Config.Shared).
 	shared bool
+	// clock is the server's clock; nil means the wall clock.
+	clock clock.Clock
+	// renewalLimit is the server's; zero means the default.
+	renewalLimit cluster.RenewalLimit
 }
 
 // env is a cluster with a manager serving its API over real TLS on
@@ -162,7 +167,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	}
 	e.srv, err = New(Config{
 		DataDir: dir, Store: e.st, Authority: e.auth, NodeID: res.NodeID, Shared: opts.shared,
-		Logger: logger, Backend: c.Backend.Type,
+		Logger: logger, Backend: c.Backend.Type, Clock: opts.clock, RenewalLimit: opts.renewalLimit,
 	})
 	if err != nil {
 		t.Fatal(err)

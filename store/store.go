@@ -177,6 +177,11 @@ type Node struct {
 	// rotation, whether the node holds a certificate from the new key.
 	// Empty for records written before it was kept.
 	CertIssuerKeyID string `json:"cert_issuer_key_id,omitempty"`
+	// RenewalTokens is how many renewals the node may still ask for of its
+	// own accord, as of RenewalTokensAt (zero: as many as the limit
+	// allows); see cluster.RenewalLimit. Written with each certificate.
+	RenewalTokens   float64   `json:"renewal_tokens,omitempty"`
+	RenewalTokensAt time.Time `json:"renewal_tokens_at,omitzero"`
 	// CreatedAt is when the node was first recorded; kept by the store.
 	CreatedAt time.Time `json:"created_at"`
 	// UpdatedAt is when the node was last changed; set by the store.
