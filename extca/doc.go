@@ -71,7 +71,11 @@
 // (5 minutes) from its clock, which stops naive replays; and it remembers
 // the token of every request that got a certificate for Config.ReplayTTL
 // (24 hours), refusing it again, which stops replays whose timestamp was
-// rewritten, for that long. A token is spent only by success: a request the
+// rewritten, for that long. The memory survives a restart: the audit entry
+// of a certificate issued through /authsign holds the SHA-256 of its token
+// (DetailAuthSignToken), and New reads the last ReplayTTL of the audit log
+// back into the cache when Config.Audit can be read (AuditReader; the
+// store can). A token is spent only by success: a request the
 // endpoint refused, or that failed in the CA, can be sent again with the
 // same token, as CFSSL's client and chancery's retry after a failure; while
 // one is being served, the same token is answered 503 (retry later). A

@@ -98,7 +98,7 @@ func (s *Server) handleSign(w http.ResponseWriter, r *http.Request, body []byte)
 		s.refuse(w, r, Client{}, badRequest(reasonNoClientCert, "%s", msg))
 		return
 	}
-	s.sign(w, r, Client{Cert: r.TLS.VerifiedChains[0][0]}, body)
+	s.sign(w, r, Client{Cert: r.TLS.VerifiedChains[0][0]}, body, nil)
 }
 
 // handleAuthSign serves /authsign: the client is the auth key whose
@@ -135,13 +135,14 @@ func (s *Server) handleAuthSign(w http.ResponseWriter, r *http.Request, body []b
 			ts.UTC().Format(time.RFC3339), s.cfg.ReplayWindow, now.UTC().Format(time.RFC3339)))
 		return
 	}
-	var token [sha256.Size]byte
-	copy(token[:], ar.Token)
+	// The cache and the audit log know a token by its SHA-256, never by
+	// itself.
+	token := sha256.Sum256(ar.Token)
 	if rf := s.replay.reserve(token, now); rf != nil {
 		s.refuse(w, r, client, rf)
 		return
 	}
-	if s.sign(w, r, client, ar.Request) {
+	if s.sign(w, r, client, ar.Request, &token) {
 		s.replay.spend(token, now)
 	} else {
 		s.replay.release(token)
@@ -171,8 +172,9 @@ func (s *Server) verifyToken(ar *cfsslwire.AuthRequest) (Client, *Refusal) {
 }
 
 // sign serves a sign request of client and reports whether a certificate
-// was issued.
-func (s *Server) sign(w http.ResponseWriter, r *http.Request, client Client, body []byte) bool {
+// was issued. token is the SHA-256 of an authsign request's token, which
+// the certificate's audit entry records; nil for /sign.
+func (s *Server) sign(w http.ResponseWriter, r *http.Request, client Client, body []byte, token *[sha256.Size]byte) bool {
 	rule, rf := s.cfg.Policy.ruleFor(client)
 	if rf != nil {
 		s.refuse(w, r, client, rf)
@@ -194,7 +196,7 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, client Client, bod
 		s.refuse(w, r, client, rf)
 		return false
 	}
-	if err := s.recordIssued(r, client, req, iss.cert); err != nil {
+	if err := s.recordIssued(r, client, req, iss.cert, token); err != nil {
 		s.log.Error("a certificate was issued but not recorded in the audit log; it was withheld", "err", err, "serial", serialHex(iss.cert))
 		writeRefusal(w, internal("the certificate could not be recorded in the CA's audit log, so it was withheld: see the CA's log; try again later"))
 		return false
@@ -281,7 +283,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, client Client, r
 }
 
 // recordIssued records an issued certificate in the audit log.
-func (s *Server) recordIssued(r *http.Request, client Client, req *signRequest, cert *x509.Certificate) error {
+func (s *Server) recordIssued(r *http.Request, client Client, req *signRequest, cert *x509.Certificate, token *[sha256.Size]byte) error {
 	if s.cfg.Audit == nil {
 		return nil
 	}
@@ -290,6 +292,10 @@ func (s *Server) recordIssued(r *http.Request, client Client, req *signRequest, 
 	ev.NotAfter = cert.NotAfter
 	ev.IssuerKeyID = hex.EncodeToString(cert.AuthorityKeyId)
 	ev.Details["profile"] = profileName(req.profile)
+	if token != nil {
+		// What recoverReplays reads back at start: the token is spent.
+		ev.Details[DetailAuthSignToken] = hex.EncodeToString(token[:])
+	}
 	if req.profile == ProfileCA {
 		ev.Details["subject"] = cert.Subject.String()
 	} else {

@@ -1,10 +1,16 @@
 package extca
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
+	"sort"
 	"sync"
 	"time"
+
+	"github.com/chancery-pki/chancery/audit"
 )
 
 // This file is the replay defence of /authsign. CFSSL's token is an HMAC of
@@ -101,4 +107,99 @@ func (c *replayCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.spent) + len(c.inFlight)
+}
+
+// DetailAuthSignToken is the audit detail of a certificate issued through
+// /authsign that holds the SHA-256, in hex, of the request's token: the
+// token is spent. At start the endpoint reads the entries of the last
+// Config.ReplayTTL back into its replay cache (recoverReplays), so that a
+// restart does not make a captured request good again. The token itself
+// is never recorded.
+const DetailAuthSignToken = "authsign_token_sha256"
+
+// AuditReader reads the audit log back. When Config.Audit implements it
+// (store.Store does), New recovers the replay cache from it.
+type AuditReader interface {
+	AuditHead(ctx context.Context) (audit.Head, error)
+	AuditRecords(ctx context.Context, from uint64, limit int) ([]audit.Record, error)
+}
+
+// recoverPage is how many audit records recoverReplays reads at a time.
+const recoverPage = 1000
+
+// recoverReplays puts back into the cache the tokens that the audit log
+// says were spent within ttl before now. Entries are appended in time
+// order, so the first one young enough is found by bisection, and only the
+// log's tail is read; an hour of slack covers a clock that stepped back.
+// It returns how many tokens it recovered.
+func (c *replayCache) recoverReplays(ctx context.Context, log AuditReader, now time.Time) (int, error) {
+	head, err := log.AuditHead(ctx)
+	if err != nil || head.Seq == 0 {
+		return 0, err
+	}
+	cutoff := now.Add(-c.ttl - time.Hour)
+	entryAt := func(seq uint64) (audit.Entry, error) {
+		recs, err := log.AuditRecords(ctx, seq, 1)
+		if err != nil {
+			return audit.Entry{}, err
+		}
+		if len(recs) == 0 {
+			return audit.Entry{}, fmt.Errorf("extca: audit entry %d is missing", seq)
+		}
+		return audit.Unmarshal(recs[0].Data)
+	}
+	lo, hi := uint64(1), head.Seq+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		e, err := entryAt(mid)
+		if err != nil {
+			return 0, err
+		}
+		if e.Time.Before(cutoff) {
+			lo = mid + 1
+		} else {
+			hi = mid
+		}
+	}
+	var spent []spentToken
+	for from := lo; from <= head.Seq; {
+		recs, err := log.AuditRecords(ctx, from, recoverPage)
+		if err != nil {
+			return 0, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			e, err := audit.Unmarshal(r.Data)
+			if err != nil {
+				return 0, err
+			}
+			h := e.Details[DetailAuthSignToken]
+			if e.Action != audit.ActionIssued || h == "" || !now.Before(e.Time.Add(c.ttl)) {
+				continue
+			}
+			var tok [sha256.Size]byte
+			if b, err := hex.DecodeString(h); err == nil && len(b) == len(tok) {
+				copy(tok[:], b)
+				spent = append(spent, spentToken{token: tok, at: e.Time})
+			}
+		}
+		from = recs[len(recs)-1].Key + 1
+	}
+	// The newest fill the cache when there are more than it holds.
+	sort.SliceStable(spent, func(i, j int) bool { return spent[i].at.Before(spent[j].at) })
+	if len(spent) > c.max {
+		spent = spent[len(spent)-c.max:]
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, st := range spent {
+		if _, ok := c.spent[st.token]; !ok {
+			c.spent[st.token] = st.at
+			c.queue = append(c.queue, st)
+		}
+	}
+	sort.SliceStable(c.queue, func(i, j int) bool { return c.queue[i].at.Before(c.queue[j].at) })
+	return len(spent), nil
 }

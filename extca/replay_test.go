@@ -2,8 +2,10 @@ package extca
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"sync"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/signer"
 )
@@ -164,5 +167,76 @@ func TestConcurrentIssuance(t *testing.T) {
 			t.Errorf("serial %s issued twice", s)
 		}
 		seen[s] = true
+	}
+}
+
+// logReader is an audit log in memory that AuditReader reads.
+type logReader struct{ entries []audit.Entry }
+
+func (l *logReader) AuditHead(context.Context) (audit.Head, error) {
+	if len(l.entries) == 0 {
+		return audit.Genesis, nil
+	}
+	return l.entries[len(l.entries)-1].Head(), nil
+}
+
+func (l *logReader) AuditRecords(_ context.Context, from uint64, limit int) ([]audit.Record, error) {
+	var out []audit.Record
+	for _, e := range l.entries {
+		if e.Seq >= from && (limit <= 0 || len(out) < limit) {
+			out = append(out, audit.Record{Key: e.Seq, Data: e.Marshal()})
+		}
+	}
+	return out, nil
+}
+
+// The tokens spent within the TTL come back from the audit log; older
+// ones, other entries and malformed details do not.
+func TestRecoverReplays(t *testing.T) {
+	now := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	ttl := 24 * time.Hour
+	tok := func(b byte) [32]byte { return sha256.Sum256([]byte{b}) }
+	issued := func(token string) audit.Event {
+		return audit.Event{Action: audit.ActionIssued, Details: map[string]string{DetailAuthSignToken: token}}
+	}
+	log := &logReader{}
+	head := audit.Genesis
+	add := func(at time.Time, ev audit.Event) {
+		e := audit.Seal(head, at, ev)
+		head = e.Head()
+		log.entries = append(log.entries, e)
+	}
+	t1, t2, t3 := tok(1), tok(2), tok(3)
+	for i := range 3000 { // an old, long log before
+		add(now.Add(-72*time.Hour+time.Duration(i)*time.Second), audit.Event{Action: audit.ActionRenewed})
+	}
+	add(now.Add(-25*time.Hour), issued(hex.EncodeToString(t1[:])))
+	add(now.Add(-23*time.Hour), issued(hex.EncodeToString(t2[:])))
+	add(now.Add(-time.Hour), audit.Event{Action: audit.ActionRefused, Details: map[string]string{DetailAuthSignToken: hex.EncodeToString(t3[:])}})
+	add(now.Add(-time.Minute), issued("not hex"))
+	add(now.Add(-time.Second), issued(hex.EncodeToString(t3[:])))
+
+	c := newReplayCache(ttl, 100)
+	n, err := c.recoverReplays(context.Background(), log, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 {
+		t.Errorf("recovered %d tokens, want 2", n)
+	}
+	for _, tc := range []struct {
+		name   string
+		token  [32]byte
+		replay bool
+	}{{"Expired", t1, false}, {"Young", t2, true}, {"Newest", t3, true}} {
+		rf := c.reserve(tc.token, now)
+		if got := rf != nil && rf.Reason == reasonReplayed; got != tc.replay {
+			t.Errorf("%s: refused as a replay %v, want %v", tc.name, got, tc.replay)
+		}
+	}
+	// The young one expires with its original time.
+	c.release(t1)
+	if rf := c.reserve(t2, now.Add(2*time.Hour)); rf != nil {
+		t.Errorf("a recovered token did not expire at its time: %v", rf.Message)
 	}
 }

@@ -49,6 +49,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	for _, name := range cfg.Policy.keyNames() {
 		s.keys = append(s.keys, namedKey{name: name, key: cfg.Policy.AuthKeys[name]})
 	}
+	if ar, ok := cfg.Audit.(AuditReader); ok && len(s.keys) > 0 {
+		n, err := s.replay.recoverReplays(ctx, ar, cfg.Clock.Now())
+		if err != nil {
+			return nil, fmt.Errorf("extca: cannot recover the authsign tokens spent in the last %s from the audit log: %w", cfg.ReplayTTL, err)
+		}
+		if n > 0 {
+			s.log.Info("authsign replay cache recovered from the audit log", "tokens", n)
+		}
+	}
 	s.SetClientCAs(cfg.ClientCAs)
 	c, err := s.issueTLSCert(ctx)
 	if err != nil {
