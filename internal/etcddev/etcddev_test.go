@@ -19,23 +19,41 @@ func TestMain(m *testing.M) {
 }
 
 // kv puts or reads a key through etcd's JSON gateway, so that this test
-// needs no etcd client.
+// needs no etcd client. A member that has no leader yet (just started, or
+// electing one after another member died) may not answer in time on a
+// loaded machine, so a call that gets no answer or a 5xx is tried again
+// for up to 30 s: both operations are idempotent here.
 func kv(t *testing.T, c *http.Client, endpoint, op string, req map[string]string) map[string]any {
 	t.Helper()
 	for k, v := range req {
 		req[k] = base64.StdEncoding.EncodeToString([]byte(v))
 	}
 	body, _ := json.Marshal(req)
-	resp, err := c.Post(endpoint+"/v3/kv/"+op, "application/json", bytes.NewReader(body))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		out, status, err := kvOnce(c, endpoint+"/v3/kv/"+op, body)
+		switch {
+		case err == nil && status == http.StatusOK:
+			return out
+		case (err != nil || status >= 500) && time.Now().Before(deadline):
+			time.Sleep(200 * time.Millisecond)
+			continue
+		}
+		t.Fatalf("%s %s: status %d, %v", op, endpoint, status, err)
+	}
+}
+
+func kvOnce(c *http.Client, url string, body []byte) (map[string]any, int, error) {
+	resp, err := c.Post(url, "application/json", bytes.NewReader(body))
 	if err != nil {
-		t.Fatalf("%s %s: %v", op, endpoint, err)
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s %s: status %d, %v", op, endpoint, resp.StatusCode, err)
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, resp.StatusCode, err
 	}
-	return out
+	return out, resp.StatusCode, nil
 }
 
 func value(t *testing.T, rangeResp map[string]any) string {
