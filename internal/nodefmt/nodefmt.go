@@ -139,7 +139,18 @@ func (p *Printer) Page(nodes []api.Node) error {
 			fmt.Fprintln(p.w, b.String())
 		}
 		return nil
+	case len(nodes) == 0:
+		// A page may hold no node (filters): the header waits for the
+		// first row, so that its columns are as wide as the rows', or for
+		// Flush when there is none.
+		return nil
 	}
+	return p.tableRows(nodes)
+}
+
+// tableRows prints a table's rows for nodes, after its header the first
+// time.
+func (p *Printer) tableRows(nodes []api.Node) error {
 	var rows [][]string
 	if !p.started {
 		h, err := p.render(headers)
@@ -232,7 +243,14 @@ func (p *Printer) Brief() bool {
 }
 
 // Flush writes what is buffered.
-func (p *Printer) Flush() error { return p.w.Flush() }
+func (p *Printer) Flush() error {
+	if p.table && !p.started {
+		if err := p.tableRows(nil); err != nil {
+			return err
+		}
+	}
+	return p.w.Flush()
+}
 
 // Pretty prints one node for people, as `docker node inspect --pretty`.
 // now is for the certificate's time left.

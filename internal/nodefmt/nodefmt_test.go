@@ -36,6 +36,10 @@ func TestPrinter(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// An empty page first, as a filtered listing has.
+			if err := p.Page(nil); err != nil {
+				t.Fatal(err)
+			}
 			if err := p.Page(page1); err != nil {
 				t.Fatal(err)
 			}
@@ -116,5 +120,23 @@ func TestBrief(t *testing.T) {
 		if got := p.Brief(); got != tt.brief {
 			t.Errorf("Brief() of %q (quiet %v) = %v, want %v", tt.format, tt.quiet, got, tt.brief)
 		}
+	}
+}
+
+// TestEmptyTable: a listing with no node prints the table's header alone.
+func TestEmptyTable(t *testing.T) {
+	var b bytes.Buffer
+	p, err := New(&b, `table {{.Hostname}}\t{{.Role}}`, false, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Page(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "HOSTNAME   ROLE\n" {
+		t.Errorf("got %q", b.String())
 	}
 }
