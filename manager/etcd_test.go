@@ -332,8 +332,15 @@ type group struct {
 // token and reach the same store; their root key is the first one's file.
 func managersOn(t testing.TB, n int, ttl time.Duration, data1 string, res *cluster.InitResult) *group {
 	t.Helper()
+	return managersOnWith(t, n, ttl, data1, res, Config{})
+}
+
+// managersOnWith is managersOn with more of each manager's Config.
+func managersOnWith(t testing.TB, n int, ttl time.Duration, data1 string, res *cluster.InitResult, more Config) *group {
+	t.Helper()
 	g := &group{res: res}
 	add := func(data string, cfg Config) {
+		cfg.HeartbeatPeriod = more.HeartbeatPeriod
 		addr, met, stop := runManager(t, data, cfg)
 		g.data, g.addrs, g.mets, g.stops = append(g.data, data), append(g.addrs, addr), append(g.mets, met), append(g.stops, stop)
 	}
@@ -562,4 +569,55 @@ func joinCert(ctx context.Context, c *client.Client, token string) (*x509.Certif
 		tc.Certificate = append(tc.Certificate, x.Raw)
 	}
 	return chain[0], tc, nil
+}
+
+// TestLivenessIsShared: a node that reports to one manager only is Ready
+// on both; once it stops, both say Down, at the same time give or take the
+// time a heartbeat takes to go through the store.
+func TestLivenessIsShared(t *testing.T) {
+	data1, res, _, _ := etcdDataDir(t)
+	const period = 300 * time.Millisecond
+	g := managersOnWith(t, 2, 5*time.Second, data1, res, Config{HeartbeatPeriod: period})
+	ctx := context.Background()
+	c2 := client.New(g.addrs[1], g.pool, nil)
+	defer c2.Close()
+	leaf, cert, err := joinCert(ctx, c2, res.WorkerToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := leaf.Subject.CommonName
+	asNode := client.New(g.addrs[1], g.pool, func() *tls.Certificate { return cert })
+	defer asNode.Close()
+	admins := []*client.Client{client.NewSocket(filepath.Join(g.data[0], api.SocketFile)), client.NewSocket(filepath.Join(g.data[1], api.SocketFile))}
+	status := func(i int) string {
+		n, err := admins[i].Node(ctx, id)
+		if err != nil {
+			return err.Error()
+		}
+		return n.Status
+	}
+	// Heartbeats to the second manager only.
+	for range 10 {
+		if _, err := asNode.Status(ctx, api.StatusRequest{}); err != nil {
+			t.Fatal(err)
+		}
+		// A heartbeat goes through the store within a flush (200 ms).
+		time.Sleep(period)
+		if s0, s1 := status(0), status(1); s0 != "Ready" || s1 != "Ready" {
+			t.Fatalf("while the node reports to the second manager: %s on the first, %s on the second", s0, s1)
+		}
+	}
+	// Silent: both say Down, within moments of each other.
+	var down [2]time.Time
+	waitFor(t, "both managers to say Down", func() bool {
+		for i := range down {
+			if down[i].IsZero() && status(i) == "Down" {
+				down[i] = time.Now()
+			}
+		}
+		return !down[0].IsZero() && !down[1].IsZero()
+	})
+	if d := down[0].Sub(down[1]).Abs(); d > period {
+		t.Errorf("the managers said Down %s apart", d)
+	}
 }

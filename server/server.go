@@ -160,6 +160,9 @@ func New(cfg Config) (*Server, error) {
 		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst}),
 		renames:      ratelimit.New(ratelimit.Config[struct{}]{Every: RenameInterval, Burst: RenameBurst})}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
+	if sh, ok := cfg.Store.(store.SeenSharer); ok && cfg.Shared {
+		s.live.share(sh)
+	}
 	if cfg.NodeStatsInterval <= 0 {
 		cfg.NodeStatsInterval = DefaultNodeStatsInterval
 	}
@@ -263,6 +266,9 @@ func (s *Server) Serve(ctx context.Context, ln, uln net.Listener) error {
 	}
 	adminSrv := &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 2)
+	liveCtx, stopLive := context.WithCancel(ctx)
+	defer stopLive()
+	go s.live.run(liveCtx, s.log)
 	go func() { errc <- tlsSrv.Serve(tls.NewListener(ln, tlsSrv.TLSConfig)) }()
 	go func() { errc <- adminSrv.Serve(uln) }()
 	s.log.Info("manager API listening", "addr", ln.Addr().String(), "socket", sock)
