@@ -573,7 +573,9 @@ func joinCert(ctx context.Context, c *client.Client, token string) (*x509.Certif
 
 // TestLivenessIsShared: a node that reports to one manager only is Ready
 // on both; once it stops, both say Down, at the same time give or take the
-// time a heartbeat takes to go through the store.
+// time a heartbeat takes to go through the store. MANAGER STATUS says
+// Leader and Reachable, and once the leader stops, the other leads and the
+// stopped one is Unreachable.
 func TestLivenessIsShared(t *testing.T) {
 	data1, res, _, _ := etcdDataDir(t)
 	const period = 300 * time.Millisecond
@@ -620,4 +622,29 @@ func TestLivenessIsShared(t *testing.T) {
 	if d := down[0].Sub(down[1]).Abs(); d > period {
 		t.Errorf("the managers said Down %s apart", d)
 	}
+
+	// MANAGER STATUS follows the election and the shared liveness.
+	managerStatus := func(admin *client.Client, i int) string {
+		nodes, err := admin.Nodes(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		self, err := certdir.In(g.data[i]).NodeChain()
+		if err != nil {
+			return err.Error()
+		}
+		for _, n := range nodes {
+			if n.ID == self[0].Subject.CommonName {
+				return n.ManagerStatus
+			}
+		}
+		return "missing"
+	}
+	waitFor(t, "Leader and Reachable", func() bool {
+		return managerStatus(admins[1], 0) == "Leader" && managerStatus(admins[1], 1) == "Reachable"
+	})
+	g.stops[0]()
+	waitFor(t, "the second manager to lead and the first to be Unreachable", func() bool {
+		return managerStatus(admins[1], 1) == "Leader" && managerStatus(admins[1], 0) == "Unreachable"
+	})
 }

@@ -150,8 +150,15 @@ func Run(ctx context.Context, cfg Config) error {
 	issuers := &issuer.Holder{}
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)
 	reg := prometheus.NewRegistry()
+	var leaderOf func(context.Context) (string, error)
+	if el, ok := election.(interface {
+		Leader(context.Context) (string, error)
+	}); ok {
+		// node ls's MANAGER STATUS follows the election.
+		leaderOf = el.Leader
+	}
 	srv, err := server.New(server.Config{
-		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: shared != nil,
+		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: shared != nil, Leader: leaderOf,
 		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
 		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})

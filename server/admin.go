@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -103,7 +104,7 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := api.Info{
-		ClusterID: info.ClusterID, LeaderID: c.LeaderID, Managers: info.Managers, Nodes: info.Nodes,
+		ClusterID: info.ClusterID, LeaderID: s.leaderID(r.Context(), c), Managers: info.Managers, Nodes: info.Nodes,
 		CertExpiry: info.CertExpiry, CertRecordRetention: info.CertRecordRetention, Backend: info.Backend, AdvertiseAddr: info.AdvertiseAddr,
 		RootSubject: info.RootSubject, RootFingerprint: info.RootFingerprint, RootNotAfter: info.RootNotAfter,
 	}
@@ -133,6 +134,20 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// leaderID names the manager that leads now: the election's answer when
+// the server has one (Config.Leader), else the cluster record's.
+func (s *Server) leaderID(ctx context.Context, c store.Cluster) string {
+	if s.cfg.Leader == nil {
+		return c.LeaderID
+	}
+	id, err := s.cfg.Leader(ctx)
+	if err != nil {
+		s.log.Warn("reading the leader from the election failed", "err", err)
+		return ""
+	}
+	return id
 }
 
 func (s *Server) apiNode(n store.Node, leader string) api.Node {
@@ -183,6 +198,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	leader := s.leaderID(r.Context(), c)
 	page, err := s.cfg.Store.ListNodes(r.Context(), store.ListOptions{After: q.Get("after"), Limit: limit})
 	if errors.Is(err, store.ErrInvalidCursor) || errors.Is(err, store.ErrInvalidListOptions) {
 		s.fail(w, r, http.StatusBadRequest, api.CodeBadRequest, "bad_cursor", "the after cursor is not one a node listing returned; start again without it")
@@ -196,7 +212,7 @@ func (s *Server) handleNodes(w http.ResponseWriter, r *http.Request) {
 		if n.State == store.StateRemoved {
 			continue
 		}
-		if an := s.apiNode(n, c.LeaderID); filter.Match(an) {
+		if an := s.apiNode(n, leader); filter.Match(an) {
 			out.Nodes = append(out.Nodes, an)
 		}
 	}
@@ -214,7 +230,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 		s.adminError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.apiNode(n, c.LeaderID))
+	writeJSON(w, http.StatusOK, s.apiNode(n, s.leaderID(r.Context(), c)))
 }
 
 func (s *Server) handleSetRole(role ca.Role) http.HandlerFunc {
@@ -229,7 +245,7 @@ func (s *Server) handleSetRole(role ca.Role) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		writeJSON(w, http.StatusOK, s.apiNode(n, c.LeaderID))
+		writeJSON(w, http.StatusOK, s.apiNode(n, s.leaderID(r.Context(), c)))
 	}
 }
 

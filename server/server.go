@@ -72,6 +72,10 @@ type Config struct {
 	// ForwardedCertHeader is never believed; a manager that sends it is
 	// served as itself.
 	Shared bool
+	// Leader, when set, names the manager that leads now (the election's
+	// answer with a shared store); otherwise the cluster record's LeaderID
+	// does.
+	Leader func(ctx context.Context) (string, error)
 	// Registry receives the metrics; nil means a new registry.
 	Registry *prometheus.Registry
 	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.
