@@ -112,6 +112,10 @@ func (l *liveness) flush(ctx context.Context) error {
 func (l *liveness) apply(r store.Seen) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.applyLocked(r)
+}
+
+func (l *liveness) applyLocked(r store.Seen) {
 	if !r.At.After(l.seen[r.NodeID]) {
 		return
 	}
@@ -141,6 +145,9 @@ func (l *liveness) reportTrust(id string, now time.Time, fingerprint, serial str
 		}
 		if last.At.IsZero() || now.Sub(last.At) >= l.writeEvery || r.Trusted != last.Trusted || r.Serial != last.Serial {
 			l.written[id], l.pending[id] = r, r
+			// What is written is what every manager will answer from;
+			// this one answers from it at once.
+			l.applyLocked(r)
 		}
 		return
 	}
