@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/internal/seed"
+	"github.com/chancery-pki/chancery/loadtest"
+)
+
+// BenchmarkIssuanceRecords compares the issuance rate of a manager whose
+// store holds 1,000 issued-certificate records with one whose store holds
+// 1,000,000 ($CHANCERY_BENCH_RECORDS). Each store is seeded through its own
+// RecordIssuance (seed.Nodes, then seed.Renew rounds: a tenth as many
+// nodes as records, each with ten certificates, as after nine renewals),
+// then nodes join and renew once each over TLS through the real API
+// ($CHANCERY_BENCH_JOINS per round, default 1,000, at concurrency 16). The
+// two managers are measured in turn for three rounds each, so that other
+// work on the machine weighs on both alike. It prints the join and the
+// renewal rates of each and the ratio large/small, which the issue wants
+// within 10%. The figure is the run: use -benchtime 1x.
+//
+//	go test -run '^$' -bench IssuanceRecords -benchtime 1x -timeout 30m ./server
+func BenchmarkIssuanceRecords(b *testing.B) {
+	large := benchEnvInt(b, "CHANCERY_BENCH_RECORDS", 1_000_000)
+	joins := benchEnvInt(b, "CHANCERY_BENCH_JOINS", 1_000)
+	const (
+		small       = 1_000
+		rounds      = 3
+		concurrency = 16
+	)
+	unbounded := cluster.RenewalLimit{Burst: 1 << 30, PerLifetime: 1 << 30}
+	for b.Loop() {
+		sizes := []int{small, large}
+		envs := make([]*env, len(sizes))
+		for i, n := range sizes {
+			envs[i] = newEnv(b, envOptions{quiet: true, renewalLimit: unbounded})
+			start := time.Now()
+			seedRecords(b, envs[i], n)
+			fmt.Printf("seeded %d issued-certificate records (%d nodes) through the store in %s\n",
+				n, max(n/10, 1), time.Since(start).Round(time.Millisecond))
+		}
+		var joinTime, renewTime [2]time.Duration
+		var joined, renewed [2]int
+		for range rounds {
+			for i := range sizes {
+				res := runLoad(b, envs[i], loadtest.Config{Nodes: joins, Concurrency: concurrency, Renewals: 1})
+				joinTime[i] += res.Joins.Elapsed
+				renewTime[i] += res.Renewals.Elapsed
+				joined[i] += res.Joins.Count
+				renewed[i] += res.Renewals.Count
+			}
+		}
+		var joinRate, renewRate [2]float64
+		for i, n := range sizes {
+			joinRate[i] = float64(joined[i]) / joinTime[i].Seconds()
+			renewRate[i] = float64(renewed[i]) / renewTime[i].Seconds()
+			fmt.Printf("%d records: %.0f joins/s, %.0f renewals/s (%d joins and %d renewals at concurrency %d)\n",
+				n, joinRate[i], renewRate[i], joined[i], renewed[i], concurrency)
+		}
+		fmt.Printf("%d records over %d: joins %.3f, renewals %.3f of the rate\n",
+			large, small, joinRate[1]/joinRate[0], renewRate[1]/renewRate[0])
+		b.ReportMetric(joinRate[0], "small-joins/s")
+		b.ReportMetric(joinRate[1], "large-joins/s")
+		b.ReportMetric(renewRate[0], "small-renewals/s")
+		b.ReportMetric(renewRate[1], "large-renewals/s")
+		b.ReportMetric(joinRate[1]/joinRate[0], "join-ratio")
+		b.ReportMetric(renewRate[1]/renewRate[0], "renewal-ratio")
+	}
+}
+
+// seedRecords records n issued certificates in e's store: n/10 nodes (at
+// least one) with a first certificate each, then renewals of them in
+// rounds until there are n.
+func seedRecords(b *testing.B, e *env, n int) {
+	b.Helper()
+	ctx := context.Background()
+	nodes := max(n/10, 1)
+	t0 := time.Now().Add(-200 * 24 * time.Hour)
+	opts := seed.Options{Now: t0, ManagerEvery: 1000, Concurrency: 1000}
+	ids, err := seed.Nodes(ctx, e.st, nodes, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for left, k := n-nodes, 1; left > 0; k++ {
+		round := ids[:min(left, len(ids))]
+		opts.Now = t0.Add(time.Duration(k) * 20 * 24 * time.Hour)
+		if err := seed.Renew(ctx, e.st, round, opts); err != nil {
+			b.Fatal(err)
+		}
+		left -= len(round)
+	}
+}
+
+// benchEnvInt reads a positive count from the environment variable name,
+// or returns def when it is unset.
+func benchEnvInt(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q is not a positive count", name, v)
+	}
+	return n
+}
