@@ -15,6 +15,7 @@ import (
 
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/internal/seed"
+	"github.com/chancery-pki/chancery/loadtest"
 )
 
 // BenchmarkNodeLs lists a cluster of 100,000 nodes ($CHANCERY_BENCH_NODES)
@@ -25,7 +26,15 @@ import (
 // the same manager over an empty cluster, both after a listing, divided by
 // the nodes.
 //
+// With $CHANCERY_BENCH_JOIN=api the nodes join through the manager's API
+// over TLS instead (a key pair and a certificate each, as `chancery join`
+// does), in batches of 5,000 at concurrency 64, until there are
+// $CHANCERY_BENCH_NODES or $CHANCERY_BENCH_JOIN_BUDGET (a duration, 5m by
+// default) has gone by; the listing is then of the nodes that joined, and
+// the join rate is printed.
+//
 //	go test -run '^$' -bench NodeLs -benchtime 5x ./cmd/chancery
+//	CHANCERY_BENCH_JOIN=api go test -run '^$' -bench NodeLs -benchtime 5x -timeout 30m ./cmd/chancery
 func BenchmarkNodeLs(b *testing.B) {
 	nodes := 100_000
 	if v := os.Getenv("CHANCERY_BENCH_NODES"); v != "" {
@@ -35,12 +44,28 @@ func BenchmarkNodeLs(b *testing.B) {
 		}
 		nodes = n
 	}
+	var join *joinBudget
+	switch mode := os.Getenv("CHANCERY_BENCH_JOIN"); mode {
+	case "", "seed":
+	case "api":
+		join = &joinBudget{budget: 5 * time.Minute}
+		if v := os.Getenv("CHANCERY_BENCH_JOIN_BUDGET"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				b.Fatalf("CHANCERY_BENCH_JOIN_BUDGET=%q is not a duration", v)
+			}
+			join.budget = d
+		}
+	default:
+		b.Fatalf("CHANCERY_BENCH_JOIN=%q: want seed or api", mode)
+	}
 	bin := buildChancery(b)
-	empty := lsCluster(b, bin, 0)
+	empty := lsCluster(b, bin, 0, nil)
 	emptyRSS := empty.rssAfterLs(b)
 	empty.stop()
 
-	full := lsCluster(b, bin, nodes)
+	full := lsCluster(b, bin, nodes, join)
+	nodes = full.nodes
 	defer full.stop()
 	var cliPeak int64
 	var cliCPU time.Duration
@@ -63,8 +88,12 @@ func BenchmarkNodeLs(b *testing.B) {
 	fullRSS := rss(b, full.cmd.Process.Pid, "VmRSS:")
 	mgrPeak := rss(b, full.cmd.Process.Pid, "VmHWM:")
 	perNode := float64(fullRSS-emptyRSS) / float64(nodes)
-	fmt.Printf("node ls of %d nodes: %s (CPU: CLI %s, manager %s); CLI peak RSS %.1f MiB; manager peak RSS %.1f MiB, RSS %.1f MiB (%.1f MiB empty): %.0f bytes/node\n",
-		nodes, perLs.Round(time.Millisecond), cliCPU.Round(time.Millisecond), mgrCPU.Round(time.Millisecond),
+	how := "seeded through the store"
+	if join != nil {
+		how = "joined through the API"
+	}
+	fmt.Printf("node ls of %d nodes %s: %s (CPU: CLI %s, manager %s); CLI peak RSS %.1f MiB; manager peak RSS %.1f MiB, RSS %.1f MiB (%.1f MiB empty): %.0f bytes/node\n",
+		nodes, how, perLs.Round(time.Millisecond), cliCPU.Round(time.Millisecond), mgrCPU.Round(time.Millisecond),
 		mib(cliPeak), mib(mgrPeak), mib(fullRSS), mib(emptyRSS), perNode)
 	b.ReportMetric(float64(perLs.Microseconds())/1000, "ls-ms")
 	b.ReportMetric(float64(cliCPU.Microseconds())/1000, "cli-cpu-ms")
@@ -87,15 +116,22 @@ func buildChancery(b *testing.B) string {
 
 func mib(n int64) float64 { return float64(n) / (1 << 20) }
 
-// lsBench is a manager process over a seeded data directory.
+// lsBench is a manager process over a data directory of nodes nodes.
 type lsBench struct {
 	bin, data string
 	cmd       *exec.Cmd
+	nodes     int
 }
 
-// lsCluster inits a cluster, seeds it with n nodes through its store, and
-// starts its manager as a process.
-func lsCluster(b *testing.B, bin string, n int) *lsBench {
+// joinBudget bounds the joins through the API: they stop at budget.
+type joinBudget struct {
+	budget time.Duration
+}
+
+// lsCluster inits a cluster, and starts its manager as a process. With
+// join nil it first seeds n nodes through the store; otherwise n nodes
+// join through the manager's API, or as many as join within the budget.
+func lsCluster(b *testing.B, bin string, n int, join *joinBudget) *lsBench {
 	root, err := os.MkdirTemp("", "lsb")
 	if err != nil {
 		b.Fatal(err)
@@ -112,7 +148,7 @@ func lsCluster(b *testing.B, bin string, n int) *lsBench {
 	if code := runWith([]string{"init", "--no-run", "--hostname", "m1", "--data-dir", data, "--listen-addr", addr, "--advertise-addr", addr}, &out, &errb); code != 0 {
 		b.Fatalf("init: %s", errb.String())
 	}
-	if n > 0 {
+	if n > 0 && join == nil {
 		st, err := cluster.OpenStore(data)
 		if err != nil {
 			b.Fatal(err)
@@ -125,9 +161,42 @@ func lsCluster(b *testing.B, bin string, n int) *lsBench {
 		}
 		fmt.Printf("seeded %d nodes through the store in %s\n", n, time.Since(start).Round(time.Millisecond))
 	}
-	l := &lsBench{bin: bin, data: data, cmd: execManager(b, bin, data)}
+	l := &lsBench{bin: bin, data: data, cmd: execManager(b, bin, data), nodes: n}
 	waitAdmin(b, data)
+	if n > 0 && join != nil {
+		l.nodes = joinAPI(b, data, addr, n, join.budget)
+	}
 	return l
+}
+
+// joinAPI joins up to n nodes through the API of the manager at addr, in
+// batches, until n have joined or budget has gone by, and returns how
+// many joined.
+func joinAPI(b *testing.B, data, addr string, n int, budget time.Duration) int {
+	var out, errb strings.Builder
+	if code := runWith([]string{"join-token", "-q", "worker", "--data-dir", data}, &out, &errb); code != 0 {
+		b.Fatalf("join-token: %s", errb.String())
+	}
+	token := strings.TrimSpace(out.String())
+	const batch = 5000
+	start := time.Now()
+	joined := 0
+	for joined < n && time.Since(start) < budget {
+		res, err := loadtest.Run(context.Background(), loadtest.Config{
+			Addr: addr, Token: token, Nodes: min(batch, n-joined), Concurrency: 64,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res.Joins.Errors > 0 {
+			b.Fatalf("%d join errors; first: %s", res.Joins.Errors, res.Joins.FirstError)
+		}
+		joined += res.Joins.Count
+	}
+	took := time.Since(start)
+	fmt.Printf("joined %d nodes through the API in %s: %.0f joins/s\n",
+		joined, took.Round(time.Millisecond), float64(joined)/took.Seconds())
+	return joined
 }
 
 // ls runs `chancery node ls` as a process, and returns its peak resident
