@@ -146,6 +146,22 @@ func WriteSettings(dataDir string, s Settings) error {
 	return nil
 }
 
+// ReplaceSettings replaces dataDir's settings file, or creates it, 0600, in
+// one atomic step: a crash leaves the old file or the new one.
+func ReplaceSettings(dataDir string, s Settings) error {
+	if s.Type == "" {
+		return errors.New("store: settings without a store type")
+	}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("store: failed to encode the settings: %w", err)
+	}
+	if err := atomicfile.Write(filepath.Join(dataDir, SettingsFile), append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("store: the settings file: %w", err)
+	}
+	return nil
+}
+
 // Open opens the store dataDir's settings name (see ReadSettings). A data
 // directory whose store does not exist gives ErrNoStore.
 func Open(ctx context.Context, dataDir string, now func() time.Time) (Store, error) {

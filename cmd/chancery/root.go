@@ -73,7 +73,7 @@ them on their own.`,
 	}
 	root.PersistentFlags().StringVar(&a.dataDir, "data-dir", defaultDataDir(), "data directory (default from $"+DataDirEnv+")")
 	root.PersistentFlags().StringVar(&a.logLevel, "log-level", "info", "log level of running managers and nodes: debug, info, warn, error")
-	root.AddCommand(newInitCmd(a), newJoinCmd(a), newRunCmd(a), newJoinTokenCmd(a), newUpdateCmd(a), newCACmd(a),
+	root.AddCommand(newInitCmd(a), newStoreCmd(a), newJoinCmd(a), newRunCmd(a), newJoinTokenCmd(a), newUpdateCmd(a), newCACmd(a),
 		newInfoCmd(a), newNodeCmd(a), newAuditCmd(a), newVaultCmd(a), newBenchCmd(a), newLeaveCmd(a))
 	return root
 }

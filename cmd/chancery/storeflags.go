@@ -13,19 +13,27 @@ import (
 
 // storeFlags choose where init keeps the cluster's state.
 type storeFlags struct {
-	typ                              string
+	// typ is the store type, from the flag named typFlag ("store", or
+	// "to" for store migrate).
+	typ, typFlag                     string
 	endpoints, prefix, ca, cert, key string
 }
 
 func addStoreFlags(f *pflag.FlagSet) *storeFlags {
-	s := &storeFlags{}
+	s := &storeFlags{typFlag: "store"}
 	f.StringVar(&s.typ, "store", boltstore.Name, "where the cluster's state is kept: bbolt (a file in the data directory, for one manager) or etcd (an etcd cluster that managers share)")
-	f.StringVar(&s.endpoints, "etcd-endpoints", "", "with --store etcd: etcd's client URLs, comma-separated (https://HOST:2379,...)")
-	f.StringVar(&s.prefix, "etcd-prefix", "", "with --store etcd: the key prefix of this cluster's state (default "+etcdstore.DefaultPrefix+")")
-	f.StringVar(&s.ca, "etcd-cacert", "", "with --store etcd: the PEM file of the CA that signed etcd's certificates (default: the system's)")
-	f.StringVar(&s.cert, "etcd-cert", "", "with --store etcd: the PEM file of the client certificate to present to etcd")
-	f.StringVar(&s.key, "etcd-key", "", "with --store etcd: the PEM file of that certificate's key (mode 0600)")
+	s.addEtcdFlags(f, "with --store etcd: ")
 	return s
+}
+
+// addEtcdFlags declares the flags that say how to reach etcd, each usage
+// starting with when (which flag they go with).
+func (s *storeFlags) addEtcdFlags(f *pflag.FlagSet, when string) {
+	f.StringVar(&s.endpoints, "etcd-endpoints", "", when+"etcd's client URLs, comma-separated (https://HOST:2379,...)")
+	f.StringVar(&s.prefix, "etcd-prefix", "", when+"the key prefix of this cluster's state (default "+etcdstore.DefaultPrefix+")")
+	f.StringVar(&s.ca, "etcd-cacert", "", when+"the PEM file of the CA that signed etcd's certificates (default: the system's)")
+	f.StringVar(&s.cert, "etcd-cert", "", when+"the PEM file of the client certificate to present to etcd")
+	f.StringVar(&s.key, "etcd-key", "", when+"the PEM file of that certificate's key (mode 0600)")
 }
 
 // settings returns the store settings the flags give. Files are recorded
@@ -43,13 +51,13 @@ func (s *storeFlags) settings() (store.Settings, error) {
 	case boltstore.Name:
 		for _, e := range etcdFlags {
 			if e.value != "" {
-				return store.Settings{}, fmt.Errorf("--%s needs --store etcd", e.flag)
+				return store.Settings{}, fmt.Errorf("--%s needs --%s etcd", e.flag, s.typFlag)
 			}
 		}
 		return store.Settings{}, nil
 	case etcdstore.Name:
 		if s.endpoints == "" {
-			return store.Settings{}, fmt.Errorf("--store etcd needs --etcd-endpoints")
+			return store.Settings{}, fmt.Errorf("--%s etcd needs --etcd-endpoints", s.typFlag)
 		}
 		opts := map[string]string{}
 		for _, e := range etcdFlags {
@@ -68,5 +76,5 @@ func (s *storeFlags) settings() (store.Settings, error) {
 		}
 		return store.Settings{Type: etcdstore.Name, Options: opts}, nil
 	}
-	return store.Settings{}, fmt.Errorf("unknown --store %q: bbolt or etcd", s.typ)
+	return store.Settings{}, fmt.Errorf("unknown --%s %q: bbolt or etcd", s.typFlag, s.typ)
 }
