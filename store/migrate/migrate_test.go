@@ -29,7 +29,9 @@ func TestMain(m *testing.M) {
 
 // source returns a bbolt store holding a rotated cluster record, nodes
 // nodes with a certificate each, and an audit log of more than one page.
-func source(t *testing.T, nodes int) *boltstore.Store {
+func source(t *testing.T, nodes int) *boltstore.Store { return sourceTB(t, nodes) }
+
+func sourceTB(t testing.TB, nodes int) *boltstore.Store {
 	t.Helper()
 	src, err := boltstore.Open(filepath.Join(t.TempDir(), "chancery.db"), boltstore.Options{})
 	if err != nil {
@@ -55,7 +57,9 @@ func source(t *testing.T, nodes int) *boltstore.Store {
 	return src
 }
 
-func target(t *testing.T) *etcdstore.Store {
+func target(t *testing.T) *etcdstore.Store { return targetTB(t) }
+
+func targetTB(t testing.TB) *etcdstore.Store {
 	t.Helper()
 	c := etcddev.Require(t)
 	b := make([]byte, 6)
