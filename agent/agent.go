@@ -103,8 +103,10 @@ type Agent struct {
 	// renewals counts successful renewals, for tests.
 	renewals atomic.Int64
 	mgr      Manager
-	// addr is the manager's address when the agent made its own client.
-	addr string
+	// addr is the manager's address when the agent made its own client;
+	// calling holds it too (a string), for Manager.
+	addr    string
+	calling atomic.Value
 	// leader is the leader's address (a string), for a forwarding manager.
 	leader atomic.Value
 }
@@ -150,6 +152,7 @@ func New(cfg Config) (*Agent, error) {
 			return nil, err
 		}
 		a.addr = st.Managers[0]
+		a.calling.Store(a.addr)
 		a.mgr = client.NewForCluster(a.addr, pool(roots), a.Certificate, a.clusterID())
 	}
 	if st, err := ReadState(cfg.DataDir); err == nil {
@@ -256,8 +259,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			continue
 		}
 		beatAt = now.Add(period)
-		st, err := a.mgr.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname, TrustedRoot: a.trustedRoot(),
-			CertSerial: signer.SerialHex(a.Leaf().SerialNumber)})
+		var st *api.Status
+		err := a.call(ctx, func(m Manager) (err error) {
+			st, err = m.Status(ctx, api.StatusRequest{Hostname: a.cfg.Hostname, TrustedRoot: a.trustedRoot(),
+				CertSerial: signer.SerialHex(a.Leaf().SerialNumber)})
+			return err
+		})
 		if err != nil {
 			if removed(err) {
 				return ErrRemoved
@@ -279,6 +286,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		if st.LeaderAddr != "" && st.LeaderAddr != a.Leader() {
 			a.followLeader(st.LeaderAddr)
 		}
+		a.keepManagers(st.Managers)
 		// A role change renews at once, unless renewals are failing: then
 		// the backoff decides. So does a manager's request, during a root
 		// rotation.
@@ -330,6 +338,7 @@ func (a *Agent) followLeader(addr string) {
 	}
 	if a.addr != "" {
 		a.addr = addr
+		a.calling.Store(addr)
 		a.newClient()
 	}
 	a.log.Info("following the leader", "addr", addr)
@@ -389,7 +398,11 @@ func (a *Agent) renew(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := a.mgr.Renew(ctx, api.RenewRequest{CSR: string(csr)})
+	var resp *api.Certificate
+	err = a.call(ctx, func(m Manager) (err error) {
+		resp, err = m.Renew(ctx, api.RenewRequest{CSR: string(csr)})
+		return err
+	})
 	if err != nil {
 		return err
 	}

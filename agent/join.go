@@ -36,9 +36,10 @@ const StateFile = "node.json"
 
 // State is what a node remembers besides its certificates.
 type State struct {
-	// Managers are manager API addresses (HOST:PORT): the leader first, as
-	// the managers announce it, then the one the node joined through. The
-	// node calls the first.
+	// Managers are manager API addresses (HOST:PORT): the one the node
+	// calls first (the leader, as the managers announce it, or the one it
+	// joined through), then the others its manager's status answers list,
+	// which it tries in turn when the first cannot be reached.
 	Managers []string `json:"managers"`
 	// Hostname is the host name the node joined with.
 	Hostname string `json:"hostname,omitempty"`

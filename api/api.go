@@ -125,6 +125,10 @@ type StatusRequest struct {
 	CertSerial string `json:"cert_serial,omitempty"`
 }
 
+// MaxManagers bounds the managers' addresses a status answer lists, and a
+// node keeps.
+const MaxManagers = 16
+
 // Status is the manager's answer to a heartbeat: what the node should be.
 type Status struct {
 	// Role is the node's role as the store holds it now; a node whose
@@ -136,7 +140,12 @@ type Status struct {
 	// HeartbeatPeriod is how often the node should report.
 	HeartbeatPeriod time.Duration `json:"heartbeat_period"`
 	// LeaderAddr is the leader's API address, which the node should call.
+	// Managers that share a store (etcd) each serve, and send none.
 	LeaderAddr string `json:"leader_addr,omitempty"`
+	// Managers are the API addresses (HOST:PORT) of the live managers, at
+	// most MaxManagers: a node whose manager stops answering tries the
+	// others. With the embedded store, the one manager's address.
+	Managers []string `json:"managers,omitempty"`
 	// RenewNow asks the node to renew its certificate now: during a root
 	// rotation, its certificate is not from the key that signs now. Nodes
 	// are asked in batches, at a bounded rate.

@@ -104,7 +104,10 @@ type dutiesConfig struct {
 	// key there, which the manager watches.
 	etcd       *clientv3.Client
 	clusterKey string
-	metrics    *dutiesMetrics
+	// prefix is the store's key prefix in etcd; advertise is this
+	// manager's API address, kept there under its session (managers.go).
+	prefix, advertise string
+	metrics           *dutiesMetrics
 }
 
 // duties are a manager's CA work: the issuer, and the leader's work while
@@ -319,6 +322,9 @@ func (l *duties) keepSession(ctx context.Context) error {
 			case <-time.After(time.Second):
 			}
 			continue
+		}
+		if err := register(ctx, l.cfg.etcd, l.cfg.prefix, l.cfg.nodeID, l.cfg.advertise, lease.ID()); err != nil && ctx.Err() == nil {
+			l.cfg.Logger.Warn("recording this manager's address in the store failed; nodes are not told of it", "err", err)
 		}
 		l.regain()
 		<-lease.Context().Done()

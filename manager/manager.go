@@ -46,6 +46,11 @@ type Config struct {
 	DataDir string
 	// ListenAddr overrides the stored listen address when not empty.
 	ListenAddr string
+	// AdvertiseAddr is the API address nodes are told to reach this
+	// manager on, with a shared store; empty means the listener's address
+	// when it is not a wildcard, else the cluster record's for the manager
+	// that created the cluster.
+	AdvertiseAddr string
 	// Listener, when set, is used instead of listening on ListenAddr.
 	Listener net.Listener
 	// MetricsAddr, when set, serves Prometheus metrics over plain HTTP
@@ -157,9 +162,16 @@ func Run(ctx context.Context, cfg Config) error {
 		// node ls's MANAGER STATUS follows the election.
 		leaderOf = el.Leader
 	}
+	var managers *liveManagers
+	var managersOf func() []string
+	if shared != nil {
+		managers = &liveManagers{etcd: shared.Client(), prefix: shared.Prefix(), st: st, log: cfg.Logger}
+		managersOf = managers.get
+	}
 	srv, err := server.New(server.Config{
 		DataDir: cfg.DataDir, Store: st, Authority: auth, NodeID: nodeID, Registry: reg, Shared: shared != nil, Leader: leaderOf,
-		Clock: cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
+		Managers: managersOf,
+		Clock:    cfg.Clock, Logger: cfg.Logger, HeartbeatPeriod: cfg.HeartbeatPeriod, Backend: c.Backend.Type,
 		RenewRate: cfg.RenewRate, StragglerGrace: cfg.StragglerGrace, BackendOverrides: cfg.BackendOverrides,
 	})
 	if err != nil {
@@ -210,6 +222,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if shared != nil {
 		dcfg.etcd, dcfg.clusterKey = shared.Client(), shared.ClusterKey()
+		dcfg.prefix, dcfg.advertise = shared.Prefix(), advertiseOf(cfg, ln, c, nodeID)
+		if dcfg.advertise == "" {
+			cfg.Logger.Warn("this manager listens on a wildcard address and has no advertise address: nodes are not told of it")
+		}
 	}
 	lead, err := startDuties(audit.WithActor(ctx, nodeID), dcfg)
 	if err != nil {
@@ -263,6 +279,9 @@ func Run(ctx context.Context, cfg Config) error {
 		})
 	}
 	part("CA work", func(ctx context.Context) error { return lead.run(ctx) })
+	if managers != nil {
+		g.Go(func() error { return managers.run(gctx) })
+	}
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr().String())
 	}

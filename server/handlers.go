@@ -204,7 +204,7 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 		Role:           string(req.Role),
 		CertificatePEM: string(ca.EncodeCertificatesPEM(issued.Chain...)),
 		RootCAPEM:      string(cluster.TrustedPEM(c)),
-		LeaderAddr:     c.AdvertiseAddr,
+		LeaderAddr:     s.leaderAddr(c),
 	}, nil
 }
 

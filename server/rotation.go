@@ -118,8 +118,25 @@ func (s *Server) renewNow(n store.Node, c store.Cluster, now time.Time) bool {
 func (s *Server) status(n store.Node, c store.Cluster, req api.StatusRequest) *api.Status {
 	now := s.clock.Now()
 	s.live.reportTrust(n.ID, now, req.TrustedRoot, req.CertSerial)
-	return &api.Status{Role: n.Role, RootCAPEM: string(cluster.TrustedPEM(c)), HeartbeatPeriod: s.cfg.HeartbeatPeriod,
-		LeaderAddr: c.AdvertiseAddr, RenewNow: s.renewNow(n, c, now)}
+	st := &api.Status{Role: n.Role, RootCAPEM: string(cluster.TrustedPEM(c)), HeartbeatPeriod: s.cfg.HeartbeatPeriod,
+		LeaderAddr: s.leaderAddr(c), Managers: []string{c.AdvertiseAddr}, RenewNow: s.renewNow(n, c, now)}
+	if s.cfg.Managers != nil {
+		st.Managers = s.cfg.Managers()
+	}
+	if len(st.Managers) > api.MaxManagers {
+		st.Managers = st.Managers[:api.MaxManagers]
+	}
+	return st
+}
+
+// leaderAddr is the address a node is told to call: the cluster record's
+// advertise address, where joined managers forward to the leader; none
+// with a shared store, where every manager serves.
+func (s *Server) leaderAddr(c store.Cluster) string {
+	if s.cfg.Shared {
+		return ""
+	}
+	return c.AdvertiseAddr
 }
 
 // RotationFacts are what this manager knows of every member during the

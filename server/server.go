@@ -76,6 +76,10 @@ type Config struct {
 	// answer with a shared store); otherwise the cluster record's LeaderID
 	// does.
 	Leader func(ctx context.Context) (string, error)
+	// Managers, when set, returns the API addresses of the live managers
+	// (of a shared store), for the status answer; otherwise that answer
+	// lists the cluster record's advertise address alone.
+	Managers func() []string
 	// Registry receives the metrics; nil means a new registry.
 	Registry *prometheus.Registry
 	// HeartbeatPeriod defaults to DefaultHeartbeatPeriod.

@@ -76,6 +76,8 @@ type envOptions struct {
 	clock clock.Clock
 	// renewalLimit is the server's; zero means the default.
 	renewalLimit cluster.RenewalLimit
+	// managers is the server's Config.Managers.
+	managers func() []string
 }
 
 // env is a cluster with a manager serving its API over real TLS on
@@ -168,6 +170,7 @@ func newEnv(t testing.TB, opts envOptions) *env {
 	e.srv, err = New(Config{
 		DataDir: dir, Store: e.st, Authority: e.auth, NodeID: res.NodeID, Shared: opts.shared,
 		Logger: logger, Backend: c.Backend.Type, Clock: opts.clock, RenewalLimit: opts.renewalLimit,
+		Managers: opts.managers,
 	})
 	if err != nil {
 		t.Fatal(err)
