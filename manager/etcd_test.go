@@ -188,7 +188,12 @@ func TestCutOffManagerStopsIssuing(t *testing.T) {
 		l := logs.String()
 		return strings.Contains(l, "stopped issuing") && strings.Contains(l, "this manager stopped leading")
 	})
-	stopped := time.Now()
+	// When the manager stopped, as its log lines say (not when this test
+	// polled them, which a loaded machine may delay).
+	stopped := loggedAt(t, logs.String(), "stopped issuing")
+	if at := loggedAt(t, logs.String(), "this manager stopped leading"); at.After(stopped) {
+		stopped = at
+	}
 	if d := stopped.Sub(cut); d > ttl {
 		t.Errorf("the manager stopped leading and issuing %s after the cut; the TTL is %s", d, ttl)
 	}
@@ -262,6 +267,25 @@ func scrape(t *testing.T, addr, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// loggedAt is the time of the first line of a text log that contains msg.
+func loggedAt(t *testing.T, logs, msg string) time.Time {
+	t.Helper()
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		f, _, _ := strings.Cut(line, " ")
+		if v, ok := strings.CutPrefix(f, "time="); ok {
+			if at, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return at
+			}
+		}
+		t.Fatalf("log line without a time: %s", line)
+	}
+	t.Fatalf("no log line says %q", msg)
+	return time.Time{}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -54,7 +54,7 @@ log "building etcd $ETCD_VERSION into $BIN (2-3 minutes the first time)"
 start=$(date +%s)
 tmp=$(mktemp "$DIR/.etcd-build-XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-(cd tools/etcd && CGO_ENABLED=0 go build -mod=readonly -trimpath -o "$tmp" .)
+(cd tools/etcd && CGO_ENABLED=0 go build -mod=readonly -trimpath -buildvcs=false -o "$tmp" .)
 chmod 0755 "$tmp"
 "$tmp" --version >/dev/null
 mv -f "$tmp" "$BIN"

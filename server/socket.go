@@ -12,16 +12,23 @@ import (
 )
 
 // ListenSocket creates the administration socket in dataDir, owner-only
-// (0600), replacing a stale one. The socket is bound under a temporary name
-// beside it, given its mode, and only then renamed into place, so that
-// D/chancery.sock never exists with another mode, not even for a moment
-// (and whoever connects to it reaches a listener that is ready). Closing
-// the listener removes the socket file, if it is still this listener's.
+// (0600), replacing a stale one. The socket is bound in a private (0700)
+// directory of its own beside it, given its mode, and only then renamed
+// into place, so that D/chancery.sock never exists with another mode, not
+// even for a moment, and no other user can connect while it has the
+// umask's mode (and whoever connects reaches a listener that is ready).
+// Closing the listener removes the socket file, if it is still this
+// listener's.
 func ListenSocket(dataDir string) (net.Listener, error) {
 	sock := filepath.Join(dataDir, api.SocketFile)
-	// As long as api.SocketFile, so that a path that fits in a socket
+	// No longer than api.SocketFile, so that a path that fits in a socket
 	// address fits here too.
-	tmp := filepath.Join(dataDir, ".chsock-"+rand.Text()[:5])
+	dir := filepath.Join(dataDir, ".chs"+rand.Text()[:4])
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: failed to create the administration socket: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	tmp := filepath.Join(dir, "s")
 	ln, err := net.Listen("unix", tmp)
 	if err != nil {
 		return nil, fmt.Errorf("server: failed to listen on the administration socket: %w", err)
@@ -30,7 +37,6 @@ func ListenSocket(dataDir string) (net.Listener, error) {
 	uln.SetUnlinkOnClose(false)
 	fail := func(err error) (net.Listener, error) {
 		uln.Close()
-		os.Remove(tmp)
 		return nil, fmt.Errorf("server: failed to create the administration socket: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o600); err != nil {

@@ -63,6 +63,10 @@ func writeFile(t *testing.T, data string, mode os.FileMode) string {
 	if err := os.WriteFile(p, []byte(data), mode); err != nil {
 		t.Fatal(err)
 	}
+	// The mode as asked, whatever the umask.
+	if err := os.Chmod(p, mode); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 

@@ -77,7 +77,11 @@ func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
 			continue
 		}
 		u, err := url.Parse(e)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.User != nil || u.RawQuery != "" {
+		if err == nil && u.User != nil {
+			// Never repeat a password given in the URL.
+			return Config{}, fmt.Errorf("etcdstore: endpoint %q holds a user name or password: etcd endpoints are URLs such as https://10.0.0.1:2379, with client certificates for authentication", u.Redacted())
+		}
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return Config{}, fmt.Errorf("etcdstore: endpoint %q is not an etcd client URL such as https://10.0.0.1:2379", e)
 		}
 		cfg.Endpoints = append(cfg.Endpoints, u.Scheme+"://"+u.Host)

@@ -35,7 +35,7 @@ func TestParseOptions(t *testing.T) {
 		{"empty", map[string]string{"endpoints": " , "}, nil, "", false, "no endpoints"},
 		{"no scheme", map[string]string{"endpoints": "127.0.0.1:2379"}, nil, "", false, "not an etcd client URL"},
 		{"other scheme", map[string]string{"endpoints": "unix:///run/etcd.sock"}, nil, "", false, "not an etcd client URL"},
-		{"user", map[string]string{"endpoints": "https://root:pw@a:2379"}, nil, "", false, "not an etcd client URL"},
+		{"user", map[string]string{"endpoints": "https://root:s3cret@a:2379"}, nil, "", false, "holds a user name or password"},
 		{"path", map[string]string{"endpoints": "https://a:2379/v3"}, nil, "", false, "not an etcd client URL"},
 		{"mixed", map[string]string{"endpoints": "https://a:2379,http://b:2379"}, nil, "", false, "mix http and https"},
 		{"unknown option", map[string]string{"endpoints": "http://a:2379", "password": "x"}, nil, "", false, `unknown store option "password"`},
@@ -56,6 +56,9 @@ func TestParseOptions(t *testing.T) {
 				}
 				if strings.Contains(err.Error(), "not a key") {
 					t.Errorf("the error shows a key file's content: %v", err)
+				}
+				if strings.Contains(err.Error(), "s3cret") {
+					t.Errorf("the error shows the endpoint's password: %v", err)
 				}
 				return
 			}
