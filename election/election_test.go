@@ -167,7 +167,10 @@ func TestNeverTwoLeaders(t *testing.T) {
 					continue
 				}
 				tm := term{id: cd.id, start: time.Now()}
-				leading <- cd
+				select {
+				case leading <- cd:
+				case <-ctx.Done():
+				}
 				f, _ := store.FenceFrom(lctx)
 				for lctx.Err() == nil {
 					// A fenced write, as the leader's duties make.

@@ -117,18 +117,25 @@ func (l *Lease) lose(cause error) {
 	}
 }
 
-// keepAlive renews the lease every third of its TTL until its context
-// ends. Each renewal that etcd confirms moves the deadline to the TTL
+// keepAlive renews the lease every third of its TTL (a tenth after a
+// failure) until its context ends. Each renewal that etcd confirms moves the deadline to the TTL
 // after the renewal was sent: etcd expires the lease no sooner.
 func (l *Lease) keepAlive() {
 	defer close(l.done)
 	every := l.ttl / 3
+	// After a failed renewal, the next comes sooner: two slow renewals a
+	// third of the TTL apart could otherwise lose a lease etcd still holds.
+	retry := max(l.ttl/10, 100*time.Millisecond)
 	var lastErr error
 	for {
+		wait := every
+		if lastErr != nil {
+			wait = retry
+		}
 		select {
 		case <-l.ctx.Done():
 			return
-		case <-time.After(every):
+		case <-time.After(wait):
 		}
 		l.mu.Lock()
 		deadline := l.deadline
