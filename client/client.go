@@ -58,7 +58,8 @@ type Client struct {
 }
 
 // New returns a client of the manager at addr (HOST:PORT) that trusts the
-// roots and, when cert is not nil, authenticates with the certificate it
+// roots (refusing a certificate the external CA endpoint issued: see
+// CheckIssuer) and, when cert is not nil, authenticates with the certificate it
 // returns at each handshake (so that a renewed certificate is used at
 // once). With roots nil the manager is not authenticated: use that only for
 // FetchRoot, whose answer the caller checks against a join token's digest.
@@ -66,6 +67,8 @@ func New(addr string, roots *x509.CertPool, cert func() *tls.Certificate) *Clien
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: ServerName, RootCAs: roots}
 	if roots == nil {
 		cfg.InsecureSkipVerify = true // the answer is pinned by the token's digest
+	} else {
+		cfg.VerifyConnection = CheckIssuer
 	}
 	if cert != nil {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
@@ -97,10 +100,26 @@ func NewForCluster(addr string, roots *x509.CertPool, cert func() *tls.Certifica
 	return c
 }
 
-// CheckManager checks that a verified TLS peer is a manager of clusterID.
-func CheckManager(cs tls.ConnectionState, clusterID string) error {
+// CheckIssuer checks that a verified TLS peer's certificate was issued by
+// the cluster's own issuer: it refuses one that chains to the root through
+// the external CA endpoint's intermediate (ca.IsExternalCA), which the
+// endpoint uses for other clusters' (swarms') nodes, so that a swarm manager
+// cannot pose as a manager to a node that joins with a token.
+func CheckIssuer(cs tls.ConnectionState) error {
 	if len(cs.PeerCertificates) == 0 {
 		return errors.New("client: the manager presented no certificate")
+	}
+	if err := ca.CheckNotExternal(cs.VerifiedChains); err != nil {
+		return fmt.Errorf("client: the server's certificate (%s) is not a manager's: %w", cs.PeerCertificates[0].Subject, err)
+	}
+	return nil
+}
+
+// CheckManager checks that a verified TLS peer is a manager of clusterID,
+// issued by the cluster's own issuer (CheckIssuer).
+func CheckManager(cs tls.ConnectionState, clusterID string) error {
+	if err := CheckIssuer(cs); err != nil {
+		return err
 	}
 	s := cs.PeerCertificates[0].Subject
 	if len(s.Organization) != 1 || s.Organization[0] != clusterID ||

@@ -1,6 +1,7 @@
 package extca
 
 import (
+	"context"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -113,8 +114,8 @@ func TestCFSSLCLIInfo(t *testing.T) {
 			t.Fatalf("cfssl info output: %v\n%s", err, r.stdout)
 		}
 		certs, err := ca.ParseCertificatesPEM([]byte(res.Certificate))
-		if err != nil || !certs[0].Equal(env.Issuer.Chain()[0]) {
-			t.Errorf("cfssl info -profile %q: the certificate is not chancery's signing CA (%v)", profile, err)
+		if err != nil || !ca.IsExternalCA(certs[0]) || certs[0].CheckSignatureFrom(env.Issuer.Chain()[0]) != nil {
+			t.Errorf("cfssl info -profile %q: the certificate is not the endpoint's intermediate under chancery's root (%v)", profile, err)
 		}
 	}
 }
@@ -150,7 +151,11 @@ func TestCFSSLCLISign(t *testing.T) {
 		if id, err := ca.IdentityOf(cert, testCluster); err != nil || id.NodeID != testNode || id.Role != ca.RoleWorker {
 			t.Errorf("identity %+v, %v", id, err)
 		}
-		if err := ca.VerifyChain([]*x509.Certificate{cert}, env.Issuer.Chain(), time.Now()); err != nil {
+		inter, err := env.Server.Intermediate(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ca.VerifyChain([]*x509.Certificate{cert, inter}, env.Issuer.Chain(), time.Now()); err != nil {
 			t.Error(err)
 		}
 	})

@@ -40,10 +40,11 @@ type AuditLog interface {
 
 // Config configures New.
 type Config struct {
-	// Issuers holds the Issuer in force (package issuer), which issues
-	// every certificate: node certificates, cross-signed CA certificates
-	// and the endpoint's own TLS certificate, each with the chain the
-	// Issuer hands out. Replacing it (a root rotation, a change of leader)
+	// Issuers holds the cluster's Issuer in force (package issuer). It
+	// signs only the endpoint's own intermediate CA (see Server.Intermediate),
+	// which issues every certificate of the endpoint: node certificates,
+	// cross-signed CA certificates and the endpoint's own TLS certificate,
+	// each followed by the intermediate and the chain the Issuer hands out. Replacing it (a root rotation, a change of leader)
 	// applies to the next request, without a restart. Any backend (file,
 	// PKCS#11, Vault, CFSSL) will do. Give Issuers or Signer.
 	Issuers *issuer.Holder
@@ -92,6 +93,9 @@ type Config struct {
 	// Audit, when set, records every issuance and refusal. An issuance
 	// that cannot be recorded is withheld.
 	Audit AuditLog
+	// ClusterID is the ID of the cluster whose root the endpoint issues
+	// under: the O of the endpoint's own intermediate.
+	ClusterID string
 	// ReservedClusters are cluster IDs the endpoint never issues node
 	// certificates for, whatever the policy says: the manager's own
 	// cluster, whose identities only its own API issues.
@@ -106,6 +110,10 @@ type Config struct {
 	Clock  clock.Clock
 	Logger *slog.Logger
 	Rand   io.Reader
+
+	// wrapIntermediate, in tests, wraps the Signer of the endpoint's
+	// intermediate, to inject faults.
+	wrapIntermediate func(signer.Signer) signer.Signer
 }
 
 // withDefaults checks cfg and fills in its defaults.

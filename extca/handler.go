@@ -224,8 +224,9 @@ func (s *Server) handleInfo(w http.ResponseWriter, r *http.Request, body []byte)
 			return
 		}
 	}
-	iss := s.cfg.Issuers.Load()
-	if iss == nil {
+	iss, err := s.issuer(r.Context())
+	if err != nil {
+		s.log.Warn("external CA endpoint: no issuer", "err", err)
 		writeRefusal(w, unavailable())
 		return
 	}
@@ -309,7 +310,7 @@ func (s *Server) recordIssued(r *http.Request, client Client, req *signRequest, 
 // event is an audit event of this endpoint.
 func (s *Server) event(action audit.Action, remote string, client *Client) audit.Event {
 	ev := audit.Event{Action: action, Actor: s.cfg.Actor, Remote: remote, Details: map[string]string{"via": "external-ca"}}
-	if iss := s.cfg.Issuers.Load(); iss != nil {
+	if iss := s.loadedIssuer(); iss != nil {
 		ev.Backend = iss.Backend()
 	}
 	if client != nil {

@@ -31,8 +31,9 @@ type issued struct {
 
 // issue signs req under the Issuer in force at now.
 func (s *Server) issue(ctx context.Context, req *signRequest, now time.Time) (*issued, *Refusal) {
-	iss := s.cfg.Issuers.Load()
-	if iss == nil {
+	iss, err := s.issuer(ctx)
+	if err != nil {
+		s.log.Warn("external CA endpoint: no issuer", "err", err)
 		return nil, unavailable()
 	}
 	caCert := iss.CA()

@@ -105,8 +105,10 @@ func (f *flakySigner) Sign(ctx context.Context, req *signer.Request) (*x509.Cert
 func TestAuthSignRetryAfterFailure(t *testing.T) {
 	var flaky *flakySigner
 	env := startEnv(t, envOptions{Config: func(c *Config) {
-		flaky = &flakySigner{Signer: c.Signer}
-		c.Signer = flaky
+		c.wrapIntermediate = func(s signer.Signer) signer.Signer {
+			flaky = &flakySigner{Signer: s}
+			return flaky
+		}
 	}})
 	flaky.fails.Store(1)
 	c := env.client(t)
@@ -125,8 +127,10 @@ func TestAuthSignInFlight(t *testing.T) {
 	var flaky *flakySigner
 	block := make(chan struct{})
 	env := startEnv(t, envOptions{Config: func(c *Config) {
-		flaky = &flakySigner{Signer: c.Signer}
-		c.Signer = flaky
+		c.wrapIntermediate = func(s signer.Signer) signer.Signer {
+			flaky = &flakySigner{Signer: s}
+			return flaky
+		}
 	}})
 	flaky.block = block
 	c := env.client(t)

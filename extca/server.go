@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,7 +29,11 @@ type Server struct {
 	// refusalLog limits the log lines of refusals likewise.
 	refusalLog *ratelimit.Refusals
 	cert       atomic.Pointer[tls.Certificate]
-	tls        atomic.Pointer[tls.Config]
+	// ext is the endpoint's own Issuer (see intermediate.go); extMu
+	// serialises its making.
+	ext   atomic.Pointer[madeIssuer]
+	extMu sync.Mutex
+	tls   atomic.Pointer[tls.Config]
 }
 
 type namedKey struct {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/clock"
+	"github.com/chancery-pki/chancery/signer"
 )
 
 // TestTLSCertificate checks the endpoint's TLS certificate: issued by the
@@ -23,15 +24,23 @@ import (
 func TestTLSCertificate(t *testing.T) {
 	env := startEnv(t, envOptions{})
 	leaf := env.Server.Certificate().Leaf
+	inter := x509.NewCertPool()
+	for _, der := range env.Server.Certificate().Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inter.AddCert(c)
+	}
 	for _, name := range []string{"localhost", "127.0.0.1"} {
-		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: env.Roots}); err != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: env.Roots, Intermediates: inter}); err != nil {
 			t.Errorf("the TLS certificate for %s: %v", name, err)
 		}
 	}
 	if leaf.IsCA || leaf.Subject.CommonName != "localhost" {
 		t.Errorf("TLS certificate: CA %v, subject %s", leaf.IsCA, leaf.Subject)
 	}
-	if first := env.Audit.all()[0]; first.Details["purpose"] != "external CA TLS certificate" || first.Serial != serialHex(leaf) {
+	if first := env.Audit.all()[1]; first.Details["purpose"] != "external CA TLS certificate" || first.Serial != serialHex(leaf) {
 		t.Errorf("audit event %+v, want the TLS certificate's issuance", first)
 	}
 	// Reached by its DNS name through the loopback address.
@@ -90,16 +99,17 @@ func TestClientCertificates(t *testing.T) {
 func TestTLSRenewal(t *testing.T) {
 	iss, _ := newIssuer(t, "chancery-root")
 	fake := clock.NewFake(time.Now())
-	flaky := &flakySigner{Signer: iss}
+	var flaky *flakySigner
 	pol, err := ParsePolicy([]byte(DefaultPolicy), "default", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	aud := &memAudit{}
 	srv, err := New(context.Background(), Config{
-		Signer: flaky, Policy: pol, ClientCAs: x509.NewCertPool(), DNSNames: []string{"ca.example"},
+		Signer: iss, Policy: pol, ClientCAs: x509.NewCertPool(), DNSNames: []string{"ca.example"},
 		TLSCertExpiry: 3 * time.Hour, Clock: fake, Audit: aud,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		wrapIntermediate: func(s signer.Signer) signer.Signer { flaky = &flakySigner{Signer: s}; return flaky },
+		Logger:           slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -138,8 +148,8 @@ func TestTLSRenewal(t *testing.T) {
 	if want := fake.Now().Add(-ca.CertBackdate).Truncate(time.Second); !renewed.NotBefore.Equal(want) {
 		t.Errorf("renewed not before %s, want %s", renewed.NotBefore, want)
 	}
-	if n := len(aud.all()); n != 2 {
-		t.Errorf("%d audit events, want the two TLS certificates", n)
+	if n := len(aud.all()); n != 3 {
+		t.Errorf("%d audit events, want the intermediate and the two TLS certificates", n)
 	}
 }
 
@@ -171,7 +181,7 @@ func TestNewRefuses(t *testing.T) {
 			f := &flakySigner{Signer: iss}
 			f.fails.Store(1)
 			c.Signer = f
-		}, "failed to issue the TLS certificate"},
+		}, "did not make the endpoint's intermediate"},
 		{"AuditDown", func(c *Config) { c.Audit = &memAudit{fail: errors.New("disk full")} }, "not recorded in the audit log"},
 	}
 	for _, tt := range tests {

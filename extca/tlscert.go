@@ -55,7 +55,7 @@ func (s *Server) issueTLSCert(ctx context.Context) (*tls.Certificate, error) {
 	if err != nil {
 		return nil, fmt.Errorf("extca: failed to parse the TLS CSR: %w", err)
 	}
-	iss, err := s.cfg.Issuers.Current()
+	iss, err := s.issuer(ctx)
 	if err != nil {
 		return nil, err
 	}

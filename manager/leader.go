@@ -175,7 +175,7 @@ func (l *duties) begin() (err error) {
 		if l.ext, err = extca.New(lctx, extca.Config{
 			Issuers: cfg.issuers, Policy: e.Policy, ClientCAs: e.ClientCAs, DNSNames: names, IPAddresses: ips,
 			CertExpiry: e.CertExpiry, Audit: cfg.store, Actor: cfg.nodeID, Clock: cfg.Clock, Logger: cfg.Logger,
-			ReservedClusters: []string{c.ID},
+			ClusterID: c.ID, ReservedClusters: []string{c.ID},
 		}); err != nil {
 			return err
 		}

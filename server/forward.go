@@ -80,12 +80,14 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 				for _, c := range cs.PeerCertificates[1:] {
 					inter.AddCert(c)
 				}
-				if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
+				chains, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
 					Roots: cfg.Roots(), Intermediates: inter, DNSName: client.ServerName,
 					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-				}); err != nil {
+				})
+				if err != nil {
 					return err
 				}
+				cs.VerifiedChains = chains // for CheckManager's check of the issuer
 				// The leader is a manager of this manager's own cluster.
 				if own := cfg.Certificate(); own != nil && own.Leaf != nil && len(own.Leaf.Subject.Organization) == 1 {
 					return client.CheckManager(cs, own.Leaf.Subject.Organization[0])
