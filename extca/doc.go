@@ -2,9 +2,17 @@
 // swarm (docker swarm init/update --external-ca
 // protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign), the cfssl CLI
 // (cfssl sign -remote, cfssl info -remote) and chancery's own cfssl backend
-// get certificates signed by the root that chancery holds, whichever
-// backend holds it (a key file, a PKCS#11 HSM, Vault): every certificate
-// goes through one signer.Signer.
+// get certificates that chain to the root chancery holds, whichever
+// backend holds it (a key file, a PKCS#11 HSM, Vault).
+//
+// The endpoint never issues with the cluster's own issuer: the cluster's
+// Signer signs an intermediate of the endpoint's own (ca.IsExternalCA:
+// CN=chancery external CA, OU=chancery-external-ca, O=cluster ID, path
+// length 1), whose key is held in memory and made again whenever the
+// Issuer in force changes, and every certificate the endpoint issues goes
+// through it. chancery's nodes refuse a manager certificate that chains
+// through it (client.CheckIssuer), so the endpoint's certificates can never
+// pass for the cluster's own.
 //
 // It speaks CFSSL's HTTP API, version 1, as swarmkit's client (cfssl
 // v1.6.4's types) and cfssl 1.2.0's CLI send it: POST /api/v1/cfssl/sign,
