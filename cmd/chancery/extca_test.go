@@ -81,7 +81,12 @@ func TestManagerServesExternalCA(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sign through the manager's external CA: %v", err)
 	}
-	if err := ca.VerifyChain([]*x509.Certificate{cert}, roots, time.Now()); err != nil {
+	// It chains to the root through the endpoint's own intermediate, which
+	// /info reports as the CA's certificate.
+	if c := sg.Chain(); len(c) != 2 || !ca.IsExternalCA(c[0]) {
+		t.Errorf("the endpoint's CA chain has %d certificates, want its intermediate and the root", len(c))
+	}
+	if err := ca.VerifyChain(append([]*x509.Certificate{cert}, sg.Chain()[:len(sg.Chain())-1]...), roots, time.Now()); err != nil {
 		t.Errorf("the certificate does not chain to the manager's root: %v", err)
 	}
 	// A manager role is outside the key's policy.
