@@ -672,3 +672,41 @@ func TestLivenessIsShared(t *testing.T) {
 		return managerStatus(admins[1], 1) == "Leader" && managerStatus(admins[1], 0) == "Unreachable"
 	})
 }
+
+// TestFileRootRotationNeedsOneManager: with two managers on one etcd and
+// the root in the file backend, a rotation to a new key file (which only
+// the manager asked would hold) is refused with the reason, and nothing
+// changes; once the other manager is demoted, the same request starts the
+// rotation.
+func TestFileRootRotationNeedsOneManager(t *testing.T) {
+	p := twoManagers(t, 5*time.Second)
+	ctx := context.Background()
+	admin := client.NewSocket(filepath.Join(p.data[0], api.SocketFile))
+	defer admin.Close()
+	_, err := admin.RotateCA(ctx, api.RotateRequest{})
+	var apiErr *client.APIError
+	if !errors.As(err, &apiErr) || apiErr.Code != api.CodeConflict || !strings.Contains(apiErr.Message, "other managers") {
+		t.Fatalf("a rotation to a new key file with two managers: %v", err)
+	}
+	st, err := admin.CA(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Rotation != nil {
+		t.Fatalf("the refused rotation was recorded: %+v", st.Rotation)
+	}
+	chain, err := certdir.In(p.data[1]).NodeChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Demote(ctx, chain[0].Subject.CommonName); err != nil {
+		t.Fatal(err)
+	}
+	out, err := admin.RotateCA(ctx, api.RotateRequest{})
+	if err != nil {
+		t.Fatalf("a rotation with one manager left: %v", err)
+	}
+	if out.Rotation == nil {
+		t.Error("the rotation did not start")
+	}
+}

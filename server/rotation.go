@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends"
+	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/rotation"
@@ -297,6 +299,11 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 	}
 	onlyExclude := req.ExcludeOnly || (req.Backend == "" && len(req.Settings) == 0 && certPEM == nil && req.ExcludeStragglers && c.Rotation != nil)
 	if !onlyExclude {
+		if err := s.checkKeyReachable(ctx, c, req.Backend); err != nil {
+			s.log.Warn("root rotation refused", "err", err)
+			s.fail(w, r, http.StatusConflict, api.CodeConflict, "rotation_key_not_shared", err.Error())
+			return
+		}
 		rotating := c.Rotation != nil
 		var err error
 		c, err = cluster.StartRotation(ctx, s.cfg.Store, cluster.RotateRequest{
@@ -349,6 +356,38 @@ func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// checkKeyReachable refuses, with a store that several managers share, a
+// new root whose key would be a file in this manager's data directory
+// while another manager is in the cluster: that manager could not open it,
+// and a rotation needs every manager to sign with the new key (and the one
+// that leads next to finish it). It pages through the nodes, once per
+// rotation asked for.
+func (s *Server) checkKeyReachable(ctx context.Context, c store.Cluster, backend string) error {
+	if backend == "" {
+		backend = c.Backend.Type
+	}
+	if !s.cfg.Shared || backend != file.Name {
+		return nil
+	}
+	opts := store.ListOptions{}
+	for {
+		page, err := s.cfg.Store.ListNodes(ctx, opts)
+		if err != nil {
+			return err
+		}
+		for _, n := range page.Nodes {
+			if n.ID != s.cfg.NodeID && n.Role == string(ca.RoleManager) && n.State != store.StateRemoved {
+				return fmt.Errorf("the new root's key would be a file in this manager's data directory, which the cluster's other managers (%s, ...) cannot open: "+
+					"rotate into a backend every manager reaches (--pkcs11-uri, --vault-*, --external-ca, --stepca-*), or demote the other managers first", n.ID)
+			}
+		}
+		if page.Next == "" {
+			return nil
+		}
+		opts.After = page.Next
+	}
 }
 
 // rotationError answers a refused rotation request: bad input and a phase
