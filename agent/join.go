@@ -46,6 +46,9 @@ type State struct {
 	// ListenAddr is where the node serves the manager API while it is a
 	// manager.
 	ListenAddr string `json:"listen_addr,omitempty"`
+	// AdvertiseAddr is the API address (HOST:PORT) a manager on a shared
+	// store tells nodes to reach it on.
+	AdvertiseAddr string `json:"advertise_addr,omitempty"`
 }
 
 // ReadState reads D/node.json.
@@ -93,6 +96,12 @@ type JoinRequest struct {
 	// ListenAddr is where the node serves the manager API while it is a
 	// manager; recorded in the state file.
 	ListenAddr string
+	// AdvertiseAddr, a resolved HOST:PORT, is recorded in the state file:
+	// the address a manager on a shared store tells nodes.
+	AdvertiseAddr string
+	// ClusterID, when set, is the cluster the node must join: a
+	// certificate for another is refused, and nothing is written.
+	ClusterID string
 }
 
 // Joined is the outcome of a join.
@@ -157,6 +166,9 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 	if id.NodeID != resp.NodeID || string(id.Role) != resp.Role {
 		return nil, fmt.Errorf("agent: the manager returned a certificate for %s/%s, not %s/%s", id.NodeID, id.Role, resp.NodeID, resp.Role)
 	}
+	if req.ClusterID != "" && id.ClusterID != req.ClusterID {
+		return nil, fmt.Errorf("agent: the manager at %s is of the cluster %s, not %s", req.Addr, id.ClusterID, req.ClusterID)
+	}
 	if err := os.MkdirAll(req.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("agent: failed to create the data directory: %w", err)
 	}
@@ -169,17 +181,25 @@ func Join(ctx context.Context, req JoinRequest) (*Joined, error) {
 		err = dir.WriteNode(key, chain)
 	}
 	if err == nil {
-		err = WriteState(req.DataDir, State{Managers: managers, Hostname: req.Hostname, ListenAddr: req.ListenAddr})
+		err = WriteState(req.DataDir, State{Managers: managers, Hostname: req.Hostname, ListenAddr: req.ListenAddr, AdvertiseAddr: req.AdvertiseAddr})
 	}
 	if err != nil {
-		for _, f := range []string{certdir.RootCAFile, certdir.NodeCertFile, certdir.NodeKeyFile} {
-			os.Remove(dir.Path(f))
-		}
-		os.Remove(string(dir))
-		os.Remove(filepath.Join(req.DataDir, StateFile))
+		RemoveJoined(req.DataDir)
 		return nil, err
 	}
 	return &Joined{NodeID: id.NodeID, ClusterID: id.ClusterID, Role: id.Role, Chain: chain}, nil
+}
+
+// RemoveJoined removes what Join wrote in dataDir (the node's key,
+// certificate and root, and the state file), for a join that fails after
+// it: the data directory is left as it was before.
+func RemoveJoined(dataDir string) {
+	dir := certdir.In(dataDir)
+	for _, f := range []string{certdir.RootCAFile, certdir.NodeCertFile, certdir.NodeKeyFile} {
+		os.Remove(dir.Path(f))
+	}
+	os.Remove(string(dir))
+	os.Remove(filepath.Join(dataDir, StateFile))
 }
 
 func newCSR(key *ecdsa.PrivateKey) ([]byte, error) {

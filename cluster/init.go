@@ -120,10 +120,10 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	}
 	if req.AdvertiseAddr == "" {
 		req.AdvertiseAddr = advertiseFor(req.ListenAddr)
-	} else if req.AdvertiseAddr, err = advertise.Resolve(req.AdvertiseAddr, req.ListenAddr); err != nil {
-		return nil, fmt.Errorf("cluster: %w", err)
-	}
-	if err := checkHostPort("advertise address", req.AdvertiseAddr); err != nil {
+		if err := checkHostPort("advertise address", req.AdvertiseAddr); err != nil {
+			return nil, err
+		}
+	} else if req.AdvertiseAddr, err = ResolveAdvertise(req.AdvertiseAddr, req.ListenAddr); err != nil {
 		return nil, err
 	}
 	if req.Hostname == "" {
@@ -324,6 +324,24 @@ func firstMissing(path string) string {
 		}
 		path = parent
 	}
+}
+
+// ResolveAdvertise returns the HOST:PORT an --advertise-addr stands for,
+// as docker takes it: HOST:PORT, an IP address alone or an interface name,
+// the last two with the port of listen (a HOST:PORT) unless given :PORT.
+// Init and a joining manager take it alike.
+func ResolveAdvertise(value, listen string) (string, error) {
+	if err := checkHostPort("listen address", listen); err != nil {
+		return "", err
+	}
+	out, err := advertise.Resolve(value, listen)
+	if err != nil {
+		return "", fmt.Errorf("cluster: %w", err)
+	}
+	if err := checkHostPort("advertise address", out); err != nil {
+		return "", err
+	}
+	return out, nil
 }
 
 func checkHostPort(what, addr string) error {

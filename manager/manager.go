@@ -44,12 +44,15 @@ var DefaultListenAddr = cluster.DefaultListenAddr
 type Config struct {
 	// DataDir is the manager's data directory, made by `chancery init`.
 	DataDir string
-	// ListenAddr overrides the stored listen address when not empty.
+	// ListenAddr overrides the stored listen address when not empty: the
+	// state file's for a manager that joined (agent.State), else the
+	// cluster record's.
 	ListenAddr string
 	// AdvertiseAddr is the API address nodes are told to reach this
-	// manager on, with a shared store; empty means the listener's address
-	// when it is not a wildcard, else the cluster record's for the manager
-	// that created the cluster.
+	// manager on, with a shared store; empty means the state file's for a
+	// manager that joined (chancery join --advertise-addr), else the
+	// listener's address when it is not a wildcard, else the cluster
+	// record's for the manager that created the cluster.
 	AdvertiseAddr string
 	// Listener, when set, is used instead of listening on ListenAddr.
 	Listener net.Listener
@@ -142,6 +145,19 @@ func Run(ctx context.Context, cfg Config) error {
 	c, err := st.Cluster(ctx)
 	if err != nil {
 		return err
+	}
+	// A manager that joined keeps its own listen and advertise addresses
+	// in its state file: the cluster record's are the first manager's.
+	if js, err := agent.ReadState(cfg.DataDir); err == nil {
+		if cfg.ListenAddr == "" {
+			cfg.ListenAddr = js.ListenAddr
+			if cfg.ListenAddr == "" {
+				cfg.ListenAddr = DefaultListenAddr
+			}
+		}
+		if cfg.AdvertiseAddr == "" {
+			cfg.AdvertiseAddr = js.AdvertiseAddr
+		}
 	}
 	chain, err := certdir.In(cfg.DataDir).NodeChain()
 	if err != nil {

@@ -30,10 +30,13 @@ type managerProcess struct {
 	t       *testing.T
 	bin     string
 	dataDir string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	log     bytes.Buffer
-	mu      sync.Mutex
+	// args, when set, are the command line instead of 'run' (for example
+	// a join, which becomes 'run' once joined).
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  bytes.Buffer
+	mu   sync.Mutex
 }
 
 // chanceryBinary is this test binary under the name chancery, which
@@ -53,7 +56,11 @@ func chanceryBinary(t testing.TB) string {
 
 func (p *managerProcess) start() {
 	p.t.Helper()
-	p.cmd = exec.Command(p.bin, "run", "--data-dir", p.dataDir, "--dispatcher-heartbeat", "200ms", "--log-level", "warn")
+	args := p.args
+	if args == nil {
+		args = []string{"run", "--data-dir", p.dataDir, "--dispatcher-heartbeat", "200ms", "--log-level", "warn"}
+	}
+	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout = &lockedWriter{w: &p.log, mu: &p.mu}
 	p.cmd.Stderr = p.cmd.Stdout
 	if err := p.cmd.Start(); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -11,6 +12,8 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/etcdstore"
 )
 
 func newInitCmd(a *app) *cobra.Command {
@@ -92,10 +95,43 @@ func newInitCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// printJoinCommand prints the command that joins a node with token.
+// printJoinCommand prints the command that joins a node with token: a
+// manager of a cluster whose state is in etcd joins with the data
+// directory's store settings.
 func printJoinCommand(a *app, role ca.Role, token, addr string) {
 	file := role.Short() + ".token"
 	fmt.Fprintf(a.stdout, "To add a %s to this cluster, run the following commands on it:\n\n", role.Short())
 	fmt.Fprintf(a.stdout, "    (umask 077; echo %s > %s)\n", token, file)
-	fmt.Fprintf(a.stdout, "    chancery join --token-file %s %s\n\n", file, addr)
+	storeArgs := ""
+	if role == ca.RoleManager {
+		storeArgs = joinStoreArgs(a.dataDir)
+	}
+	fmt.Fprintf(a.stdout, "    chancery join --token-file %s%s %s\n\n", file, storeArgs, addr)
+}
+
+// shellQuote quotes v for a POSIX shell when it needs it.
+func shellQuote(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\n'\"$\\`;&|<>()*?[]#~{}!") {
+		return v
+	}
+	return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'"
+}
+
+// joinStoreArgs returns the join flags that name dataDir's shared store,
+// with a leading space; none for the embedded store.
+func joinStoreArgs(dataDir string) string {
+	s, err := store.ReadSettings(dataDir)
+	if err != nil || s.Type != etcdstore.Name {
+		return ""
+	}
+	out := " --store " + s.Type
+	for _, o := range []struct{ flag, option string }{
+		{"etcd-endpoints", etcdstore.OptionEndpoints}, {"etcd-prefix", etcdstore.OptionPrefix},
+		{"etcd-cacert", etcdstore.OptionCACert}, {"etcd-cert", etcdstore.OptionCert}, {"etcd-key", etcdstore.OptionKey},
+	} {
+		if v := s.Options[o.option]; v != "" {
+			out += " --" + o.flag + " " + shellQuote(v)
+		}
+	}
+	return out
 }

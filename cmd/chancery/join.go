@@ -12,9 +12,12 @@ import (
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/client"
+	"github.com/chancery-pki/chancery/cluster"
+	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/manager"
 	"github.com/chancery-pki/chancery/secretfile"
+	"github.com/chancery-pki/chancery/store"
 )
 
 // JoinTokenEnv names the environment variable join reads its token from
@@ -23,11 +26,12 @@ const JoinTokenEnv = "CHANCERY_JOIN_TOKEN"
 
 func newJoinCmd(a *app) *cobra.Command {
 	var (
-		token, tokenFile, hostname, listen string
-		noRun                              bool
+		token, tokenFile, hostname, listen, advertise string
+		noRun                                         bool
+		stf                                           *storeFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "join [--token-file FILE] MANAGER",
+		Use:   "join [--token-file FILE] [--store etcd --etcd-endpoints URLS ...] MANAGER",
 		Short: "Join a cluster as a node, then keep its certificate fresh in the foreground",
 		Long: `Join a cluster as a node, then keep its certificate fresh in the foreground.
 
@@ -35,14 +39,48 @@ The token comes from --token-file FILE (a file only you can read, mode 0600),
 or from $` + JoinTokenEnv + ` (removed from the environment once read). --token
 TOKEN also works, but puts the token where every local user can read it while
 join runs. Once joined, the process runs on as 'chancery run --data-dir DIR',
-without the token in its arguments or environment.`,
+without the token in its arguments or environment.
+
+A manager of a cluster whose state is in etcd joins with the manager token and
+the store's settings, as the first manager's init was given them (--store etcd
+--etcd-endpoints ...): join checks that the store holds the token's cluster and
+that the root's key opens here, writes store.json, and runs a full manager on
+the shared store.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tok, err := a.joinToken(cmd.Flags().Changed("token"), token, tokenFile)
 			if err != nil {
 				return err
 			}
-			j, err := agent.Join(cmd.Context(), agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: tok, Hostname: hostname, ListenAddr: listen})
+			settings, shared, err := stf.joinSettings()
+			if err != nil {
+				return err
+			}
+			adv := ""
+			if advertise != "" {
+				l := listen
+				if l == "" {
+					l = manager.DefaultListenAddr
+				}
+				if adv, err = cluster.ResolveAdvertise(advertise, l); err != nil {
+					return err
+				}
+			}
+			req := agent.JoinRequest{DataDir: a.dataDir, Addr: args[0], Token: tok, Hostname: hostname, ListenAddr: listen, AdvertiseAddr: adv}
+			if shared {
+				if err := datadir.Check(a.dataDir); err != nil {
+					return err
+				}
+				if _, err := os.Stat(filepath.Join(a.dataDir, store.SettingsFile)); err == nil {
+					return hint.With(fmt.Errorf("%s already names a store (%s)", a.dataDir, store.SettingsFile), "use another --data-dir")
+				}
+				c, err := cluster.CheckJoinStore(cmd.Context(), cluster.JoinStoreCheck{DataDir: a.dataDir, Settings: settings, Token: tok})
+				if err != nil {
+					return err
+				}
+				req.ClusterID = c.ID
+			}
+			j, err := agent.Join(cmd.Context(), req)
 			if err != nil {
 				var e *client.APIError
 				switch {
@@ -53,21 +91,40 @@ without the token in its arguments or environment.`,
 				}
 				return err
 			}
+			if shared {
+				if j.Role != ca.RoleManager {
+					agent.RemoveJoined(a.dataDir)
+					return fmt.Errorf("the manager made this node a %s, and only a manager reaches the store; nothing was kept", j.Role.Short())
+				}
+				if err := store.WriteSettings(a.dataDir, settings); err != nil {
+					agent.RemoveJoined(a.dataDir)
+					return err
+				}
+			}
 			fmt.Fprintf(a.stdout, "This node joined a cluster as a %s.\n", j.Role.Short())
+			if shared {
+				fmt.Fprintf(a.stdout, "It runs as a manager on the cluster's store in %s (settings in %s).\n", settings.Type, filepath.Join(a.dataDir, store.SettingsFile))
+			}
 			if noRun {
 				return nil
 			}
 			if a.reexec != nil {
 				return a.runAgain()
 			}
+			if shared {
+				return a.runManager(cmd.Context(), "", "", nil, nil)
+			}
 			return a.runNode(cmd.Context(), "")
 		},
 	}
-	cmd.Flags().StringVar(&tokenFile, "token-file", "", "file holding the join token (SWMTKN-1-...), mode 0600; its role decides the node's (else $"+JoinTokenEnv+")")
-	cmd.Flags().StringVar(&token, "token", "", "join token on the command line, where local users can read it: prefer --token-file or $"+JoinTokenEnv)
-	cmd.Flags().StringVar(&hostname, "hostname", "", "host name to register (default: this host's)")
-	cmd.Flags().StringVar(&listen, "listen-addr", "", "where this node serves the manager API while it is a manager (default "+manager.DefaultListenAddr+")")
-	cmd.Flags().BoolVar(&noRun, "no-run", false, "join and exit, without running the node (start it later with 'chancery run')")
+	f := cmd.Flags()
+	f.StringVar(&tokenFile, "token-file", "", "file holding the join token (SWMTKN-1-...), mode 0600; its role decides the node's (else $"+JoinTokenEnv+")")
+	f.StringVar(&token, "token", "", "join token on the command line, where local users can read it: prefer --token-file or $"+JoinTokenEnv)
+	f.StringVar(&hostname, "hostname", "", "host name to register (default: this host's)")
+	f.StringVar(&listen, "listen-addr", "", "where this node serves the manager API while it is a manager (default "+manager.DefaultListenAddr+")")
+	f.StringVar(&advertise, "advertise-addr", "", "address nodes are told to reach this manager on, with a shared store: HOST:PORT, an IP address or an interface (eth0), the last two with the listen port unless given :PORT (default: the listen address unless a wildcard)")
+	f.BoolVar(&noRun, "no-run", false, "join and exit, without running the node (start it later with 'chancery run')")
+	stf = addJoinStoreFlags(f)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 
@@ -24,6 +25,32 @@ func addStoreFlags(f *pflag.FlagSet) *storeFlags {
 	f.StringVar(&s.typ, "store", boltstore.Name, "where the cluster's state is kept: bbolt (a file in the data directory, for one manager) or etcd (an etcd cluster that managers share)")
 	s.addEtcdFlags(f, "with --store etcd: ")
 	return s
+}
+
+// addJoinStoreFlags declares join's store flags: none for a worker, or a
+// manager of a cluster on the embedded store; --store etcd and how to reach
+// it for a manager that shares the cluster's store.
+func addJoinStoreFlags(f *pflag.FlagSet) *storeFlags {
+	s := &storeFlags{typFlag: "store"}
+	f.StringVar(&s.typ, "store", "", "with a manager token: etcd, the store the cluster's state is in (as the first manager's init was given it)")
+	s.addEtcdFlags(f, "with --store etcd: ")
+	return s
+}
+
+// joinSettings returns the store settings join's flags give, and whether
+// they name a shared store; no --store names none.
+func (s *storeFlags) joinSettings() (store.Settings, bool, error) {
+	switch s.typ {
+	case "":
+		s.typ = boltstore.Name
+		_, err := s.settings() // refuses etcd flags without --store etcd
+		s.typ = ""
+		return store.Settings{}, false, err
+	case boltstore.Name:
+		return store.Settings{}, false, errors.New("--store bbolt: a joining manager shares the cluster's store; give --store etcd and its settings, or no --store (a worker, or a manager of a cluster on the embedded store)")
+	}
+	st, err := s.settings()
+	return st, err == nil, err
 }
 
 // addEtcdFlags declares the flags that say how to reach etcd, each usage
