@@ -281,6 +281,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if st.RootCAPEM != "" && !bytes.Equal([]byte(st.RootCAPEM), a.roots) {
 			if err := a.takeRoot([]byte(st.RootCAPEM)); err != nil {
 				a.log.Error("failed to take the manager's new root CA", "err", err)
+			} else {
+				// Report at once, as after a renewal: a root rotation
+				// counts the node as trusting the new root once it says so.
+				beatAt = now
 			}
 		}
 		if st.LeaderAddr != "" && st.LeaderAddr != a.Leader() {

@@ -152,6 +152,9 @@ func (f *Fleet) runNode(ctx context.Context, n *simNode, period time.Duration) {
 		if st.RootCAPEM != "" && !bytes.Equal([]byte(st.RootCAPEM), n.rootPEM) {
 			if err := n.trust(f.addr, []byte(st.RootCAPEM)); err != nil {
 				f.fail(err)
+			} else {
+				// Report at once, as an agent does.
+				wait = 0
 			}
 		}
 		if st.RenewNow {
