@@ -121,40 +121,82 @@ func (e *Election) campaignOnce(ctx context.Context) (context.Context, error) {
 
 	// Leadership lasts while the lease holds and the key stays.
 	lctx, cancel := context.WithCancelCause(lease.Context())
-	wch := e.cfg.Client.Watch(clientv3.WithRequireLeader(lctx), fence.Key, clientv3.WithRev(resp.Header.Revision+1))
 	go func() {
 		defer lease.Close()
 		defer cancel(nil)
-		for {
-			select {
-			case <-lctx.Done():
-				return
-			case <-ctx.Done():
-				cancel(ctx.Err())
-				return
-			case wr, open := <-wch:
-				if !open || wr.Canceled {
-					// WithRequireLeader closes the watch when etcd has no
-					// leader; the lease decides, so watch again.
-					if lctx.Err() != nil {
-						return
-					}
-					wch = e.cfg.Client.Watch(clientv3.WithRequireLeader(lctx), fence.Key, clientv3.WithRev(resp.Header.Revision+1))
-					time.Sleep(100 * time.Millisecond)
-					continue
-				}
-				for _, ev := range wr.Events {
-					if ev.Type == clientv3.EventTypeDelete {
-						cancel(fmt.Errorf("%w: the leader key %s was deleted", ErrLeadershipLost, fence.Key))
-						return
-					}
-				}
-			}
+		if cause := e.watchKey(lctx, ctx, fence, resp.Header.Revision+1); cause != nil {
+			cancel(cause)
 		}
 	}()
 	ok = true
 	e.cfg.Logger.Info("leader election: this manager leads", "key", fence.Key, "revision", fence.Revision, "ttl", lease.TTL())
 	return store.WithFence(lctx, fence), nil
+}
+
+// watchKey watches the leader key from rev until lctx ends (nil) or ctx
+// ends or the key goes (the cause to end lctx with). A watch that ends
+// (etcd without a leader closes a WithRequireLeader watch; a watch that
+// resumes, after its connection dropped, from a revision etcd has compacted
+// meanwhile is cancelled with ErrCompacted) is followed by a read of the
+// key at the current revision and a new watch from there: watching the
+// compacted revision again would fail again, and the key's deletion would
+// go unseen.
+func (e *Election) watchKey(lctx, ctx context.Context, fence store.Fence, rev int64) error {
+	for {
+		wctx, stop := context.WithCancel(lctx)
+		wch := e.cfg.Client.Watch(clientv3.WithRequireLeader(wctx), fence.Key, clientv3.WithRev(rev))
+		done, cause := e.follow(lctx, ctx, wch, fence)
+		stop()
+		if done {
+			return cause
+		}
+		// Re-read the key before watching again, a little later, so that a
+		// watch that cannot be held does not spin.
+		for {
+			select {
+			case <-lctx.Done():
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			resp, err := e.cfg.Client.Get(lctx, fence.Key)
+			if err != nil {
+				continue
+			}
+			if len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != fence.Revision {
+				return fmt.Errorf("%w: the leader key %s went (seen when watching it again)", ErrLeadershipLost, fence.Key)
+			}
+			rev = resp.Header.Revision + 1
+			break
+		}
+	}
+}
+
+// follow reads wch until the key is deleted (done, and the cause), lctx
+// or ctx ends (done), or the watch ends (not done: watch again).
+func (e *Election) follow(lctx, ctx context.Context, wch clientv3.WatchChan, fence store.Fence) (bool, error) {
+	for {
+		select {
+		case <-lctx.Done():
+			return true, nil
+		case <-ctx.Done():
+			return true, ctx.Err()
+		case wr, open := <-wch:
+			if !open || wr.Canceled {
+				if wr.CompactRevision != 0 {
+					e.cfg.Logger.Info("leader election: the watch of the leader key was compacted; reading the key and watching again",
+						"key", fence.Key, "compact_revision", wr.CompactRevision)
+				}
+				return false, nil
+			}
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					return true, fmt.Errorf("%w: the leader key %s was deleted", ErrLeadershipLost, fence.Key)
+				}
+			}
+		}
+	}
 }
 
 // Cause returns why a leader context from Campaign ended (matching

@@ -222,3 +222,56 @@ func TestNeverTwoLeaders(t *testing.T) {
 	}
 	t.Logf("%d terms, %d fenced writes", len(terms), writes)
 }
+
+// TestLeaderWatchSurvivesCompaction: the leader's watch of its key resumes,
+// after its connection to etcd drops, from a revision etcd has compacted
+// meanwhile; the leader still sees its key deleted and stops leading,
+// rather than watching the compacted revision again and again.
+func TestLeaderWatchSurvivesCompaction(t *testing.T) {
+	ec := etcddev.Require(t)
+	prefix := "/test/" + t.Name() + "/leader/"
+	a := newCandidate(t, ec.Endpoints[0], prefix, "a", 5*time.Second)
+	direct, err := clientv3.New(clientv3.Config{Endpoints: ec.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	actx, err := a.el.Campaign(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fence, _ := store.FenceFrom(actx)
+	// Other writes move etcd on, and a compaction drops the revisions the
+	// leader's watch started from.
+	var rev int64
+	for i := range 5 {
+		resp, err := direct.Put(ctx, "/test/"+t.Name()+"/other", fmt.Sprint(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev = resp.Header.Revision
+	}
+	if _, err := direct.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	// The leader's connection drops: its watch resumes from where it was.
+	a.proxy.Reset()
+	time.Sleep(500 * time.Millisecond)
+	if actx.Err() != nil {
+		t.Fatalf("a stopped leading over a compaction: %v", election.Cause(actx))
+	}
+	if _, err := direct.Delete(ctx, fence.Key); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-actx.Done():
+	case <-time.After(3 * time.Second):
+		t.Fatal("the leader key was deleted after a compaction, and a still leads 3 s later")
+	}
+	if cause := election.Cause(actx); !errors.Is(cause, election.ErrLeadershipLost) || errors.Is(cause, election.ErrLeaseLost) {
+		t.Errorf("cause = %v; want the leader key's deletion", cause)
+	}
+}

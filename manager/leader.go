@@ -274,18 +274,52 @@ loop:
 // the certificate lifetime), so that every manager's Issuer and trusted
 // roots follow within moments rather than at the next interval. Tokens
 // and the lifetime are read from the store at each call anyway.
+//
+// Each watch starts from a read of the record: when a watch ends (etcd
+// without a leader; a watch that resumed after a dropped connection from
+// a revision etcd has compacted meanwhile, whose changes are gone from
+// etcd's history), the record is read again, the reconciler is woken if it
+// changed meanwhile, and the next watch starts from that read.
 func (l *duties) watchCluster(ctx context.Context) {
+	var seen int64 // the record's ModRevision last seen
+	wake := func() {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
 	for ctx.Err() == nil {
-		wch := l.cfg.etcd.Watch(clientv3.WithRequireLeader(ctx), l.cfg.clusterKey)
-		for wr := range wch {
-			if wr.Canceled {
-				break
+		if resp, err := l.cfg.etcd.Get(ctx, l.cfg.clusterKey); err == nil {
+			mod := int64(-1) // deleted
+			if len(resp.Kvs) > 0 {
+				mod = resp.Kvs[0].ModRevision
 			}
-			if len(wr.Events) > 0 {
-				select {
-				case l.wake <- struct{}{}:
-				default:
+			if mod != seen {
+				seen = mod
+				wake()
+			}
+			wch := l.cfg.etcd.Watch(clientv3.WithRequireLeader(ctx), l.cfg.clusterKey, clientv3.WithRev(resp.Header.Revision+1))
+			compacted := false
+			for wr := range wch {
+				if wr.Canceled {
+					compacted = wr.CompactRevision != 0
+					break
 				}
+				for _, ev := range wr.Events {
+					seen = ev.Kv.ModRevision
+					if ev.Type == clientv3.EventTypeDelete {
+						seen = -1
+					}
+				}
+				if len(wr.Events) > 0 {
+					wake()
+				}
+			}
+			if compacted {
+				// Read the record and watch again at once: what changed
+				// meanwhile is read, not replayed.
+				l.cfg.Logger.Info("the watch of the cluster record was compacted; reading the record and watching again")
+				continue
 			}
 		}
 		select {

@@ -46,6 +46,18 @@ func (p *Proxy) Cut() { p.cut.Store(true) }
 // Restore forwards again.
 func (p *Proxy) Restore() { p.cut.Store(false) }
 
+// Reset closes every connection open now, as a peer's restart or a
+// middlebox's reset would; the client sees an error at once and connects
+// again (new connections are forwarded as before).
+func (p *Proxy) Reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
 // Close stops the proxy and closes its connections.
 func (p *Proxy) Close() {
 	p.ln.Close()

@@ -3,8 +3,10 @@ package etcdstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/chancery-pki/chancery/store"
@@ -44,23 +46,43 @@ func (s *Store) PutSeen(ctx context.Context, recs []store.Seen) error {
 	return nil
 }
 
-// WatchSeen implements store.SeenSharer.
+// WatchSeen implements store.SeenSharer. A watch that etcd refuses as
+// compacted (it resumed, after a dropped connection, from a revision etcd
+// has compacted meanwhile) does not end it: the records are read again,
+// each passed to fn (fn keeps the newest of each node's), and the watch
+// goes on from that read.
 func (s *Store) WatchSeen(ctx context.Context, fn func(store.Seen)) error {
-	resp, err := s.c.Get(ctx, s.seenPrefix(), clientv3.WithPrefix())
-	if err != nil {
-		return wrap("read heartbeats", err)
-	}
 	emit := func(key, value []byte) {
 		var r store.Seen
 		if json.Unmarshal(value, &r) == nil && s.seenPrefix()+r.NodeID == string(key) {
 			fn(r)
 		}
 	}
-	for _, kv := range resp.Kvs {
-		emit(kv.Key, kv.Value)
+	for {
+		resp, err := s.c.Get(ctx, s.seenPrefix(), clientv3.WithPrefix())
+		if err != nil {
+			return wrap("read heartbeats", err)
+		}
+		for _, kv := range resp.Kvs {
+			emit(kv.Key, kv.Value)
+		}
+		wctx, cancel := context.WithCancel(ctx)
+		err = s.watchSeen(wctx, resp.Header.Revision+1, emit)
+		cancel()
+		if !errors.Is(err, rpctypes.ErrCompacted) {
+			return err
+		}
 	}
-	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), s.seenPrefix(), clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+}
+
+// watchSeen passes the records written from rev to emit until ctx ends or
+// the watch fails (rpctypes.ErrCompacted when rev was compacted).
+func (s *Store) watchSeen(ctx context.Context, rev int64, emit func(key, value []byte)) error {
+	wch := s.c.Watch(clientv3.WithRequireLeader(ctx), s.seenPrefix(), clientv3.WithPrefix(), clientv3.WithRev(rev))
 	for wr := range wch {
+		if wr.CompactRevision != 0 {
+			return rpctypes.ErrCompacted
+		}
 		if err := wr.Err(); err != nil {
 			return wrap("watch heartbeats", err)
 		}

@@ -1,0 +1,111 @@
+package etcdstore_test
+
+import (
+	"context"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/chancery-pki/chancery/internal/etcddev"
+	"github.com/chancery-pki/chancery/internal/faultproxy"
+	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/etcdstore"
+)
+
+// TestWatchSeenSurvivesCompaction: heartbeats written while a watcher is
+// cut off from etcd, then compacted out of etcd's history, still reach it
+// once it reconnects (its watch, resumed from before them, is refused as
+// compacted), and so do later ones: WatchSeen goes on rather than
+// returning.
+func TestWatchSeenSurvivesCompaction(t *testing.T) {
+	c := etcddev.Require(t)
+	u, err := url.Parse(c.Endpoints[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := faultproxy.Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	pfx := prefix()
+	writer := open(t, c, pfx)
+	defer writer.Close()
+	watcher, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{"http://" + p.Addr()}, Prefix: pfx}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	var (
+		mu   sync.Mutex
+		seen = map[string]time.Time{}
+	)
+	wctx, stop := context.WithCancel(ctx)
+	ended := make(chan struct{})
+	var watchErr error
+	go func() {
+		defer close(ended)
+		watchErr = watcher.WatchSeen(wctx, func(r store.Seen) {
+			mu.Lock()
+			defer mu.Unlock()
+			if r.At.After(seen[r.NodeID]) {
+				seen[r.NodeID] = r.At
+			}
+		})
+	}()
+	defer func() { stop(); <-ended }()
+	at := time.Now().Truncate(time.Second)
+	put := func(id string, at time.Time) {
+		t.Helper()
+		if err := writer.PutSeen(ctx, []store.Seen{{NodeID: id, At: at}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	arrives := func(what, id string, at time.Time) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			mu.Lock()
+			got := seen[id]
+			mu.Unlock()
+			if got.Equal(at) {
+				return
+			}
+			select {
+			case <-ended:
+				t.Fatalf("%s: WatchSeen returned: %v", what, watchErr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: node %s last seen at %s; want %s", what, id, got, at)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	put("n1", at)
+	arrives("a heartbeat", "n1", at)
+
+	p.Cut()
+	put("n1", at.Add(time.Second))
+	put("n2", at.Add(time.Second))
+	resp, err := writer.Client().Put(ctx, pfx+"other", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Client().Compact(ctx, resp.Header.Revision, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	p.Reset()
+	p.Restore()
+	arrives("a heartbeat written while cut off and compacted", "n2", at.Add(time.Second))
+	arrives("a heartbeat written while cut off and compacted", "n1", at.Add(time.Second))
+
+	put("n1", at.Add(2*time.Second))
+	arrives("a heartbeat after the compaction", "n1", at.Add(2*time.Second))
+}
