@@ -157,47 +157,75 @@ func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	data, err := c.call(ctx, method, path, in)
+	if err != nil || out == nil || data == nil {
+		return err
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("client: the manager's answer is not valid JSON: %w", err)
+	}
+	return nil
+}
+
+// call sends in (when not nil) as JSON and returns the body of a
+// successful answer, nil for 204 No Content, or the error of a failed one.
+func (c *Client) call(ctx context.Context, method, path string, in any) ([]byte, error) {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
-			return fmt.Errorf("client: %w", err)
+			return nil, fmt.Errorf("client: %w", err)
 		}
 		body = bytes.NewReader(b)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return fmt.Errorf("client: %w", err)
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return explainTransport(err)
+		return nil, explainTransport(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes+1))
+	data, err := readBody(resp)
 	if err != nil {
-		return fmt.Errorf("client: failed to read the manager's answer: %w", err)
+		return nil, fmt.Errorf("client: failed to read the manager's answer: %w", err)
 	}
 	if len(data) > MaxResponseBytes {
-		return fmt.Errorf("client: the manager's answer is larger than %d bytes", MaxResponseBytes)
+		return nil, fmt.Errorf("client: the manager's answer is larger than %d bytes", MaxResponseBytes)
 	}
 	if resp.StatusCode >= 300 {
 		var e api.Error
 		if json.Unmarshal(data, &e) != nil || e.Message == "" {
 			e.Message = fmt.Sprintf("the manager answered %s", resp.Status)
 		}
-		return &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Candidates: e.Candidates}
+		return nil, &APIError{Status: resp.StatusCode, Code: e.Code, Message: e.Message, RetryAfter: retryAfter(resp.Header.Get("Retry-After")), Candidates: e.Candidates}
 	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
+	if resp.StatusCode == http.StatusNoContent {
+		return nil, nil
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("client: the manager's answer is not valid JSON: %w", err)
+	return data, nil
+}
+
+// readBody reads at most MaxResponseBytes+1 bytes of resp's body, into a
+// buffer of its Content-Length when the manager sent one.
+func readBody(resp *http.Response) ([]byte, error) {
+	body := io.LimitReader(resp.Body, MaxResponseBytes+1)
+	if n := resp.ContentLength; n > 0 && n <= MaxResponseBytes {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			// Shorter than its length: cut short.
+			return nil, err
+		}
+		// The transport ends the body at its length; whatever else
+		// comes is read as it comes.
+		rest, err := io.ReadAll(body)
+		return append(buf, rest...), err
 	}
-	return nil
+	return io.ReadAll(body)
 }
 
 // MaxRetryAfter caps the Retry-After a client believes.
@@ -329,11 +357,15 @@ func (c *Client) NodePage(ctx context.Context, nq api.NodeQuery) (*api.NodePage,
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out api.NodePage
-	if err := c.do(ctx, http.MethodGet, path, nil, &out); err != nil {
+	data, err := c.call(ctx, http.MethodGet, path, nil)
+	if err != nil {
 		return nil, err
 	}
-	return &out, nil
+	out, err := decodeNodePage(data)
+	if err != nil {
+		return nil, fmt.Errorf("client: the manager's answer is not valid JSON: %w", err)
+	}
+	return out, nil
 }
 
 // EachNodePage calls fn with each page of the node listing q asks for

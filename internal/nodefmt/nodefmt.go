@@ -67,7 +67,7 @@ type Printer struct {
 	started bool
 	// cells, when set, makes the default table's cells without a template,
 	// which is several times faster at 100,000 nodes.
-	cells func(r Row) []string
+	cells func(r Row, dst *[5]string) []string
 }
 
 // New returns a Printer to w for format ("" for the default table, "json",
@@ -159,6 +159,23 @@ func (p *Printer) tableRows(nodes []api.Node) error {
 		}
 		rows = append(rows, h)
 	}
+	if p.cells != nil {
+		// The default table's cells are the nodes' fields: two passes
+		// over the nodes, widths then rows, keep no row.
+		p.widen(rows...)
+		var cells [5]string
+		for _, n := range nodes {
+			p.widen(p.cells(p.row(n), &cells))
+		}
+		p.started = true
+		for _, r := range rows {
+			p.writeRow(r)
+		}
+		for _, n := range nodes {
+			p.writeRow(p.cells(p.row(n), &cells))
+		}
+		return nil
+	}
 	for _, n := range nodes {
 		r, err := p.render(p.row(n))
 		if err != nil {
@@ -166,6 +183,16 @@ func (p *Printer) tableRows(nodes []api.Node) error {
 		}
 		rows = append(rows, r)
 	}
+	p.widen(rows...)
+	p.started = true
+	for _, r := range rows {
+		p.writeRow(r)
+	}
+	return nil
+}
+
+// widen makes the columns as wide as rows' cells.
+func (p *Printer) widen(rows ...[]string) {
 	for _, r := range rows {
 		for i, c := range r {
 			if i == len(p.widths) {
@@ -174,33 +201,39 @@ func (p *Printer) tableRows(nodes []api.Node) error {
 			p.widths[i] = max(p.widths[i], utf8.RuneCountInString(c))
 		}
 	}
-	p.started = true
-	for _, r := range rows {
-		for i, c := range r {
-			p.w.WriteString(c)
-			if i < len(r)-1 {
-				p.w.WriteString(strings.Repeat(" ", p.widths[i]-utf8.RuneCountInString(c)+3))
-			}
-		}
-		p.w.WriteByte('\n')
-	}
-	return nil
 }
 
-// defaultCells are defaultTable's cells.
-func defaultCells(r Row) []string {
+// spaces pad the table's cells.
+const spaces = "                                                                "
+
+// writeRow writes a table row, its cells padded to the columns' widths.
+func (p *Printer) writeRow(r []string) {
+	for i, c := range r {
+		p.w.WriteString(c)
+		if i < len(r)-1 {
+			for n := p.widths[i] - utf8.RuneCountInString(c) + 3; n > 0; n -= len(spaces) {
+				p.w.WriteString(spaces[:min(n, len(spaces))])
+			}
+		}
+	}
+	p.w.WriteByte('\n')
+}
+
+// defaultCells are defaultTable's cells, in dst.
+func defaultCells(r Row, dst *[5]string) []string {
 	id := r.ID
 	if r.Self {
 		id += " *"
 	}
-	return []string{id, r.Hostname, r.Status, r.Availability, r.ManagerStatus}
+	*dst = [5]string{id, r.Hostname, r.Status, r.Availability, r.ManagerStatus}
+	return dst[:]
 }
 
 // render executes the table's template and splits its cells.
 func (p *Printer) render(v any) ([]string, error) {
 	if p.cells != nil {
 		if r, ok := v.(Row); ok {
-			return p.cells(r), nil
+			return p.cells(r, new([5]string)), nil
 		}
 	}
 	var b strings.Builder
