@@ -156,7 +156,12 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 		// removed meanwhile.
 		node.State = ""
 	}
-	if err := a.store.RecordIssuance(ctx, node, rec, ev); err != nil {
+	// The certificate is signed: record it even if the caller has gone
+	// away meanwhile, so that every signature the CA made is in the store
+	// and the audit log. The write still has a bound of its own.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	if err := a.store.RecordIssuance(rctx, node, rec, ev); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			if n, rerr := a.store.Node(ctx, req.NodeID); rerr == nil && n.State == store.StateRemoved {
 				return nil, ErrNodeRemoved
@@ -167,6 +172,10 @@ func (a *Authority) IssueNodeCertificate(ctx context.Context, req IssueRequest) 
 	}
 	return &Issued{Certificate: cert, Chain: out.Chain, Node: node}, nil
 }
+
+// recordTimeout bounds the store write that records a certificate once it
+// is signed, which no longer follows the caller's context.
+const recordTimeout = 30 * time.Second
 
 // check verifies the chain handed out under the roots the cluster trusts,
 // as nodes will: the Issuer checked the certificate against its request.

@@ -187,7 +187,10 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 	issued, err := s.cfg.Authority.IssueNodeCertificate(ctx, req)
 	if err != nil {
 		var limited *cluster.RenewalLimitError
-		if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, issuer.ErrNoIssuer) &&
+		if callerLeft(ctx, err) {
+			s.metrics.failures.WithLabelValues("caller_left").Inc()
+			s.log.Debug("issuance abandoned: the caller went away", "kind", kind, "node_id", req.NodeID)
+		} else if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, issuer.ErrNoIssuer) &&
 			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) && !errors.As(err, &limited) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
 			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err, hint.Attr(err))
@@ -382,9 +385,23 @@ func (s *Server) isManagerCert(ctx context.Context, leaf *x509.Certificate) bool
 }
 
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
+	if callerLeft(r.Context(), err) {
+		// Not the manager's failure, and a crowd of callers giving up
+		// (an overloaded manager) must not flood the log with errors.
+		s.metrics.failures.WithLabelValues("caller_left").Inc()
+		s.log.Debug("the caller went away before the answer", "path", r.URL.Path, "remote", r.RemoteAddr)
+		writeJSON(w, http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "the request was canceled"})
+		return
+	}
 	s.metrics.failures.WithLabelValues("internal").Inc()
 	s.log.Error("internal error", "path", r.URL.Path, "err", err, hint.Attr(err))
 	writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error; see the manager's log"})
+}
+
+// callerLeft reports whether err is only the request's context ending:
+// the caller closed the connection or gave up.
+func callerLeft(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
