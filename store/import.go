@@ -2,9 +2,18 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/chancery-pki/chancery/audit"
 )
+
+// ErrNotEmpty is matched by Importer.Claim's error when the store holds
+// records, and no import that may be taken over.
+var ErrNotEmpty = errors.New("the target store is not empty")
+
+// ErrImportClaimed is matched by Importer.Claim's error when another
+// import holds the store, and by Import's when this one no longer does.
+var ErrImportClaimed = errors.New("another import holds the target store")
 
 // Importer is implemented by a Store that can take another store's records
 // as they are, to move a cluster's state from one store to another
@@ -14,13 +23,23 @@ import (
 // An import goes into an empty store only. Records come in any number of
 // Import calls; the last one carries the cluster record and the audit
 // head, and until it commits the store holds no cluster, so that no
-// manager uses a half-imported store. A failed import is undone with
-// Destroyer.
+// manager uses a half-imported store. An import first claims the store
+// (Claim), so that of two imports at once exactly one proceeds. A failed
+// import is undone with Destroyer, which then deletes only while the
+// import holds its claim.
 type Importer interface {
-	// Empty reports whether the store holds nothing at all.
-	Empty(ctx context.Context) (bool, error)
-	// Import writes b's records, in transactions of bounded size. It
+	// Claim takes the store for one import by this Store, in one atomic
+	// step: it fails with ErrNotEmpty when the store holds records, or
+	// with ErrImportClaimed when another import holds it. An import of
+	// the same source cluster that was abandoned (its process stopped,
+	// or the removal of its records failed) is taken over, its records
+	// deleted, once its claim has lapsed. source is the imported
+	// cluster's ID.
+	Claim(ctx context.Context, source string) error
+	// Import writes b's records, in transactions of bounded size, while
+	// this Store holds its claim (ErrImportClaimed once it does not). It
 	// fails, writing nothing more, once the store holds a cluster record.
+	// The batch that carries the cluster record ends the claim.
 	Import(ctx context.Context, b ImportBatch) error
 }
 

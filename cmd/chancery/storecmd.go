@@ -107,8 +107,12 @@ func (a *app) migrateStore(cmd *cobra.Command, target store.Settings) error {
 		return hint.With(fmt.Errorf("etcd at %s holds keys under the prefix %q already: store migrate moves a cluster into an empty prefix only", strings.Join(cfg.Endpoints, ","), cfg.Prefix),
 			"choose another prefix with --etcd-prefix /NAME/ (etcdctl get --prefix --keys-only "+cfg.Prefix+" shows what is there)")
 	}
+	if errors.Is(err, migrate.ErrClaimed) {
+		return hint.With(fmt.Errorf("%w (store.json is unchanged, and nothing was written to etcd)", err),
+			"another store migrate is copying into this prefix; wait for it, or, if it has stopped, run store migrate again once its claim has lapsed (it then deletes the partial copy and starts again)")
+	}
 	if err != nil {
-		return fmt.Errorf("%w (store.json is unchanged, and nothing is left under %q in etcd)", err, cfg.Prefix)
+		return fmt.Errorf("%w (store.json is unchanged; what was written under %q in etcd was removed, or, if that failed, is taken over by the next store migrate)", err, cfg.Prefix)
 	}
 
 	// The copy verifies: set the old file aside and name etcd.

@@ -233,13 +233,31 @@ func (s *Store) exists(ctx context.Context) (bool, error) {
 }
 
 // Destroy implements store.Destroyer: it deletes every key under the
-// store's prefix.
+// store's prefix. While this Store holds an import's claim (Claim, until
+// the import is whole), it deletes only if the claim still holds, so that
+// an import whose claim lapsed never deletes another's, and then ends the
+// claim.
 func (s *Store) Destroy(ctx context.Context) error {
 	end, err := s.begin(ctx)
 	if err != nil {
 		return err
 	}
 	defer end()
-	_, err = s.c.Delete(ctx, s.prefix, clientv3.WithPrefix())
-	return wrap("delete the store", err)
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	if s.claim == nil {
+		_, err = s.c.Delete(ctx, s.prefix, clientv3.WithPrefix())
+		return wrap("delete the store", err)
+	}
+	held, _ := s.claimed()
+	resp, err := s.c.Txn(ctx).If(held).Then(clientv3.OpDelete(s.prefix, clientv3.WithPrefix())).Commit()
+	if err != nil {
+		// The claim is kept: Destroy may be called again.
+		return wrap("delete the import", err)
+	}
+	s.release()
+	if !resp.Succeeded {
+		return fmt.Errorf("etcdstore: %w: this import's claim lapsed; nothing was deleted", store.ErrImportClaimed)
+	}
+	return nil
 }

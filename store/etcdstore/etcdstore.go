@@ -76,6 +76,9 @@ type Options struct {
 	Now func() time.Time
 	// CloseClient makes Close close the client too.
 	CloseClient bool
+	// ClaimTTL is the TTL of an import's claim (Claim); default
+	// DefaultClaimTTL.
+	ClaimTTL time.Duration
 }
 
 // Store is a store.Store in etcd. It is safe for concurrent use.
@@ -95,6 +98,11 @@ type Store struct {
 	flushing bool
 	closeMu  sync.RWMutex
 	closed   bool
+
+	// claimMu guards the import claim this Store holds (claim.go).
+	claimMu  sync.Mutex
+	claim    *importClaim
+	claimTTL time.Duration
 }
 
 // New returns a store on an etcd client. It checks the format version of
@@ -108,7 +116,7 @@ func New(ctx context.Context, c *clientv3.Client, opts Options) (*Store, error) 
 	}
 	p := opts.Prefix
 	s := &Store{
-		c: c, now: opts.Now, closeC: opts.CloseClient, prefix: p,
+		c: c, now: opts.Now, closeC: opts.CloseClient, prefix: p, claimTTL: opts.ClaimTTL,
 		kSchema: p + "schema", kCluster: p + "cluster", kHead: p + "audit-head",
 		pNodes: p + "nodes/", pCerts: p + "certs/", pByNode: p + "certs-by-node/", pAudit: p + "audit/",
 	}
@@ -149,6 +157,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.claimMu.Lock()
+	s.release()
+	s.claimMu.Unlock()
 	if s.closeC {
 		return s.c.Close()
 	}
@@ -182,8 +193,11 @@ func (s *Store) byNodePrefix(id string) string {
 }
 func (s *Store) auditKey(seq uint64) string { return fmt.Sprintf("%s%016x", s.pAudit, seq) }
 
-// wrap says which operation failed on etcd.
+// wrap says which operation failed on etcd; nil when err is.
 func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	return fmt.Errorf("etcdstore: %s: %w", op, err)
 }
 

@@ -43,6 +43,12 @@ func (s *Store) Import(ctx context.Context, b store.ImportBatch) error {
 	defer end()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	s.claimMu.Lock()
+	defer s.claimMu.Unlock()
+	held, err := s.claimed()
+	if err != nil {
+		return err
+	}
 
 	var ops []clientv3.Op
 	size := 0
@@ -50,7 +56,7 @@ func (s *Store) Import(ctx context.Context, b store.ImportBatch) error {
 		if len(ops) == 0 {
 			return nil
 		}
-		err := s.importTxn(ctx, ops)
+		err := s.importTxn(ctx, held, ops)
 		ops, size = nil, 0
 		return err
 	}
@@ -113,21 +119,33 @@ func (s *Store) Import(ctx context.Context, b store.ImportBatch) error {
 		return err
 	}
 	head, _ := json.Marshal(b.Head)
-	return s.importTxn(ctx, []clientv3.Op{
+	if err := s.importTxn(ctx, held, []clientv3.Op{
 		clientv3.OpPut(s.kSchema, strconv.Itoa(schemaVersion)),
 		clientv3.OpPut(s.kHead, string(head)),
 		clientv3.OpPut(s.kCluster, cdata),
-	})
+		clientv3.OpDelete(s.lockKey()),
+		clientv3.OpDelete(s.claimKey()),
+	}); err != nil {
+		return err
+	}
+	// The import is whole: its claim ends with it.
+	s.release()
+	return nil
 }
 
-// importTxn commits ops if the store holds no cluster record.
-func (s *Store) importTxn(ctx context.Context, ops []clientv3.Op) error {
-	resp, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.kCluster), "=", 0)).Then(ops...).Commit()
+// importTxn commits ops if the store holds no cluster record and this
+// import's claim (held) holds.
+func (s *Store) importTxn(ctx context.Context, held clientv3.Cmp, ops []clientv3.Op) error {
+	resp, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.kCluster), "=", 0), held).Then(ops...).
+		Else(clientv3.OpGet(s.kCluster, clientv3.WithCountOnly())).Commit()
 	if err != nil {
 		return wrap("import", err)
 	}
 	if !resp.Succeeded {
-		return fmt.Errorf("etcdstore: import: %w: the store holds a cluster record already", store.ErrExists)
+		if resp.Responses[0].GetResponseRange().Count > 0 {
+			return fmt.Errorf("etcdstore: import: %w: the store holds a cluster record already", store.ErrExists)
+		}
+		return fmt.Errorf("etcdstore: import: %w: this import's claim lapsed (its lease was not renewed in time)", store.ErrImportClaimed)
 	}
 	return nil
 }

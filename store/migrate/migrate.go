@@ -14,8 +14,14 @@ import (
 	"github.com/chancery-pki/chancery/store"
 )
 
-// ErrNotEmpty is matched by Copy's error when the target holds anything.
-var ErrNotEmpty = errors.New("migrate: the target store is not empty")
+// ErrNotEmpty is matched by Copy's error when the target holds anything
+// (other than an abandoned copy of the same cluster, which Copy takes
+// over).
+var ErrNotEmpty = store.ErrNotEmpty
+
+// ErrClaimed is matched by Copy's error when another copy is under way
+// into the target (its claim has not lapsed).
+var ErrClaimed = store.ErrImportClaimed
 
 // Target is a store that can take an import and be wiped after a failed
 // one.
@@ -42,15 +48,20 @@ const destroyTimeout = 30 * time.Second
 // Copy copies src into dst, which must be empty, and verifies the copy:
 // the same number of nodes and certificate records, an audit log that
 // verifies with the roots of the copied cluster record and ends at src's
-// head. On any failure after the emptiness check it removes what it wrote
-// from dst (Destroy) and returns the error. src must not change meanwhile.
+// head. It first claims dst (store.Importer.Claim), atomically: of two
+// copies into one target at once, one proceeds and the other fails with
+// ErrClaimed, having written nothing. On any failure after the claim it
+// removes what it wrote from dst (Destroy) and returns the error. If that
+// removal fails too, or the process stops, the claim lapses and a later
+// Copy of the same cluster deletes the partial copy and starts again. src
+// must not change meanwhile.
 func Copy(ctx context.Context, src store.Store, dst Target, roots Roots) (Result, error) {
-	empty, err := dst.Empty(ctx)
+	cl, err := src.Cluster(ctx)
 	if err != nil {
-		return Result{}, fmt.Errorf("migrate: checking that the target is empty: %w", err)
+		return Result{}, fmt.Errorf("migrate: reading the cluster record: %w", err)
 	}
-	if !empty {
-		return Result{}, ErrNotEmpty
+	if err := dst.Claim(ctx, cl.ID); err != nil {
+		return Result{}, fmt.Errorf("migrate: claiming the target: %w", err)
 	}
 	res, err := copyAndVerify(ctx, src, dst, roots)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -178,6 +179,9 @@ func TestCopyRefuses(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Copy: %v, want %v", err, tc.want)
 			}
+			if err != nil && strings.Contains(err.Error(), "also failed") {
+				t.Errorf("Copy: %v; the removal of the partial copy did not fail", err)
+			}
 			empty, err := dst.Empty(ctx)
 			if err != nil || empty != tc.wantEmpty {
 				t.Errorf("target empty: %v, %v; want %v", empty, err, tc.wantEmpty)
@@ -187,10 +191,13 @@ func TestCopyRefuses(t *testing.T) {
 }
 
 // TestImportIntoCluster: Import writes nothing into a store that holds a
-// cluster record.
+// cluster record, even under its claim.
 func TestImportIntoCluster(t *testing.T) {
 	ctx := t.Context()
 	dst := target(t)
+	if err := dst.Claim(ctx, storetest.Cluster().ID); err != nil {
+		t.Fatal(err)
+	}
 	if err := dst.CreateCluster(ctx, storetest.Cluster()); err != nil {
 		t.Fatal(err)
 	}
