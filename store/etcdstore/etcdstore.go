@@ -517,7 +517,8 @@ func (s *Store) Node(ctx context.Context, id string) (store.Node, error) {
 }
 
 // UpdateNode implements store.Store. fn may be called more than once (see
-// the package doc).
+// the package doc). A change that leaves the node removed deletes its
+// heartbeat record in the same transaction.
 func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error, events ...audit.Event) (store.Node, error) {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -548,6 +549,10 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 		data, err := encode(key, n)
 		if err != nil {
 			return nil, err
+		}
+		if n.State == store.StateRemoved {
+			// A removed node's heartbeat record (seen.go) goes with it.
+			return []clientv3.Op{clientv3.OpPut(key, data), clientv3.OpDelete(s.seenPrefix() + id)}, nil
 		}
 		return []clientv3.Op{clientv3.OpPut(key, data)}, nil
 	})
