@@ -710,3 +710,61 @@ func TestFileRootRotationNeedsOneManager(t *testing.T) {
 		t.Error("the rotation did not start")
 	}
 }
+
+// TestAdvertiseAddrForms: a manager on etcd takes its advertise address in
+// the forms init's --advertise-addr takes (a bare IP or an interface with
+// the listener's port, or HOST:PORT), keeps the resolved address in etcd
+// for the status answers, and refuses an address no node can reach.
+func TestAdvertiseAddrForms(t *testing.T) {
+	data, _, _, prefix := etcdDataDir(t)
+	chain, err := certdir.In(data).NodeChain()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := prefix + managersPrefix + chain[0].Subject.CommonName
+	ec := etcdClient(t)
+	lo := ""
+	if ifis, err := net.Interfaces(); err == nil {
+		for _, ifi := range ifis {
+			if ifi.Flags&net.FlagLoopback != 0 {
+				lo = ifi.Name
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name, advertise string
+		want            func(port string) string
+		err             string
+	}{
+		{"BareIP", "127.0.0.1", func(port string) string { return "127.0.0.1:" + port }, ""},
+		{"HostPort", "192.0.2.7:4000", func(string) string { return "192.0.2.7:4000" }, ""},
+		{"Interface", lo, func(port string) string { return "127.0.0.1:" + port }, ""},
+		{"Unspecified", "0.0.0.0", nil, "no address another node can reach"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.advertise == "" {
+				t.Skip("no loopback interface")
+			}
+			cfg := Config{AdvertiseAddr: tc.advertise, CheckpointInterval: time.Hour, SessionTTL: 2 * time.Second}
+			if tc.err != "" {
+				ln, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				cfg.DataDir, cfg.Listener, cfg.Logger = data, ln, quiet()
+				if err := Run(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("Run: %v, want %q", err, tc.err)
+				}
+				return
+			}
+			addr, _, stop := runManager(t, data, cfg)
+			defer stop()
+			_, port, _ := net.SplitHostPort(addr)
+			want := tc.want(port)
+			waitFor(t, "the advertised address in etcd", func() bool {
+				resp, err := ec.Get(context.Background(), key)
+				return err == nil && len(resp.Kvs) == 1 && string(resp.Kvs[0].Value) == want
+			})
+		})
+	}
+}

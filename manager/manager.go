@@ -49,7 +49,9 @@ type Config struct {
 	// cluster record's.
 	ListenAddr string
 	// AdvertiseAddr is the API address nodes are told to reach this
-	// manager on, with a shared store; empty means the state file's for a
+	// manager on, with a shared store, in any form init's --advertise-addr
+	// takes (a bare IP or an interface with the listener's port); empty
+	// means the state file's for a
 	// manager that joined (chancery join --advertise-addr), else the
 	// listener's address when it is not a wildcard, else the cluster
 	// record's for the manager that created the cluster.
@@ -225,6 +227,13 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 	closers = append(closers, ln)
+	if cfg.AdvertiseAddr != "" {
+		// As init and join take it: a bare IP or an interface takes the
+		// listener's port.
+		if cfg.AdvertiseAddr, err = cluster.ResolveAdvertise(cfg.AdvertiseAddr, ln.Addr().String()); err != nil {
+			return err
+		}
+	}
 	if shared == nil {
 		// The embedded store: this manager must be its leader before
 		// anything starts.

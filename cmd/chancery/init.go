@@ -79,7 +79,7 @@ func newInitCmd(a *app) *cobra.Command {
 			}
 			// The manager opens the root with the settings init stored, which
 			// hold no secret (a pin-value given to init is not among them).
-			return a.runManager(cmd.Context(), "", metricsAddr, nil, extCfg)
+			return a.runManager(cmd.Context(), "", "", metricsAddr, nil, extCfg)
 		},
 	}
 	f := cmd.Flags()

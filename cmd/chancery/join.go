@@ -112,7 +112,7 @@ the shared store.`,
 				return a.runAgain()
 			}
 			if shared {
-				return a.runManager(cmd.Context(), "", "", nil, nil)
+				return a.runManager(cmd.Context(), "", "", "", nil, nil)
 			}
 			return a.runNode(cmd.Context(), "")
 		},

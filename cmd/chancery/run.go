@@ -20,7 +20,7 @@ import (
 )
 
 func newRunCmd(a *app) *cobra.Command {
-	var listen, metricsAddr, passFile string
+	var listen, advertise, metricsAddr, passFile string
 	var ext *extCAFlags
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -44,7 +44,10 @@ func newRunCmd(a *app) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return a.runManager(cmd.Context(), listen, metricsAddr, overrides, extCfg)
+				return a.runManager(cmd.Context(), listen, advertise, metricsAddr, overrides, extCfg)
+			}
+			if advertise != "" {
+				return hint.With(errors.New("--advertise-addr is for a manager on a shared store"), "give it to 'chancery join' with --store etcd, or drop it")
 			}
 			if _, err := agent.ReadState(a.dataDir); err == nil {
 				return a.runNode(cmd.Context(), listen)
@@ -54,6 +57,7 @@ func newRunCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen-addr", "", "override the manager's stored listen address")
+	cmd.Flags().StringVar(&advertise, "advertise-addr", "", "override the address nodes are told to reach this manager on, with a store in etcd (the forms init takes)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics over plain HTTP on this address")
 	ext = addExtCAFlags(cmd.Flags())
 	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
@@ -62,13 +66,13 @@ func newRunCmd(a *app) *cobra.Command {
 }
 
 // runManager runs the manager of the data directory until interrupted.
-func (a *app) runManager(ctx context.Context, listen, metricsAddr string, overrides backends.Settings, ext *manager.ExternalCAConfig) error {
+func (a *app) runManager(ctx context.Context, listen, advertise, metricsAddr string, overrides backends.Settings, ext *manager.ExternalCAConfig) error {
 	log, err := a.logger()
 	if err != nil {
 		return err
 	}
 	err = manager.Run(ctx, manager.Config{
-		DataDir: a.dataDir, ListenAddr: listen, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
+		DataDir: a.dataDir, ListenAddr: listen, AdvertiseAddr: advertise, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
 		HeartbeatPeriod: a.heartbeat,
 		ExternalCA:      ext,
 	})
