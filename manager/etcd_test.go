@@ -364,7 +364,7 @@ func managersOnWith(t testing.TB, n int, ttl time.Duration, data1 string, res *c
 	t.Helper()
 	g := &group{res: res}
 	add := func(data string, cfg Config) {
-		cfg.HeartbeatPeriod = more.HeartbeatPeriod
+		cfg.HeartbeatPeriod, cfg.PruneInterval = more.HeartbeatPeriod, more.PruneInterval
 		addr, met, stop := runManager(t, data, cfg)
 		g.data, g.addrs, g.mets, g.stops = append(g.data, data), append(g.addrs, addr), append(g.mets, met), append(g.stops, stop)
 	}

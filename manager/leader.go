@@ -469,6 +469,17 @@ func (l *duties) pruneLoop(ctx context.Context) {
 		case n > 0:
 			l.cfg.Logger.Info("pruned expired certificates' records", "pruned", n)
 		}
+		if sp, ok := l.cfg.store.(store.SeenPruner); ok {
+			// Heartbeat records of removed nodes, written by a flush that
+			// came after the removal.
+			n, err := sp.PruneSeen(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				l.cfg.Logger.Error("pruning removed nodes' heartbeat records failed", "err", err, "pruned", n)
+			case n > 0:
+				l.cfg.Logger.Info("pruned removed nodes' heartbeat records", "pruned", n)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return

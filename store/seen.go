@@ -31,3 +31,11 @@ type SeenSharer interface {
 	// goroutine.
 	WatchSeen(ctx context.Context, fn func(Seen)) error
 }
+
+// SeenPruner is implemented by a SeenSharer that can delete the heartbeat
+// records of nodes that were removed, or are gone: a heartbeat a manager
+// accepted just before a node's removal may be written just after it.
+type SeenPruner interface {
+	// PruneSeen deletes those records and returns how many it deleted.
+	PruneSeen(ctx context.Context) (int, error)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -12,7 +13,10 @@ import (
 	"github.com/chancery-pki/chancery/store"
 )
 
-var _ store.SeenSharer = (*Store)(nil)
+var (
+	_ store.SeenSharer = (*Store)(nil)
+	_ store.SeenPruner = (*Store)(nil)
+)
 
 // seenPerTxn is how many heartbeat records one transaction writes (etcd
 // allows 128 operations by default).
@@ -93,4 +97,74 @@ func (s *Store) watchSeen(ctx context.Context, rev int64, emit func(key, value [
 		}
 	}
 	return ctx.Err()
+}
+
+// seenPrunePage is how many heartbeat records one step of PruneSeen
+// examines: it reads their nodes in one transaction, and deletes in
+// another that compares them (etcd allows 128 operations by default).
+const seenPrunePage = 50
+
+// PruneSeen implements store.SeenPruner: page by page, it reads the nodes
+// of the heartbeat records and deletes the records of removed or absent
+// nodes in a transaction that commits only while those nodes are as read.
+func (s *Store) PruneSeen(ctx context.Context) (int, error) {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer end()
+	pruned := 0
+	from, rangeEnd := s.seenPrefix(), clientv3.GetPrefixRangeEnd(s.seenPrefix())
+	for {
+		resp, err := s.c.Get(ctx, from, clientv3.WithRange(rangeEnd), clientv3.WithKeysOnly(), clientv3.WithLimit(seenPrunePage),
+			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		if err != nil {
+			return pruned, wrap("list heartbeats", err)
+		}
+		if len(resp.Kvs) == 0 {
+			return pruned, nil
+		}
+		ids := make([]string, len(resp.Kvs))
+		gets := make([]clientv3.Op, len(resp.Kvs))
+		for i, kv := range resp.Kvs {
+			ids[i] = strings.TrimPrefix(string(kv.Key), s.seenPrefix())
+			gets[i] = clientv3.OpGet(s.nodeKey(ids[i]))
+		}
+		nodes, err := s.c.Txn(ctx).Then(gets...).Commit()
+		if err != nil {
+			return pruned, wrap("read the nodes of heartbeats", err)
+		}
+		var cmps []clientv3.Cmp
+		var dels []clientv3.Op
+		for i, r := range nodes.Responses {
+			key := s.nodeKey(ids[i])
+			kvs := r.GetResponseRange().Kvs
+			if len(kvs) == 0 {
+				cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+				dels = append(dels, clientv3.OpDelete(s.seenPrefix()+ids[i]))
+				continue
+			}
+			n, err := decode[store.Node](key, kvs[0].Value)
+			if err != nil {
+				return pruned, err
+			}
+			if n.State == store.StateRemoved {
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kvs[0].ModRevision))
+				dels = append(dels, clientv3.OpDelete(s.seenPrefix()+ids[i]))
+			}
+		}
+		if len(dels) > 0 {
+			// A node that changed meanwhile is looked at again at the next
+			// prune.
+			if del, err := s.c.Txn(ctx).If(cmps...).Then(dels...).Commit(); err != nil {
+				return pruned, wrap("prune heartbeats", err)
+			} else if del.Succeeded {
+				pruned += len(dels)
+			}
+		}
+		if !resp.More {
+			return pruned, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
 }

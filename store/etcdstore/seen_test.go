@@ -2,7 +2,9 @@ package etcdstore_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/chancery-pki/chancery/internal/faultproxy"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/etcdstore"
+	"github.com/chancery-pki/chancery/store/storetest"
 )
 
 // TestWatchSeenSurvivesCompaction: heartbeats written while a watcher is
@@ -108,4 +111,54 @@ func TestWatchSeenSurvivesCompaction(t *testing.T) {
 
 	put("n1", at.Add(2*time.Second))
 	arrives("a heartbeat after the compaction", "n1", at.Add(2*time.Second))
+}
+
+// TestPruneSeen: the heartbeat records of a removed node (written after
+// its removal, as a late flush would) and of a node that is not stored
+// are pruned; those of live nodes stay, over more than one page.
+func TestPruneSeen(t *testing.T) {
+	c := etcddev.Require(t)
+	st := open(t, c, prefix())
+	defer st.Close()
+	ctx := t.Context()
+	if err := st.CreateCluster(ctx, storetest.Cluster()); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var recs []store.Seen
+	for i := range 120 {
+		n, cert := storetest.Issuance(fmt.Sprintf("node-%03d", i), fmt.Sprintf("%04x", i+1), now)
+		if err := st.RecordIssuance(ctx, n, cert); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, store.Seen{NodeID: n.ID, At: now})
+	}
+	removed := map[string]bool{"node-007": true, "node-060": true, "node-119": true}
+	for id := range removed {
+		if _, err := st.UpdateNode(ctx, id, func(n *store.Node) error { n.State = store.StateRemoved; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Written after the removals, and for a node never stored.
+	recs = append(recs, store.Seen{NodeID: "never-stored", At: now})
+	if err := st.PutSeen(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.PruneSeen(ctx)
+	if err != nil || n != len(removed)+1 {
+		t.Fatalf("PruneSeen: %d, %v; want %d", n, err, len(removed)+1)
+	}
+	resp, err := st.Client().Get(ctx, st.Prefix()+"seen/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		left[strings.TrimPrefix(string(kv.Key), st.Prefix()+"seen/")] = true
+	}
+	for _, r := range recs {
+		if gone := removed[r.NodeID] || r.NodeID == "never-stored"; left[r.NodeID] == gone {
+			t.Errorf("node %s: record kept %v", r.NodeID, left[r.NodeID])
+		}
+	}
 }
