@@ -61,6 +61,7 @@ func (p *managerProcess) start() {
 		args = []string{"run", "--data-dir", p.dataDir, "--dispatcher-heartbeat", "200ms", "--log-level", "warn"}
 	}
 	p.cmd = exec.Command(p.bin, args...)
+	p.cmd.SysProcAttr = childAttr()
 	p.cmd.Stdout = &lockedWriter{w: &p.log, mu: &p.mu}
 	p.cmd.Stderr = p.cmd.Stdout
 	if err := p.cmd.Start(); err != nil {

@@ -55,6 +55,7 @@ func TestJoinTokenNotInProc(t *testing.T) {
 			node := filepath.Join(dir, tc.name)
 			args := append([]string{"join", "--data-dir", node, "--hostname", "n-" + tc.name, "--log-level", "warn"}, tc.args...)
 			cmd := exec.Command(bin, append(args, addr)...)
+			cmd.SysProcAttr = childAttr()
 			cmd.Env = os.Environ()
 			if tc.env != "" {
 				cmd.Env = append(cmd.Env, JoinTokenEnv+"="+tc.env)

@@ -137,6 +137,7 @@ func peakRSS(b *testing.B, pid int) int64 {
 // execManager starts `chancery run` for dataDir as a process.
 func execManager(b *testing.B, bin, dataDir string) *exec.Cmd {
 	cmd := exec.Command(bin, "run", "--data-dir", dataDir, "--log-level", "error")
+	cmd.SysProcAttr = childAttr()
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
