@@ -372,6 +372,23 @@ func (a *Agent) newClient() {
 	a.mgr = client.NewForCluster(a.addr, pool(roots), a.Certificate, a.clusterID())
 }
 
+// setRoots makes the agent's client of its manager verify the manager
+// under the current roots on its next connections, keeping the one it has
+// (authenticated when it was made): after a root rotation's switch of
+// trust, every node would otherwise make a new TLS handshake at once.
+func (a *Agent) setRoots() {
+	c, ok := a.mgr.(interface{ SetRoots(*x509.CertPool) })
+	if !ok {
+		a.newClient()
+		return
+	}
+	roots, err := ca.ParseCertificatesPEM(a.roots)
+	if err != nil {
+		return
+	}
+	c.SetRoots(pool(roots))
+}
+
 // nextBackoff doubles the un-jittered backoff prev, from MinBackoff up to
 // MaxBackoff. The jitter is applied to each wait, not carried into the next
 // backoff, so that it does not compound.
@@ -440,7 +457,7 @@ func (a *Agent) takeRoot(rootPEM []byte) error {
 	}
 	a.roots = rootPEM
 	if a.addr != "" {
-		a.newClient()
+		a.setRoots()
 	}
 	if a.cfg.OnRoots != nil {
 		a.cfg.OnRoots()

@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/chancery-pki/chancery/api"
@@ -55,6 +56,9 @@ func (e *APIError) Error() string { return e.Message }
 type Client struct {
 	base string
 	hc   *http.Client
+	// roots are the roots new connections verify the manager under; nil
+	// for a client that does not verify it (FetchRoot) or does not use TLS.
+	roots atomic.Pointer[x509.CertPool]
 }
 
 // New returns a client of the manager at addr (HOST:PORT) that trusts the
@@ -82,9 +86,45 @@ func New(addr string, roots *x509.CertPool, cert func() *tls.Certificate) *Clien
 		TLSClientConfig:     cfg,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 64,
-		TLSHandshakeTimeout: 10 * time.Second,
+		TLSHandshakeTimeout: handshakeTimeout,
 	}
-	return &Client{base: "https://" + addr, hc: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
+	c := &Client{base: "https://" + addr, hc: &http.Client{Transport: tr, Timeout: DefaultTimeout}}
+	if roots != nil {
+		// Each new connection verifies the manager under the roots in
+		// force when it is made (SetRoots), from TLSClientConfig.
+		c.roots.Store(roots)
+		tr.DialTLSContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialTLS(ctx, tr.TLSClientConfig, network, addr)
+		}
+	}
+	return c
+}
+
+// handshakeTimeout bounds a connection's dial and TLS handshake.
+const handshakeTimeout = 10 * time.Second
+
+// SetRoots makes roots the ones that the manager's certificate is verified
+// under on every connection made from now on. Connections already made
+// stay: they were authenticated when they were made, and a node that takes
+// a new root during a rotation (all of them, within one heartbeat) does
+// not make the manager do a TLS handshake each again. It does nothing to
+// a client made without roots.
+func (c *Client) SetRoots(roots *x509.CertPool) {
+	if roots != nil && c.roots.Load() != nil {
+		c.roots.Store(roots)
+	}
+}
+
+// dialTLS connects to addr and makes a TLS handshake with base, under the
+// roots in force.
+func (c *Client) dialTLS(ctx context.Context, base *tls.Config, network, addr string) (net.Conn, error) {
+	cfg := base.Clone()
+	cfg.RootCAs = c.roots.Load()
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	d := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 30 * time.Second}, Config: cfg}
+	return d.DialContext(ctx, network, addr)
 }
 
 // NewForCluster is New for a member of a known cluster: it also requires

@@ -150,7 +150,7 @@ func (f *Fleet) runNode(ctx context.Context, n *simNode, period time.Duration) {
 			period = st.HeartbeatPeriod
 		}
 		if st.RootCAPEM != "" && !bytes.Equal([]byte(st.RootCAPEM), n.rootPEM) {
-			if err := n.trust(f.addr, []byte(st.RootCAPEM)); err != nil {
+			if err := n.setRoots([]byte(st.RootCAPEM)); err != nil {
 				f.fail(err)
 			} else {
 				// Report at once, as an agent does.
@@ -229,6 +229,23 @@ func (n *simNode) trust(addr string, rootPEM []byte) error {
 		defer n.mu.Unlock()
 		return n.cert
 	})
+	return nil
+}
+
+// setRoots makes rootPEM the node's root, as an agent takes a new one:
+// its client verifies the manager under it on its next connections and
+// keeps the one it has.
+func (n *simNode) setRoots(rootPEM []byte) error {
+	pool, err := poolOf(rootPEM)
+	if err != nil {
+		return err
+	}
+	roots, _ := ca.ParseCertificatesPEM(rootPEM)
+	sum := sha256.Sum256(roots[0].Raw)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rootPEM, n.trusted = rootPEM, "sha256:"+hex.EncodeToString(sum[:])
+	n.client.SetRoots(pool)
 	return nil
 }
 
