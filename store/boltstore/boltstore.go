@@ -73,6 +73,8 @@ type Options struct {
 type Store struct {
 	db  *bbolt.DB
 	now func() time.Time
+	// clusters keeps the cluster record decoded last.
+	clusters store.ClusterCache
 }
 
 // Open opens the database at path, creating it with mode 0600 if absent. An
@@ -234,13 +236,15 @@ func (s *Store) Cluster(ctx context.Context) (store.Cluster, error) {
 	}
 	var c store.Cluster
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		var ok bool
-		var err error
-		c, ok, err = get[store.Cluster](tx, bucketCluster, keyCluster)
-		if err == nil && !ok {
-			err = store.NotFound("cluster")
+		data := tx.Bucket(bucketCluster).Get(keyCluster)
+		if data == nil {
+			return store.NotFound("cluster")
 		}
-		return err
+		var err error
+		if c, err = s.clusters.Decode(data); err != nil {
+			return corrupt(bucketCluster, keyCluster, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return store.Cluster{}, err
