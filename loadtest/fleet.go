@@ -30,10 +30,11 @@ import (
 type Fleet struct {
 	addr  string
 	nodes []*simNode
-	// Renewals counts renewals made; Errors failed calls.
-	Renewals, Errors atomic.Int64
-	errMu            sync.Mutex
-	firstErr         string
+	// Renewals counts renewals made; Errors failed calls; Reported the
+	// nodes that have reported at least once.
+	Renewals, Errors, Reported atomic.Int64
+	errMu                      sync.Mutex
+	firstErr                   string
 }
 
 // simNode is one simulated node.
@@ -45,6 +46,8 @@ type simNode struct {
 	trusted string
 	client  *client.Client
 	closed  bool
+	// reported is set once the node has reported.
+	reported bool
 }
 
 // JoinFleet joins n simulated nodes to the manager at addr with token, c
@@ -145,6 +148,10 @@ func (f *Fleet) runNode(ctx context.Context, n *simNode, period time.Duration) {
 				f.fail(err)
 			}
 			continue
+		}
+		if !n.reported {
+			n.reported = true
+			f.Reported.Add(1)
 		}
 		if st.HeartbeatPeriod > 0 {
 			period = st.HeartbeatPeriod
