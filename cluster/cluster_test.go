@@ -19,6 +19,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -1143,5 +1144,81 @@ func TestOpenStoreWithoutSettings(t *testing.T) {
 	}
 	if _, err := OpenStore(t.TempDir()); !errors.Is(err, ErrNoCluster) {
 		t.Errorf("OpenStore(empty directory) = %v, want ErrNoCluster", err)
+	}
+}
+
+// TestInitRaceOnEtcd races two inits on one etcd prefix: the second finds
+// the store empty, then the first creates its cluster before the second
+// writes its own. The second fails with ErrClusterExists, and its undo
+// leaves the first cluster's records alone.
+func TestInitRaceOnEtcd(t *testing.T) {
+	c := etcddev.Require(t)
+	opts := map[string]string{"endpoints": strings.Join(c.Endpoints, ","), "prefix": "/init-race-" + t.Name() + "/"}
+	settings := store.Settings{Type: "etcd", Options: opts}
+	first := initRequest(filepath.Join(t.TempDir(), "first"))
+	first.Store = settings
+	second := initRequest(filepath.Join(t.TempDir(), "second"))
+	second.Store = settings
+
+	var won *InitResult
+	beforeCreateCluster = func() {
+		beforeCreateCluster = nil
+		won = mustInit(t, first)
+	}
+	t.Cleanup(func() { beforeCreateCluster = nil })
+	res, err := Init(context.Background(), second)
+	if !errors.Is(err, ErrClusterExists) {
+		t.Fatalf("the init that lost the race = %+v, %v; want ErrClusterExists", res, err)
+	}
+	if won == nil {
+		t.Fatal("the racing init did not run")
+	}
+	if _, err := os.Stat(second.DataDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the losing init left its data directory: %v", err)
+	}
+	st := openStore(t, first.DataDir)
+	got, err := st.Cluster(context.Background())
+	if err != nil {
+		t.Fatalf("the winning cluster after the race: %v", err)
+	}
+	if got.ID != won.ClusterID {
+		t.Fatalf("the store holds cluster %s, want the winner's %s", got.ID, won.ClusterID)
+	}
+	if _, err := st.Node(context.Background(), won.NodeID); err != nil {
+		t.Fatalf("the winner's manager after the race: %v", err)
+	}
+}
+
+// TestInitFailureOnEtcdLeavesNoCluster fails Init at each read of its
+// random source with the store on etcd: each failure leaves the prefix
+// empty, so that init can be run again there.
+func TestInitFailureOnEtcdLeavesNoCluster(t *testing.T) {
+	c := etcddev.Require(t)
+	probe := &failingReader{failAt: -1}
+	req := initRequest(filepath.Join(t.TempDir(), "data"))
+	req.Rand = probe
+	req.Store = store.Settings{Type: "etcd", Options: map[string]string{
+		"endpoints": strings.Join(c.Endpoints, ","), "prefix": "/init-fail-probe/"}}
+	mustInit(t, req)
+	for i := 0; i < probe.reads; i++ {
+		settings := store.Settings{Type: "etcd", Options: map[string]string{
+			"endpoints": strings.Join(c.Endpoints, ","), "prefix": "/init-fail-" + strconv.Itoa(i) + "/"}}
+		req := initRequest(filepath.Join(t.TempDir(), "data"))
+		req.Store = settings
+		fr := &failingReader{failAt: i}
+		req.Rand = fr
+		_, err := Init(context.Background(), req)
+		if err == nil && fr.reads <= i {
+			continue // as in TestInitFailureAtEachStep
+		}
+		if !errors.Is(err, errRandFailed) {
+			t.Errorf("read %d: Init = %v, want the random source's error", i, err)
+			continue
+		}
+		again := initRequest(filepath.Join(t.TempDir(), "data"))
+		again.Store = settings
+		if _, err := Init(context.Background(), again); err != nil {
+			t.Errorf("read %d: Init failed with %q, and init again on the same prefix: %v", i, errRandFailed, err)
+		}
 	}
 }

@@ -85,6 +85,10 @@ type InitResult struct {
 	BackendSettings backends.Settings
 }
 
+// beforeCreateCluster, when set, runs just before Init writes the cluster
+// record: tests race another init there.
+var beforeCreateCluster func()
+
 // Init creates a cluster in req.DataDir: the root (made or imported by the
 // backend), the store with the cluster record and both join tokens, and
 // this node as the first manager, with its key and certificate in
@@ -179,10 +183,21 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close()
+	// Closed here on success; on failure, by its undo below, which must
+	// still reach the store.
+	defer func() {
+		if err == nil {
+			st.Close()
+		}
+	}()
+	// created is set once this Init's cluster record is in the store.
+	var created bool
 	undo = append(undo, func() {
-		// A shared store (etcd) that Init found empty is emptied again.
-		if d, ok := st.(store.Destroyer); ok {
+		// A shared store (etcd) is emptied again only if it holds this
+		// Init's cluster: when another init raced this one and created its
+		// cluster first, CreateCluster failed and wrote nothing, and the
+		// other cluster is left alone.
+		if d, ok := st.(store.Destroyer); ok && created {
 			d.Destroy(context.Background())
 		}
 		st.Close()
@@ -256,6 +271,9 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		keyDetails[kv[0]] = kv[1]
 	}
 	ctx = audit.WithActor(ctx, nodeID)
+	if beforeCreateCluster != nil {
+		beforeCreateCluster()
+	}
 	if err := st.CreateCluster(ctx, store.Cluster{
 		ID:               clusterID,
 		CreatedAt:        req.Now(),
@@ -274,8 +292,12 @@ func Init(ctx context.Context, req InitRequest) (res *InitResult, err error) {
 		}},
 		audit.Event{Action: audit.ActionKeyCreated, Actor: nodeID, Backend: desc.Backend, Details: keyDetails},
 	); err != nil {
+		if errors.Is(err, store.ErrExists) {
+			return nil, fmt.Errorf("%w: another init created one in the %s store meanwhile", ErrClusterExists, req.Store.Type)
+		}
 		return nil, err
 	}
+	created = true
 	iss, err := issuer.New(sg, issuer.Options{Now: req.Now})
 	if err != nil {
 		return nil, err
