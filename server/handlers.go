@@ -172,6 +172,8 @@ func (s *Server) issue(w http.ResponseWriter, r *http.Request, kind string, req 
 		// Why this manager does not issue now (it lost its store session):
 		// another manager may.
 		s.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, "no_issuer", err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		s.storeUnavailable(w, r, err)
 	case err != nil:
 		writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeSignerFailure, Message: "the CA failed to issue the certificate; see the manager's log"})
 	default:
@@ -191,7 +193,7 @@ func (s *Server) issueCert(ctx context.Context, kind string, req cluster.IssueRe
 			s.metrics.failures.WithLabelValues("caller_left").Inc()
 			s.log.Debug("issuance abandoned: the caller went away", "kind", kind, "node_id", req.NodeID)
 		} else if !errors.Is(err, signer.ErrInvalidRequest) && !errors.Is(err, ca.ErrInvalidCSR) && !errors.Is(err, issuer.ErrNoIssuer) &&
-			!errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) && !errors.As(err, &limited) {
+			!errors.Is(err, store.ErrUnavailable) && !errors.Is(err, cluster.ErrNodeRemoved) && !errors.Is(err, cluster.ErrRoleChanged) && !errors.As(err, &limited) {
 			s.metrics.failures.WithLabelValues("signer").Inc()
 			s.log.Error("issuance failed", "kind", kind, "node_id", req.NodeID, "err", err, hint.Attr(err))
 		}
@@ -393,10 +395,36 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, http.StatusServiceUnavailable, api.Error{Code: api.CodeUnavailable, Message: "the request was canceled"})
 		return
 	}
+	if errors.Is(err, store.ErrUnavailable) {
+		s.storeUnavailable(w, r, err)
+		return
+	}
 	s.metrics.failures.WithLabelValues("internal").Inc()
 	s.log.Error("internal error", "path", r.URL.Path, "err", err, hint.Attr(err))
 	writeJSON(w, http.StatusInternalServerError, api.Error{Code: api.CodeInternal, Message: "internal error; see the manager's log"})
 }
+
+// storeUnavailable answers a call that failed because the store did not
+// answer in time (store.ErrUnavailable: a manager cut off from etcd) with
+// 503: this manager cannot serve it now; the caller may try again, or
+// another manager. It counts it in chancery_failures_total
+// (store_unavailable), and logs the store's error, which names the call
+// timeout and etcd's endpoints, at most every storeErrorLogInterval, with
+// how many calls failed so since the last such line; the caller is told
+// neither.
+func (s *Server) storeUnavailable(w http.ResponseWriter, r *http.Request, err error) {
+	s.storeErrs.Add(1)
+	s.storeErrLog.Do(func() {
+		s.log.Error("the store did not answer: calls fail until it does", "path", r.URL.Path, "err", err,
+			"failed_calls", s.storeErrs.Swap(0))
+	})
+	s.fail(w, r, http.StatusServiceUnavailable, api.CodeUnavailable, "store_unavailable",
+		"this manager's store did not answer in time; try again later or through another manager")
+}
+
+// storeErrorLogInterval is the least time between two log lines of the
+// store's errors (storeUnavailable).
+const storeErrorLogInterval = 10 * time.Second
 
 // callerLeft reports whether err is only the request's context ending:
 // the caller closed the connection or gave up.

@@ -398,6 +398,8 @@ func (s *Server) rotationError(w http.ResponseWriter, r *http.Request, err error
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "rotation_conflict", err.Error())
 	case errors.Is(err, cluster.ErrNoRotation):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "no_rotation", err.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		s.storeUnavailable(w, r, err)
 	default:
 		// A new root refused (its key, its validity), a backend that is
 		// down or refuses: the operator's to fix, with the backend's words.

@@ -25,6 +25,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
@@ -120,6 +121,10 @@ type Server struct {
 	refusalLog *ratelimit.Refusals
 	// joinRefusals counts refused joins per source, to throttle them.
 	joinRefusals *ratelimit.Keyed[struct{}]
+	// storeErrLog limits the log lines of the store's errors, and
+	// storeErrs counts those errors since the last line (storeUnavailable).
+	storeErrLog rate.Sometimes
+	storeErrs   atomic.Int64
 	// renames limits each node's host name changes.
 	renames  *ratelimit.Keyed[struct{}]
 	cert     atomic.Pointer[tls.Certificate]
@@ -166,7 +171,8 @@ func New(cfg Config) (*Server, error) {
 		renewals: newRenewals(cfg.RenewRate), renewing: map[string]*renewalLock{}, started: cfg.Clock.Now(), rotationChanged: make(chan struct{}, 1),
 		refusalLog:   ratelimit.NewRefusals(ratelimit.RefusalsConfig{Interval: audit.RefusalInterval}),
 		joinRefusals: ratelimit.New(ratelimit.Config[struct{}]{Every: JoinRefusalEvery, Burst: JoinRefusalBurst}),
-		renames:      ratelimit.New(ratelimit.Config[struct{}]{Every: RenameInterval, Burst: RenameBurst})}
+		renames:      ratelimit.New(ratelimit.Config[struct{}]{Every: RenameInterval, Burst: RenameBurst}),
+		storeErrLog:  rate.Sometimes{Interval: storeErrorLogInterval}}
 	s.live = newLiveness(cfg.NodeID, cfg.HeartbeatPeriod)
 	if sh, ok := cfg.Store.(store.SeenSharer); ok && cfg.Shared {
 		s.live.share(sh)

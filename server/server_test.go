@@ -78,6 +78,9 @@ type envOptions struct {
 	renewalLimit cluster.RenewalLimit
 	// managers is the server's Config.Managers.
 	managers func() []string
+	// storeOptions, when set, are the options of an etcd store to use
+	// instead of the one CHANCERY_TEST_STORE chooses.
+	storeOptions map[string]string
 }
 
 // env is a cluster with a manager serving its API over real TLS on
@@ -123,7 +126,9 @@ func newEnv(t testing.TB, opts envOptions) *env {
 		Hostname:   "manager-1",
 		Now:        opts.initNow,
 	}
-	if o := etcddev.TestStoreOptions(t); o != nil {
+	if o := opts.storeOptions; o != nil {
+		req.Store = store.Settings{Type: "etcd", Options: o}
+	} else if o := etcddev.TestStoreOptions(t); o != nil {
 		req.Store = store.Settings{Type: "etcd", Options: o}
 	}
 	res, err := cluster.Init(ctx, req)

@@ -45,6 +45,12 @@ var ErrConflict = errors.New("store: the node changed meanwhile")
 // (AlreadyExists). Test for it with errors.Is.
 var ErrExists = errors.New("store: already exists")
 
+// ErrUnavailable is matched by the error of a call the store could not
+// answer for now: a shared store did not answer within its call timeout
+// (etcdstore.ErrNoAnswer). Nothing is known of a change that failed so; the
+// caller may try again, here or through another manager.
+var ErrUnavailable = errors.New("store: the store did not answer")
+
 // recordError is an error about one record: it names the record once, says
 // what is wrong with it, and matches its kind with errors.Is.
 type recordError struct {

@@ -20,9 +20,10 @@ import (
 )
 
 // TestInitOnEtcd follows `chancery init --store etcd` over TLS with a
-// client certificate: store.json names etcd and the files (no secret), the
-// manager runs on it, a worker joins, node ls and audit verify read it,
-// and a second init on the same etcd and prefix is refused.
+// client certificate: store.json names etcd, the files (no secret) and the
+// call timeout, the manager runs on it, a worker joins, node ls and audit
+// verify read it, and a second init on the same etcd and prefix is
+// refused.
 func TestInitOnEtcd(t *testing.T) {
 	e := etcddev.StartForTest(t, etcddev.Options{TLS: true, NoFsync: true})
 	root, err := os.MkdirTemp("", "et") // short: the manager's socket path must fit
@@ -39,7 +40,7 @@ func TestInitOnEtcd(t *testing.T) {
 	}
 	l.addr = ln.Addr().String()
 	etcdFlags := []string{"--store", "etcd", "--etcd-endpoints", strings.Join(e.Endpoints, ","), "--etcd-prefix", "/c1/",
-		"--etcd-cacert", e.TLS.CA, "--etcd-cert", e.TLS.ClientCert, "--etcd-key", e.TLS.ClientKey}
+		"--etcd-cacert", e.TLS.CA, "--etcd-cert", e.TLS.ClientCert, "--etcd-key", e.TLS.ClientKey, "--etcd-call-timeout", "7s"}
 	l.cli(false, append([]string{"init", "--no-run", "--hostname", "m1", "--data-dir", l.dir("m1"), "--listen-addr", l.addr, "--advertise-addr", l.addr}, etcdFlags...)...)
 
 	data, err := os.ReadFile(filepath.Join(l.dir("m1"), store.SettingsFile))
@@ -50,7 +51,8 @@ func TestInitOnEtcd(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.Type != "etcd" || s.Options["endpoints"] != strings.Join(e.Endpoints, ",") || s.Options["key"] != e.TLS.ClientKey || s.Options["prefix"] != "/c1/" {
+	if s.Type != "etcd" || s.Options["endpoints"] != strings.Join(e.Endpoints, ",") || s.Options["key"] != e.TLS.ClientKey || s.Options["prefix"] != "/c1/" ||
+		s.Options["call-timeout"] != "7s" {
 		t.Errorf("store.json: %s", data)
 	}
 	if strings.Contains(string(data), "PRIVATE KEY") {
@@ -99,6 +101,9 @@ func TestInitOnEtcd(t *testing.T) {
 		{[]string{"--store", "zookeeper"}, `unknown --store "zookeeper"`},
 		{[]string{"--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379"}, "not an etcd client URL"},
 		{[]string{"--store", "etcd", "--etcd-endpoints", e.Endpoints[0], "--etcd-cert", e.TLS.ClientCert}, "go together"},
+		{[]string{"--etcd-call-timeout", "5s"}, "--etcd-call-timeout needs --store etcd"},
+		{[]string{"--store", "etcd", "--etcd-endpoints", e.Endpoints[0], "--etcd-call-timeout", "10ms"}, "--etcd-call-timeout 10ms is out of range"},
+		{[]string{"--store", "etcd", "--etcd-endpoints", e.Endpoints[0], "--etcd-call-timeout", "-1s"}, "--etcd-call-timeout -1s is out of range"},
 	} {
 		_, stderr := l.cli(true, append([]string{"init", "--no-run", "--data-dir", l.dir("bad")}, tc.args...)...)
 		if !strings.Contains(stderr, tc.want) {

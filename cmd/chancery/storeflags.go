@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/pflag"
 
@@ -18,6 +19,7 @@ type storeFlags struct {
 	// "to" for store migrate).
 	typ, typFlag                     string
 	endpoints, prefix, ca, cert, key string
+	callTimeout                      time.Duration
 }
 
 func addStoreFlags(f *pflag.FlagSet) *storeFlags {
@@ -61,6 +63,8 @@ func (s *storeFlags) addEtcdFlags(f *pflag.FlagSet, when string) {
 	f.StringVar(&s.ca, "etcd-cacert", "", when+"the PEM file of the CA that signed etcd's certificates (default: the system's)")
 	f.StringVar(&s.cert, "etcd-cert", "", when+"the PEM file of the client certificate to present to etcd")
 	f.StringVar(&s.key, "etcd-key", "", when+"the PEM file of that certificate's key (mode 0600)")
+	f.DurationVar(&s.callTimeout, "etcd-call-timeout", 0, fmt.Sprintf("%show long a call waits for etcd before it fails, %s to %s (default %s)",
+		when, etcdstore.MinCallTimeout, etcdstore.MaxCallTimeout, etcdstore.DefaultCallTimeout))
 }
 
 // settings returns the store settings the flags give. Files are recorded
@@ -73,6 +77,10 @@ func (s *storeFlags) settings() (store.Settings, error) {
 		{"etcd-cacert", etcdstore.OptionCACert, s.ca},
 		{"etcd-cert", etcdstore.OptionCert, s.cert},
 		{"etcd-key", etcdstore.OptionKey, s.key},
+		{"etcd-call-timeout", etcdstore.OptionCallTimeout, ""},
+	}
+	if s.callTimeout != 0 {
+		etcdFlags[len(etcdFlags)-1].value = s.callTimeout.String()
 	}
 	switch s.typ {
 	case boltstore.Name:
@@ -91,6 +99,11 @@ func (s *storeFlags) settings() (store.Settings, error) {
 			v := e.value
 			if v == "" {
 				continue
+			}
+			if e.option == etcdstore.OptionCallTimeout {
+				if _, err := etcdstore.ParseCallTimeout(v); err != nil {
+					return store.Settings{}, fmt.Errorf("--etcd-call-timeout %s is out of range: give %s to %s", v, etcdstore.MinCallTimeout, etcdstore.MaxCallTimeout)
+				}
 			}
 			if e.option == etcdstore.OptionCACert || e.option == etcdstore.OptionCert || e.option == etcdstore.OptionKey {
 				abs, err := filepath.Abs(v)

@@ -17,9 +17,6 @@ import (
 // --max-txn-ops, 128, less a margin.
 const maxTxnOps = 120
 
-// batchTimeout bounds one batch's round trips to etcd.
-const batchTimeout = 30 * time.Second
-
 // issuance is one RecordIssuance waiting for its batch.
 type issuance struct {
 	ctx      context.Context
@@ -28,6 +25,9 @@ type issuance struct {
 	certData string
 	events   []audit.Event
 	done     chan error // buffered
+	// deadline is the call timeout after the issuance was queued: its
+	// batch waits for etcd until the first of its issuances' deadlines.
+	deadline time.Time
 }
 
 // writes is how many keys the issuance writes: the certificate, its copy
@@ -39,7 +39,9 @@ func (r *issuance) writes() int { return 3 + len(r.events) }
 // one transaction (as many as fit in etcd's limit on a transaction's
 // operations); each is checked on its own, so one refused (a duplicate
 // serial, a removed node) does not refuse the others. Once queued, an
-// issuance commits or fails with its batch, even if ctx ends meanwhile.
+// issuance commits or fails with its batch, even if ctx ends meanwhile;
+// it fails with ErrNoAnswer when etcd has not answered within the call
+// timeout after it was queued.
 func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.IssuedCertificate, events ...audit.Event) error {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -56,7 +58,8 @@ func (s *Store) RecordIssuance(ctx context.Context, n store.Node, cert store.Iss
 	if err != nil {
 		return err
 	}
-	r := &issuance{ctx: ctx, n: n, cert: cert, certData: certData, events: events, done: make(chan error, 1)}
+	r := &issuance{ctx: ctx, n: n, cert: cert, certData: certData, events: events, done: make(chan error, 1),
+		deadline: time.Now().Add(s.callTimeout)}
 	s.batchMu.Lock()
 	s.pending = append(s.pending, r)
 	if !s.flushing {
@@ -104,10 +107,13 @@ func (s *Store) commitBatch(batch []*issuance) {
 	if len(live) == 0 {
 		return
 	}
+	// The batch waits for etcd (and for this Store's other writes) until
+	// its first issuance's call timeout; the issuances were queued in
+	// order.
+	ctx, cancel := context.WithDeadlineCause(context.Background(), live[0].deadline, ErrNoAnswer)
+	defer cancel()
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
 
 	seen := map[string]bool{}
 	keys := []string{s.kHead}
@@ -123,7 +129,7 @@ func (s *Store) commitBatch(batch []*issuance) {
 	for range maxAttempts {
 		snap, err := s.read(ctx, keys...)
 		if err != nil {
-			s.finish(live, nil, wrap("record an issuance", err))
+			s.finish(live, nil, s.noAnswer(ctx, wrap("record an issuance", err)))
 			return
 		}
 		ops, err := s.planBatch(snap, live, results)
@@ -146,7 +152,7 @@ func (s *Store) commitBatch(batch []*issuance) {
 			committed, rerr := s.batchCommitted(ctx, live, results)
 			switch {
 			case rerr != nil:
-				s.finish(live, nil, wrap("record an issuance", err))
+				s.finish(live, nil, s.noAnswer(ctx, wrap("record an issuance", err)))
 				return
 			case committed:
 				s.finish(live, results, nil)

@@ -58,12 +58,12 @@ type importClaim struct {
 }
 
 // Claim implements store.Importer.
-func (s *Store) Claim(ctx context.Context, source string) error {
-	end, err := s.begin(ctx)
+func (s *Store) Claim(ctx context.Context, source string) (err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer done(&err)
 	s.claimMu.Lock()
 	defer s.claimMu.Unlock()
 	if s.claim != nil {

@@ -40,6 +40,18 @@ const (
 	// must not be readable by group or others.
 	OptionCert = "cert"
 	OptionKey  = "key"
+	// OptionCallTimeout is how long a call waits for etcd before it fails
+	// (Options.CallTimeout), as a Go duration such as "10s". Default
+	// DefaultCallTimeout.
+	OptionCallTimeout = "call-timeout"
+)
+
+// MinCallTimeout and MaxCallTimeout bound OptionCallTimeout: shorter, a
+// busy etcd would fail calls that it answers; longer, a manager cut off
+// from etcd keeps its callers waiting long after it stopped issuing.
+const (
+	MinCallTimeout = 500 * time.Millisecond
+	MaxCallTimeout = 5 * time.Minute
 )
 
 // dialTimeout bounds how long Open waits to reach etcd.
@@ -57,13 +69,16 @@ type Config struct {
 	Prefix string
 	// TLS is the client's TLS configuration; nil for http endpoints.
 	TLS *tls.Config
+	// CallTimeout is the store's call timeout (Options.CallTimeout); zero
+	// means DefaultCallTimeout.
+	CallTimeout time.Duration
 }
 
 // ParseOptions checks a store's options and returns its configuration;
 // relative paths are relative to dataDir. Files are read here, so that a
 // missing or unreadable one is reported before etcd is dialed.
 func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
-	known := []string{OptionEndpoints, OptionPrefix, OptionCACert, OptionCert, OptionKey}
+	known := []string{OptionEndpoints, OptionPrefix, OptionCACert, OptionCert, OptionKey, OptionCallTimeout}
 	for k := range opts {
 		if !slices.Contains(known, k) {
 			return Config{}, fmt.Errorf("etcdstore: unknown store option %q (the etcd store takes %s)", k, strings.Join(known, ", "))
@@ -99,6 +114,13 @@ func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
 	}
 	if !strings.HasPrefix(cfg.Prefix, "/") || !strings.HasSuffix(cfg.Prefix, "/") {
 		return Config{}, fmt.Errorf("etcdstore: the key prefix %q must start and end with /", cfg.Prefix)
+	}
+	if v := opts[OptionCallTimeout]; v != "" {
+		d, err := ParseCallTimeout(v)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.CallTimeout = d
 	}
 	path := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
@@ -146,6 +168,19 @@ func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
 	return cfg, nil
 }
 
+// ParseCallTimeout parses a call timeout (OptionCallTimeout), a Go
+// duration between MinCallTimeout and MaxCallTimeout.
+func ParseCallTimeout(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("etcdstore: the call timeout %q is not a duration such as 10s", v)
+	}
+	if d < MinCallTimeout || d > MaxCallTimeout {
+		return 0, fmt.Errorf("etcdstore: the call timeout %s is out of range: give %s to %s", d, MinCallTimeout, MaxCallTimeout)
+	}
+	return d, nil
+}
+
 // Dial returns a client of the etcd cfg names. It does not wait for etcd.
 func Dial(cfg Config) (*clientv3.Client, error) {
 	c, err := clientv3.New(clientv3.Config{
@@ -172,7 +207,7 @@ func Open(ctx context.Context, cfg Config, now func() time.Time) (*Store, error)
 	}
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	s, err := New(ctx, c, Options{Prefix: cfg.Prefix, Now: now, CloseClient: true})
+	s, err := New(ctx, c, Options{Prefix: cfg.Prefix, Now: now, CloseClient: true, CallTimeout: cfg.CallTimeout})
 	if err != nil {
 		c.Close()
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
@@ -236,7 +271,8 @@ func (s *Store) exists(ctx context.Context) (bool, error) {
 // store's prefix. While this Store holds an import's claim (Claim, until
 // the import is whole), it deletes only if the claim still holds, so that
 // an import whose claim lapsed never deletes another's, and then ends the
-// claim.
+// claim. It has no call timeout: one delete of a whole store may take
+// long; ctx bounds it.
 func (s *Store) Destroy(ctx context.Context) error {
 	end, err := s.begin(ctx)
 	if err != nil {

@@ -28,24 +28,30 @@ func TestParseOptions(t *testing.T) {
 		prefix    string
 		tls       bool
 		err       string // a substring of the error, or "" for success
+		timeout   time.Duration
 	}{
-		{"one", map[string]string{"endpoints": "http://127.0.0.1:2379"}, []string{"http://127.0.0.1:2379"}, etcdstore.DefaultPrefix, false, ""},
-		{"several", map[string]string{"endpoints": "https://a:2379, https://b:2379/,", "prefix": "/c1/"}, []string{"https://a:2379", "https://b:2379"}, "/c1/", true, ""},
-		{"none", map[string]string{}, nil, "", false, "no endpoints"},
-		{"empty", map[string]string{"endpoints": " , "}, nil, "", false, "no endpoints"},
-		{"no scheme", map[string]string{"endpoints": "127.0.0.1:2379"}, nil, "", false, "not an etcd client URL"},
-		{"other scheme", map[string]string{"endpoints": "unix:///run/etcd.sock"}, nil, "", false, "not an etcd client URL"},
-		{"user", map[string]string{"endpoints": "https://root:s3cret@a:2379"}, nil, "", false, "holds a user name or password"},
-		{"path", map[string]string{"endpoints": "https://a:2379/v3"}, nil, "", false, "not an etcd client URL"},
-		{"mixed", map[string]string{"endpoints": "https://a:2379,http://b:2379"}, nil, "", false, "mix http and https"},
-		{"unknown option", map[string]string{"endpoints": "http://a:2379", "password": "x"}, nil, "", false, `unknown store option "password"`},
-		{"bad prefix", map[string]string{"endpoints": "http://a:2379", "prefix": "chancery"}, nil, "", false, "must start and end with /"},
-		{"TLS files over http", map[string]string{"endpoints": "http://a:2379", "cacert": "ca.pem"}, nil, "", false, "use https URLs"},
-		{"missing CA", map[string]string{"endpoints": "https://a:2379", "cacert": "nope.pem"}, nil, "", false, "the CA file"},
-		{"not a CA", map[string]string{"endpoints": "https://a:2379", "cacert": key}, nil, "", false, "holds no PEM certificate"},
-		{"cert without key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem"}, nil, "", false, "go together"},
-		{"loose key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem", "key": loose}, nil, "", false, "readable by group or others"},
-		{"bad pair", map[string]string{"endpoints": "https://a:2379", "cert": key, "key": "client-key.pem"}, nil, "", false, "the client certificate"},
+		{"one", map[string]string{"endpoints": "http://127.0.0.1:2379"}, []string{"http://127.0.0.1:2379"}, etcdstore.DefaultPrefix, false, "", 0},
+		{"several", map[string]string{"endpoints": "https://a:2379, https://b:2379/,", "prefix": "/c1/"}, []string{"https://a:2379", "https://b:2379"}, "/c1/", true, "", 0},
+		{"none", map[string]string{}, nil, "", false, "no endpoints", 0},
+		{"empty", map[string]string{"endpoints": " , "}, nil, "", false, "no endpoints", 0},
+		{"no scheme", map[string]string{"endpoints": "127.0.0.1:2379"}, nil, "", false, "not an etcd client URL", 0},
+		{"other scheme", map[string]string{"endpoints": "unix:///run/etcd.sock"}, nil, "", false, "not an etcd client URL", 0},
+		{"user", map[string]string{"endpoints": "https://root:s3cret@a:2379"}, nil, "", false, "holds a user name or password", 0},
+		{"path", map[string]string{"endpoints": "https://a:2379/v3"}, nil, "", false, "not an etcd client URL", 0},
+		{"mixed", map[string]string{"endpoints": "https://a:2379,http://b:2379"}, nil, "", false, "mix http and https", 0},
+		{"unknown option", map[string]string{"endpoints": "http://a:2379", "password": "x"}, nil, "", false, `unknown store option "password"`, 0},
+		{"bad prefix", map[string]string{"endpoints": "http://a:2379", "prefix": "chancery"}, nil, "", false, "must start and end with /", 0},
+		{"TLS files over http", map[string]string{"endpoints": "http://a:2379", "cacert": "ca.pem"}, nil, "", false, "use https URLs", 0},
+		{"missing CA", map[string]string{"endpoints": "https://a:2379", "cacert": "nope.pem"}, nil, "", false, "the CA file", 0},
+		{"not a CA", map[string]string{"endpoints": "https://a:2379", "cacert": key}, nil, "", false, "holds no PEM certificate", 0},
+		{"cert without key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem"}, nil, "", false, "go together", 0},
+		{"loose key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem", "key": loose}, nil, "", false, "readable by group or others", 0},
+		{"bad pair", map[string]string{"endpoints": "https://a:2379", "cert": key, "key": "client-key.pem"}, nil, "", false, "the client certificate", 0},
+		{"call timeout", map[string]string{"endpoints": "http://a:2379", "call-timeout": "3s"}, []string{"http://a:2379"}, etcdstore.DefaultPrefix, false, "", 3 * time.Second},
+		{"call timeout not a duration", map[string]string{"endpoints": "http://a:2379", "call-timeout": "3"}, nil, "", false, "not a duration", 0},
+		{"call timeout too short", map[string]string{"endpoints": "http://a:2379", "call-timeout": "10ms"}, nil, "", false, "out of range", 0},
+		{"call timeout too long", map[string]string{"endpoints": "http://a:2379", "call-timeout": "1h"}, nil, "", false, "out of range", 0},
+		{"call timeout negative", map[string]string{"endpoints": "http://a:2379", "call-timeout": "-1s"}, nil, "", false, "out of range", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,7 +71,7 @@ func TestParseOptions(t *testing.T) {
 			if err != nil {
 				t.Fatalf("ParseOptions: %v", err)
 			}
-			if strings.Join(cfg.Endpoints, " ") != strings.Join(tt.endpoints, " ") || cfg.Prefix != tt.prefix || (cfg.TLS != nil) != tt.tls {
+			if strings.Join(cfg.Endpoints, " ") != strings.Join(tt.endpoints, " ") || cfg.Prefix != tt.prefix || (cfg.TLS != nil) != tt.tls || cfg.CallTimeout != tt.timeout {
 				t.Errorf("ParseOptions = %+v", cfg)
 			}
 		})

@@ -22,6 +22,16 @@
 // its own goroutines do not make each other try again, and issuances that
 // arrive while a transaction commits share the next one (RecordIssuance).
 //
+// Every call that reaches etcd has a deadline of its own, the store's call
+// timeout (Options.CallTimeout), besides the caller's: a Store cut off from
+// etcd fails its calls with an error that wraps ErrNoAnswer (and matches
+// store.ErrUnavailable) within that timeout, rather than waiting for etcd
+// for as long as its caller would. Calls that read every page of a range
+// (Nodes, IssuedCertificates, AuditRecords, PruneSeen) and Import have the
+// timeout per round trip, so that a long read that goes on answering is
+// not cut short; watches (WatchSeen) and Destroy, whose single delete of a
+// whole store may take long, have none.
+//
 // A change under a context that carries a leader's fence (store.WithFence)
 // also compares the leader key's create revision in its transaction, and
 // fails with store.ErrFenced, writing nothing, when the key is gone or was
@@ -39,8 +49,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +79,21 @@ var ErrContended = errors.New("etcdstore: too many concurrent writers; try again
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultCallTimeout is the call timeout of a store whose options give
+// none: how long a call waits for etcd before it fails with ErrNoAnswer.
+const DefaultCallTimeout = 10 * time.Second
+
+// ErrNoAnswer is matched by the error of a call that etcd did not answer
+// within the store's call timeout: etcd is down, has no quorum, or this
+// process is cut off from it. It matches store.ErrUnavailable too. The
+// error says the timeout and the endpoints.
+var ErrNoAnswer error = noAnswer{}
+
+type noAnswer struct{}
+
+func (noAnswer) Error() string        { return "etcdstore: etcd did not answer within the call timeout" }
+func (noAnswer) Is(target error) bool { return target == store.ErrUnavailable }
+
 // Options tune New.
 type Options struct {
 	// Prefix is the key prefix of the store's keys. Default DefaultPrefix.
@@ -79,6 +106,9 @@ type Options struct {
 	// ClaimTTL is the TTL of an import's claim (Claim); default
 	// DefaultClaimTTL.
 	ClaimTTL time.Duration
+	// CallTimeout bounds how long a call waits for etcd (see the package
+	// doc); default DefaultCallTimeout.
+	CallTimeout time.Duration
 }
 
 // Store is a store.Store in etcd. It is safe for concurrent use.
@@ -103,6 +133,9 @@ type Store struct {
 	claimMu  sync.Mutex
 	claim    *importClaim
 	claimTTL time.Duration
+
+	// callTimeout bounds each call's wait for etcd (call, roundTrip).
+	callTimeout time.Duration
 }
 
 // New returns a store on an etcd client. It checks the format version of
@@ -114,9 +147,15 @@ func New(ctx context.Context, c *clientv3.Client, opts Options) (*Store, error) 
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.CallTimeout < 0 {
+		return nil, fmt.Errorf("etcdstore: a negative call timeout (%s)", opts.CallTimeout)
+	}
+	if opts.CallTimeout == 0 {
+		opts.CallTimeout = DefaultCallTimeout
+	}
 	p := opts.Prefix
 	s := &Store{
-		c: c, now: opts.Now, closeC: opts.CloseClient, prefix: p, claimTTL: opts.ClaimTTL,
+		c: c, now: opts.Now, closeC: opts.CloseClient, prefix: p, claimTTL: opts.ClaimTTL, callTimeout: opts.CallTimeout,
 		kSchema: p + "schema", kCluster: p + "cluster", kHead: p + "audit-head",
 		pNodes: p + "nodes/", pCerts: p + "certs/", pByNode: p + "certs-by-node/", pAudit: p + "audit/",
 	}
@@ -180,6 +219,59 @@ func (s *Store) begin(ctx context.Context) (end func(), err error) {
 		return nil, errClosed
 	}
 	return s.closeMu.RUnlock, nil
+}
+
+// CallTimeout returns the store's call timeout (Options.CallTimeout).
+func (s *Store) CallTimeout() time.Duration { return s.callTimeout }
+
+// call starts a call as begin does, under a context that also ends at the
+// call timeout, with ErrNoAnswer as its cause. done(&err) ends the call,
+// after turning err into an error that wraps ErrNoAnswer when the call
+// failed because the call timeout passed (not the caller's own deadline).
+func (s *Store) call(ctx context.Context) (cctx context.Context, done func(*error), err error) {
+	end, err := s.begin(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeoutCause(ctx, s.callTimeout, ErrNoAnswer)
+	return cctx, func(errp *error) {
+		*errp = s.noAnswer(cctx, *errp)
+		cancel()
+		end()
+	}, nil
+}
+
+// roundTrip runs f, one round trip to etcd within a longer call, under
+// the call timeout: for calls whose length grows with what they read.
+func (s *Store) roundTrip(ctx context.Context, f func(context.Context) error) error {
+	cctx, cancel := context.WithTimeoutCause(ctx, s.callTimeout, ErrNoAnswer)
+	defer cancel()
+	return s.noAnswer(cctx, f(cctx))
+}
+
+// noAnswer returns err, or, when err is a failure because ctx's call
+// timeout passed, an error that wraps ErrNoAnswer and says the timeout and
+// the endpoints. An error that is not a deadline's (a record not found, a
+// conflict) stays as it is, whenever it came.
+func (s *Store) noAnswer(ctx context.Context, err error) error {
+	if err == nil || errors.Is(err, ErrNoAnswer) || context.Cause(ctx) != ErrNoAnswer || !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w (%s; endpoints %s): %s", ErrNoAnswer, s.callTimeout, strings.Join(s.endpoints(), ","),
+		strings.TrimPrefix(err.Error(), "etcdstore: "))
+}
+
+// endpoints returns the client's endpoints, without any user information
+// (ParseOptions refuses it; a client made elsewhere might hold some).
+func (s *Store) endpoints() []string {
+	eps := slices.Clone(s.c.Endpoints())
+	for i, e := range eps {
+		if u, err := url.Parse(e); err == nil && u.User != nil {
+			u.User = nil
+			eps[i] = u.String()
+		}
+	}
+	return eps
 }
 
 // timestamp is the store's clock without a monotonic reading, so values
@@ -408,12 +500,12 @@ func (s *Store) sealAudit(snap snapshot, events []audit.Event) ([]audit.Entry, [
 }
 
 // CreateCluster implements store.Store.
-func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...audit.Event) error {
-	end, err := s.begin(ctx)
+func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...audit.Event) (err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return err
 	}
-	defer end()
+	defer done(&err)
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.timestamp()
 	}
@@ -439,12 +531,12 @@ func (s *Store) CreateCluster(ctx context.Context, c store.Cluster, events ...au
 }
 
 // Cluster implements store.Store.
-func (s *Store) Cluster(ctx context.Context) (store.Cluster, error) {
-	end, err := s.begin(ctx)
+func (s *Store) Cluster(ctx context.Context) (_ store.Cluster, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.Cluster{}, err
 	}
-	defer end()
+	defer done(&err)
 	resp, err := s.c.Get(ctx, s.kCluster)
 	if err != nil {
 		return store.Cluster{}, wrap("read the cluster", err)
@@ -457,12 +549,12 @@ func (s *Store) Cluster(ctx context.Context) (store.Cluster, error) {
 
 // UpdateCluster implements store.Store. fn may be called more than once
 // (see the package doc).
-func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error, events ...audit.Event) (store.Cluster, error) {
-	end, err := s.begin(ctx)
+func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error, events ...audit.Event) (_ store.Cluster, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.Cluster{}, err
 	}
-	defer end()
+	defer done(&err)
 	var c store.Cluster
 	_, err = s.change(ctx, "update the cluster", []string{s.kCluster}, events, func(snap snapshot) ([]clientv3.Op, error) {
 		cur, ok := snap.kvs[s.kCluster]
@@ -497,12 +589,12 @@ func (s *Store) UpdateCluster(ctx context.Context, fn func(*store.Cluster) error
 }
 
 // Node implements store.Store.
-func (s *Store) Node(ctx context.Context, id string) (store.Node, error) {
-	end, err := s.begin(ctx)
+func (s *Store) Node(ctx context.Context, id string) (_ store.Node, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.Node{}, err
 	}
-	defer end()
+	defer done(&err)
 	if id == "" {
 		return store.Node{}, store.NotFound(fmt.Sprintf("node %q", id))
 	}
@@ -519,12 +611,12 @@ func (s *Store) Node(ctx context.Context, id string) (store.Node, error) {
 // UpdateNode implements store.Store. fn may be called more than once (see
 // the package doc). A change that leaves the node removed deletes its
 // heartbeat record in the same transaction.
-func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error, events ...audit.Event) (store.Node, error) {
-	end, err := s.begin(ctx)
+func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) error, events ...audit.Event) (_ store.Node, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.Node{}, err
 	}
-	defer end()
+	defer done(&err)
 	if id == "" {
 		return store.Node{}, store.NotFound(fmt.Sprintf("node %q", id))
 	}
@@ -563,12 +655,12 @@ func (s *Store) UpdateNode(ctx context.Context, id string, fn func(*store.Node) 
 }
 
 // IssuedCertificate implements store.Store.
-func (s *Store) IssuedCertificate(ctx context.Context, serial string) (store.IssuedCertificate, error) {
-	end, err := s.begin(ctx)
+func (s *Store) IssuedCertificate(ctx context.Context, serial string) (_ store.IssuedCertificate, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.IssuedCertificate{}, err
 	}
-	defer end()
+	defer done(&err)
 	if serial == "" {
 		return store.IssuedCertificate{}, store.NotFound(fmt.Sprintf("certificate %q", serial))
 	}
@@ -610,12 +702,12 @@ func page[T any](ctx context.Context, s *Store, prefix, after string, limit int,
 }
 
 // ListNodes implements store.Store.
-func (s *Store) ListNodes(ctx context.Context, opts store.ListOptions) (store.NodePage, error) {
-	end, err := s.begin(ctx)
+func (s *Store) ListNodes(ctx context.Context, opts store.ListOptions) (_ store.NodePage, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.NodePage{}, err
 	}
-	defer end()
+	defer done(&err)
 	after, limit, err := store.ParseNodeListOptions(opts)
 	if err != nil {
 		return store.NodePage{}, err
@@ -642,9 +734,15 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 	var all []store.Node
 	after, rev := "", int64(0)
 	for {
-		nodes, more, r, err := page[store.Node](ctx, s, s.pNodes, after, store.MaxPageLimit, rev)
+		var nodes []store.Node
+		var more bool
+		var r int64
+		err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+			nodes, more, r, err = page[store.Node](ctx, s, s.pNodes, after, store.MaxPageLimit, rev)
+			return wrap("list nodes", err)
+		})
 		if err != nil {
-			return nil, wrap("list nodes", err)
+			return nil, err
 		}
 		all, rev = append(all, nodes...), r
 		if !more || len(nodes) == 0 {
@@ -655,12 +753,12 @@ func (s *Store) Nodes(ctx context.Context) ([]store.Node, error) {
 }
 
 // ListIssuedCertificates implements store.Store.
-func (s *Store) ListIssuedCertificates(ctx context.Context, nodeID string, opts store.ListOptions) (store.CertificatePage, error) {
-	end, err := s.begin(ctx)
+func (s *Store) ListIssuedCertificates(ctx context.Context, nodeID string, opts store.ListOptions) (_ store.CertificatePage, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.CertificatePage{}, err
 	}
-	defer end()
+	defer done(&err)
 	after, limit, err := store.ParseCertificateListOptions(opts)
 	if err != nil {
 		return store.CertificatePage{}, err
@@ -695,9 +793,15 @@ func (s *Store) IssuedCertificates(ctx context.Context, nodeID string) ([]store.
 	var all []store.IssuedCertificate
 	after, rev := "", int64(0)
 	for {
-		certs, more, r, err := page[store.IssuedCertificate](ctx, s, prefix, after, store.MaxPageLimit, rev)
+		var certs []store.IssuedCertificate
+		var more bool
+		var r int64
+		err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+			certs, more, r, err = page[store.IssuedCertificate](ctx, s, prefix, after, store.MaxPageLimit, rev)
+			return wrap("list certificates", err)
+		})
 		if err != nil {
-			return nil, wrap("list certificates", err)
+			return nil, err
 		}
 		all, rev = append(all, certs...), r
 		if !more || len(certs) == 0 {
@@ -712,12 +816,12 @@ func (s *Store) IssuedCertificates(ctx context.Context, nodeID string) ([]store.
 }
 
 // AppendAudit implements store.Store.
-func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) ([]audit.Entry, error) {
-	end, err := s.begin(ctx)
+func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) (_ []audit.Entry, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer end()
+	defer done(&err)
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -725,12 +829,12 @@ func (s *Store) AppendAudit(ctx context.Context, events ...audit.Event) ([]audit
 }
 
 // AuditHead implements store.Store.
-func (s *Store) AuditHead(ctx context.Context) (audit.Head, error) {
-	end, err := s.begin(ctx)
+func (s *Store) AuditHead(ctx context.Context) (_ audit.Head, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return audit.Head{}, err
 	}
-	defer end()
+	defer done(&err)
 	resp, err := s.c.Get(ctx, s.kHead)
 	if err != nil {
 		return audit.Head{}, wrap("read the audit head", err)
@@ -760,9 +864,13 @@ func (s *Store) AuditRecords(ctx context.Context, from uint64, limit int) ([]aud
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := s.c.Get(ctx, key, opts...)
+		var resp *clientv3.GetResponse
+		err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+			resp, err = s.c.Get(ctx, key, opts...)
+			return wrap("read the audit log", err)
+		})
 		if err != nil {
-			return nil, wrap("read the audit log", err)
+			return nil, err
 		}
 		rev = resp.Header.Revision
 		for _, kv := range resp.Kvs {

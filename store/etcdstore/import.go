@@ -21,12 +21,12 @@ const maxImportBytes = 1 << 20
 
 // Empty implements store.Importer: nothing at all is stored under the
 // prefix.
-func (s *Store) Empty(ctx context.Context) (bool, error) {
-	end, err := s.begin(ctx)
+func (s *Store) Empty(ctx context.Context) (_ bool, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return false, err
 	}
-	defer end()
+	defer done(&err)
 	ok, err := s.exists(ctx)
 	return !ok, err
 }
@@ -135,11 +135,16 @@ func (s *Store) Import(ctx context.Context, b store.ImportBatch) error {
 
 // importTxn commits ops if the store holds no cluster record and this
 // import's claim (held) holds.
+// Each is a round trip under the call timeout.
 func (s *Store) importTxn(ctx context.Context, held clientv3.Cmp, ops []clientv3.Op) error {
-	resp, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.kCluster), "=", 0), held).Then(ops...).
-		Else(clientv3.OpGet(s.kCluster, clientv3.WithCountOnly())).Commit()
-	if err != nil {
+	var resp *clientv3.TxnResponse
+	err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+		resp, err = s.c.Txn(ctx).If(clientv3.Compare(clientv3.CreateRevision(s.kCluster), "=", 0), held).Then(ops...).
+			Else(clientv3.OpGet(s.kCluster, clientv3.WithCountOnly())).Commit()
 		return wrap("import", err)
+	})
+	if err != nil {
+		return err
 	}
 	if !resp.Succeeded {
 		if resp.Responses[0].GetResponseRange().Count > 0 {

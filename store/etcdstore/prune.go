@@ -25,12 +25,12 @@ const maxPruneScan = 50
 // transaction over at most 50 records (fewer than req.Scan asks when it is
 // larger), compared against the revisions of the nodes whose current
 // certificate it checked and of the audit head.
-func (s *Store) PruneIssuedCertificates(ctx context.Context, req store.PruneRequest) (store.PruneResult, error) {
-	end, err := s.begin(ctx)
+func (s *Store) PruneIssuedCertificates(ctx context.Context, req store.PruneRequest) (_ store.PruneResult, err error) {
+	ctx, done, err := s.call(ctx)
 	if err != nil {
 		return store.PruneResult{}, err
 	}
-	defer end()
+	defer done(&err)
 	if req, err = store.CheckPruneRequest(req); err != nil {
 		return store.PruneResult{}, err
 	}

@@ -25,7 +25,7 @@ const seenPerTxn = 100
 func (s *Store) seenPrefix() string { return s.prefix + "seen/" }
 
 // PutSeen implements store.SeenSharer: records under PREFIX/seen/<node>,
-// seenPerTxn a transaction.
+// seenPerTxn a transaction, each under the call timeout.
 func (s *Store) PutSeen(ctx context.Context, recs []store.Seen) error {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -42,8 +42,11 @@ func (s *Store) PutSeen(ctx context.Context, recs []store.Seen) error {
 			}
 			ops = append(ops, clientv3.OpPut(s.seenPrefix()+r.NodeID, string(data)))
 		}
-		if _, err := s.c.Txn(ctx).Then(ops...).Commit(); err != nil {
+		if err := s.roundTrip(ctx, func(ctx context.Context) error {
+			_, err := s.c.Txn(ctx).Then(ops...).Commit()
 			return wrap("record heartbeats", err)
+		}); err != nil {
+			return err
 		}
 		recs = recs[n:]
 	}
@@ -106,7 +109,8 @@ const seenPrunePage = 50
 
 // PruneSeen implements store.SeenPruner: page by page, it reads the nodes
 // of the heartbeat records and deletes the records of removed or absent
-// nodes in a transaction that commits only while those nodes are as read.
+// nodes in a transaction that commits only while those nodes are as read;
+// each round trip under the call timeout.
 func (s *Store) PruneSeen(ctx context.Context) (int, error) {
 	end, err := s.begin(ctx)
 	if err != nil {
@@ -116,10 +120,13 @@ func (s *Store) PruneSeen(ctx context.Context) (int, error) {
 	pruned := 0
 	from, rangeEnd := s.seenPrefix(), clientv3.GetPrefixRangeEnd(s.seenPrefix())
 	for {
-		resp, err := s.c.Get(ctx, from, clientv3.WithRange(rangeEnd), clientv3.WithKeysOnly(), clientv3.WithLimit(seenPrunePage),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
-		if err != nil {
-			return pruned, wrap("list heartbeats", err)
+		var resp *clientv3.GetResponse
+		if err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+			resp, err = s.c.Get(ctx, from, clientv3.WithRange(rangeEnd), clientv3.WithKeysOnly(), clientv3.WithLimit(seenPrunePage),
+				clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+			return wrap("list heartbeats", err)
+		}); err != nil {
+			return pruned, err
 		}
 		if len(resp.Kvs) == 0 {
 			return pruned, nil
@@ -130,9 +137,12 @@ func (s *Store) PruneSeen(ctx context.Context) (int, error) {
 			ids[i] = strings.TrimPrefix(string(kv.Key), s.seenPrefix())
 			gets[i] = clientv3.OpGet(s.nodeKey(ids[i]))
 		}
-		nodes, err := s.c.Txn(ctx).Then(gets...).Commit()
-		if err != nil {
-			return pruned, wrap("read the nodes of heartbeats", err)
+		var nodes *clientv3.TxnResponse
+		if err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+			nodes, err = s.c.Txn(ctx).Then(gets...).Commit()
+			return wrap("read the nodes of heartbeats", err)
+		}); err != nil {
+			return pruned, err
 		}
 		var cmps []clientv3.Cmp
 		var dels []clientv3.Op
@@ -156,9 +166,14 @@ func (s *Store) PruneSeen(ctx context.Context) (int, error) {
 		if len(dels) > 0 {
 			// A node that changed meanwhile is looked at again at the next
 			// prune.
-			if del, err := s.c.Txn(ctx).If(cmps...).Then(dels...).Commit(); err != nil {
-				return pruned, wrap("prune heartbeats", err)
-			} else if del.Succeeded {
+			var del *clientv3.TxnResponse
+			if err := s.roundTrip(ctx, func(ctx context.Context) (err error) {
+				del, err = s.c.Txn(ctx).If(cmps...).Then(dels...).Commit()
+				return wrap("prune heartbeats", err)
+			}); err != nil {
+				return pruned, err
+			}
+			if del.Succeeded {
 				pruned += len(dels)
 			}
 		}
