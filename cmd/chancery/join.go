@@ -145,7 +145,7 @@ func (a *app) joinToken(tokenSet bool, token, tokenFile string) (string, error) 
 		}
 		return t, nil
 	case tokenSet:
-		fmt.Fprintf(a.stderr, "warning: --token shows the join token to every user of this host while join runs; use --token-file FILE or $%s\n", JoinTokenEnv)
+		fmt.Fprintf(a.stderr, "warning: --token shows the join token to every user of this host while this command runs; use --token-file FILE or $%s\n", JoinTokenEnv)
 		if token == "" {
 			return "", hint.With(errors.New("--token is empty"), "get a token on a manager with 'chancery join-token worker' (or manager)")
 		}
