@@ -216,27 +216,21 @@ func (f *Fleet) renew(ctx context.Context, n *simNode) error {
 	return nil
 }
 
-// trust makes rootPEM the node's root, with a client that verifies the
-// manager under it.
+// trust gives a new node a client of the manager at addr, and makes
+// rootPEM its root.
 func (n *simNode) trust(addr string, rootPEM []byte) error {
 	pool, err := poolOf(rootPEM)
 	if err != nil {
 		return err
 	}
-	roots, _ := ca.ParseCertificatesPEM(rootPEM)
-	sum := sha256.Sum256(roots[0].Raw)
 	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.client != nil {
-		n.client.Close()
-	}
-	n.rootPEM, n.trusted = rootPEM, "sha256:"+hex.EncodeToString(sum[:])
 	n.client = client.New(addr, pool, func() *tls.Certificate {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		return n.cert
 	})
-	return nil
+	n.mu.Unlock()
+	return n.setRoots(rootPEM)
 }
 
 // setRoots makes rootPEM the node's root, as an agent takes a new one:
