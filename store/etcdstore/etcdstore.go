@@ -136,6 +136,9 @@ type Store struct {
 
 	// callTimeout bounds each call's wait for etcd (call, roundTrip).
 	callTimeout time.Duration
+
+	// clusters keeps the cluster record decoded last.
+	clusters store.ClusterCache
 }
 
 // New returns a store on an etcd client. It checks the format version of
@@ -544,7 +547,11 @@ func (s *Store) Cluster(ctx context.Context) (_ store.Cluster, err error) {
 	if len(resp.Kvs) == 0 {
 		return store.Cluster{}, store.NotFound("cluster")
 	}
-	return decode[store.Cluster](s.kCluster, resp.Kvs[0].Value)
+	c, err := s.clusters.Decode(resp.Kvs[0].Value)
+	if err != nil {
+		return store.Cluster{}, corrupt(s.kCluster, err)
+	}
+	return c, nil
 }
 
 // UpdateCluster implements store.Store. fn may be called more than once
