@@ -53,6 +53,11 @@ type app struct {
 	// heartbeat is the period nodes are told to report at, when a command
 	// that runs a manager sets it (--dispatcher-heartbeat).
 	heartbeat time.Duration
+	// stragglerGrace and renewRate tune root rotations, when a command
+	// that runs a manager sets them (--straggler-grace, --renew-rate);
+	// zero means the server's defaults.
+	stragglerGrace time.Duration
+	renewRate      float64
 	// reexec, when set, replaces the process with this executable run with
 	// the given arguments and environment (execSelf); join uses it to run
 	// the node without its token. Tests that run commands in process leave

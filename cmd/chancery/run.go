@@ -30,6 +30,9 @@ func newRunCmd(a *app) *cobra.Command {
 			if a.heartbeat < 100*time.Millisecond {
 				return fmt.Errorf("--dispatcher-heartbeat %s is too short: give at least 100ms", a.heartbeat)
 			}
+			if err := checkRotationFlags(a.stragglerGrace, cmd.Flags().Changed("straggler-grace"), a.renewRate, a.heartbeat); err != nil {
+				return err
+			}
 			if err := datadir.Check(a.dataDir); err != nil {
 				return err
 			}
@@ -62,7 +65,43 @@ func newRunCmd(a *app) *cobra.Command {
 	ext = addExtCAFlags(cmd.Flags())
 	cmd.Flags().StringVar(&passFile, "ca-passphrase-file", "", "file holding the root key's passphrase (else $"+file.PassphraseEnv+")")
 	cmd.Flags().DurationVar(&a.heartbeat, "dispatcher-heartbeat", server.DefaultHeartbeatPeriod, "how often nodes report to the manager, as docker's --dispatcher-heartbeat")
+	cmd.Flags().DurationVar(&a.stragglerGrace, "straggler-grace", server.DefaultStragglerGrace,
+		fmt.Sprintf("how long a node may stay silent before a root rotation counts it as a straggler, which blocks the rotation until it reports or 'ca --force' excludes it (%s to %s, and 4 heartbeats at least)", minStragglerGrace, maxStragglerGrace))
+	cmd.Flags().Float64Var(&a.renewRate, "renew-rate", server.DefaultRenewRate,
+		fmt.Sprintf("how many nodes a second are asked to renew during a root rotation (%g to %g)", minRenewRate, maxRenewRate))
 	return cmd
+}
+
+// The bounds of run's rotation flags.
+const (
+	// minStragglerGrace: shorter, a node that reports on time could be
+	// counted silent between two heartbeats.
+	minStragglerGrace = time.Second
+	// maxStragglerGrace: longer, a dead node would block a rotation for
+	// more than a day before 'ca --force' could exclude it.
+	maxStragglerGrace = 24 * time.Hour
+	// stragglerHeartbeats is how many heartbeat periods the grace spans at
+	// least: with a store in etcd, a node's heartbeat reaches the other
+	// managers at most every second heartbeat.
+	stragglerHeartbeats = 4
+	minRenewRate        = 1.0
+	maxRenewRate        = 100000.0
+)
+
+// checkRotationFlags checks --straggler-grace and --renew-rate against
+// their bounds, and a grace given (set) against the heartbeat period (the
+// default grace is left as it was with a long heartbeat).
+func checkRotationFlags(grace time.Duration, set bool, renewRate float64, heartbeat time.Duration) error {
+	switch {
+	case grace < minStragglerGrace || grace > maxStragglerGrace:
+		return fmt.Errorf("--straggler-grace %s is out of range: give %s to %s", grace, minStragglerGrace, maxStragglerGrace)
+	case set && grace < stragglerHeartbeats*heartbeat:
+		return fmt.Errorf("--straggler-grace %s is shorter than %d heartbeats (--dispatcher-heartbeat %s): nodes that report on time would count as stragglers; give %s at least",
+			grace, stragglerHeartbeats, heartbeat, stragglerHeartbeats*heartbeat)
+	case !(renewRate >= minRenewRate && renewRate <= maxRenewRate): // NaN too
+		return fmt.Errorf("--renew-rate %g is out of range: give %g to %g nodes a second", renewRate, minRenewRate, maxRenewRate)
+	}
+	return nil
 }
 
 // runManager runs the manager of the data directory until interrupted.
@@ -73,8 +112,8 @@ func (a *app) runManager(ctx context.Context, listen, advertise, metricsAddr str
 	}
 	err = manager.Run(ctx, manager.Config{
 		DataDir: a.dataDir, ListenAddr: listen, AdvertiseAddr: advertise, MetricsAddr: metricsAddr, BackendOverrides: overrides, Logger: log,
-		HeartbeatPeriod: a.heartbeat,
-		ExternalCA:      ext,
+		HeartbeatPeriod: a.heartbeat, StragglerGrace: a.stragglerGrace, RenewRate: a.renewRate,
+		ExternalCA: ext,
 	})
 	switch {
 	case errors.Is(err, file.ErrPassphraseNeeded):
