@@ -53,7 +53,7 @@ func TestErrorsSayTheirOriginOnce(t *testing.T) {
 		}, "store: cluster not found", store.ErrNotFound, ""},
 		{"AbortRotationWithoutCluster", func() error { _, err := AbortRotation(ctx, empty, t.TempDir()); return err },
 			"store: cluster not found", store.ErrNotFound, ""},
-		{"ExcludeNodesWithoutCluster", func() error { _, err := ExcludeNodes(ctx, empty, []string{"x"}); return err },
+		{"ExcludeNodesWithoutCluster", func() error { _, err := ExcludeNodes(ctx, empty, []string{"x"}, ""); return err },
 			"store: cluster not found", store.ErrNotFound, ""},
 		{"SetRoleWithoutCluster", func() error { _, err := SetRole(ctx, empty, "x", ca.RoleWorker); return err },
 			`cluster: no such node: "x"`, ErrNodeNotFound, `no such node: "x"`},

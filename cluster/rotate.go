@@ -357,9 +357,14 @@ func FinishRotation(ctx context.Context, st store.Store, target []byte, now time
 }
 
 // ExcludeNodes excludes nodes from the rotation in progress, so that they
-// no longer block it, and removes them from the cluster: they must join
-// again. Nodes already excluded, or unknown, are left alone.
-func ExcludeNodes(ctx context.Context, st store.Store, ids []string) (store.Cluster, error) {
+// no longer block it, and removes them from the cluster, as a forced node
+// rm of a node that is down: they must join again. A manager is removed
+// too (node rm would refuse it): a dead manager would otherwise block the
+// rotation until it came back. leader, the manager that leads now (the
+// cluster record's LeaderID with the embedded store, the elected one with
+// a store in etcd), is refused with ErrIsLeader. Nodes already excluded,
+// or unknown, are left alone.
+func ExcludeNodes(ctx context.Context, st store.Store, ids []string, leader string) (store.Cluster, error) {
 	c, err := st.Cluster(ctx)
 	if err != nil {
 		return c, err
@@ -367,12 +372,26 @@ func ExcludeNodes(ctx context.Context, st store.Store, ids []string) (store.Clus
 	if c.Rotation == nil {
 		return c, ErrNoRotation
 	}
+	if slices.Contains(ids, leader) && !slices.Contains(c.Rotation.ExcludedNodes, leader) {
+		return c, ErrIsLeader
+	}
 	for _, id := range ids {
 		if slices.Contains(c.Rotation.ExcludedNodes, id) {
 			continue
 		}
-		if _, err := RemoveNode(ctx, st, id, true, true); err != nil && !errors.Is(err, store.ErrNotFound) {
+		n, err := st.Node(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
 			return c, err
+		case n.State != store.StateRemoved:
+			if _, err := st.UpdateNode(ctx, id, func(n *store.Node) error {
+				n.State = store.StateRemoved
+				return nil
+			}, audit.Event{Action: audit.ActionRemoved, Actor: audit.ActorFrom(ctx), NodeID: id, Role: n.Role,
+				Details: map[string]string{"forced": "true"}}); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return c, err
+			}
 		}
 		if c, err = st.UpdateCluster(ctx, func(cur *store.Cluster) error {
 			if cur.Rotation == nil {

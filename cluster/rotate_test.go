@@ -5,15 +5,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/rotation"
 	"github.com/chancery-pki/chancery/signer"
 	"github.com/chancery-pki/chancery/store"
+	"github.com/chancery-pki/chancery/store/storetest"
 )
 
 // TestRotationTransitions walks a rotation's record through its phases
@@ -196,5 +199,88 @@ func TestStartRotationEncryptedKey(t *testing.T) {
 	raw, err := os.ReadFile(filepath.Join(dataDir, c.Rotation.Target.Backend.Settings[file.SettingKeyPath]))
 	if err != nil || !strings.Contains(string(raw), "ENCRYPTED PRIVATE KEY") {
 		t.Errorf("the new key file is not encrypted (%v)", err)
+	}
+}
+
+// TestExcludeNodes: stragglers excluded from a rotation are removed from
+// the cluster, a manager as well as a worker (a dead manager would
+// otherwise block the rotation until it came back), each with a
+// node.removed and a root.rotation exclude entry; excluding them again,
+// or an unknown node, changes nothing more; the manager that leads is
+// refused, and nothing is excluded then.
+func TestExcludeNodes(t *testing.T) {
+	ctx := context.Background()
+	dataDir, st, _ := newCluster(t)
+	c := clusterRecord(t, st)
+	now := time.Now()
+	for _, n := range []struct{ id, serial, role string }{{"worker-1", "0a01", string(ca.RoleWorker)}, {"manager-2", "0a02", string(ca.RoleManager)}} {
+		node, cert := storetest.Issuance(n.id, n.serial, now)
+		node.Role, cert.Role = n.role, n.role
+		if err := st.RecordIssuance(ctx, node, cert); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ExcludeNodes(ctx, st, []string{"worker-1"}, c.LeaderID); !errors.Is(err, ErrNoRotation) {
+		t.Fatalf("ExcludeNodes with no rotation: %v, want ErrNoRotation", err)
+	}
+	if _, err := StartRotation(ctx, st, RotateRequest{DataDir: dataDir}); err != nil {
+		t.Fatal(err)
+	}
+	head := func() audit.Head {
+		h, err := st.AuditHead(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	before := head()
+	if _, err := ExcludeNodes(ctx, st, []string{"worker-1", c.LeaderID}, c.LeaderID); !errors.Is(err, ErrIsLeader) {
+		t.Fatalf("excluding the leader: %v, want ErrIsLeader", err)
+	}
+	if after := head(); after != before {
+		t.Errorf("a refused exclusion wrote to the audit log: %+v, was %+v", after, before)
+	}
+
+	got, err := ExcludeNodes(ctx, st, []string{"worker-1", "manager-2", "never-joined"}, c.LeaderID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"worker-1", "manager-2", "never-joined"}; !slices.Equal(got.Rotation.ExcludedNodes, want) {
+		t.Errorf("excluded %v, want %v", got.Rotation.ExcludedNodes, want)
+	}
+	for _, id := range []string{"worker-1", "manager-2"} {
+		n, err := st.Node(ctx, id)
+		if err != nil || n.State != store.StateRemoved {
+			t.Errorf("%s after its exclusion: %+v, %v; want it removed", id, n, err)
+		}
+	}
+	recs, err := st.AuditRecords(ctx, before.Seq+1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var entries []string
+	for _, r := range recs {
+		e, err := audit.Unmarshal(r.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, string(e.Action)+" "+e.Details["step"]+" "+e.NodeID+" "+e.Role)
+	}
+	want := []string{
+		"node.removed  worker-1 swarm-worker", "root.rotation exclude worker-1 ",
+		"node.removed  manager-2 swarm-manager", "root.rotation exclude manager-2 ",
+		"root.rotation exclude never-joined ",
+	}
+	if !slices.Equal(entries, want) {
+		t.Errorf("audit entries:\n%s\nwant\n%s", strings.Join(entries, "\n"), strings.Join(want, "\n"))
+	}
+
+	again := head()
+	if _, err := ExcludeNodes(ctx, st, []string{"worker-1", "manager-2"}, c.LeaderID); err != nil {
+		t.Fatal(err)
+	}
+	if after := head(); after != again {
+		t.Errorf("excluding excluded nodes again wrote to the audit log")
 	}
 }

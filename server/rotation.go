@@ -327,7 +327,15 @@ func (s *Server) handleRotate(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, r, err)
 			return
 		}
-		if c, err = cluster.ExcludeNodes(ctx, s.cfg.Store, rotation.Count(c.Rotation, f).Stragglers); err != nil {
+		leader := c.LeaderID
+		if s.cfg.Leader != nil {
+			// With a shared store, the elected one.
+			if leader, err = s.cfg.Leader(ctx); err != nil {
+				s.internal(w, r, err)
+				return
+			}
+		}
+		if c, err = cluster.ExcludeNodes(ctx, s.cfg.Store, rotation.Count(c.Rotation, f).Stragglers, leader); err != nil {
 			s.rotationError(w, r, err)
 			return
 		}
