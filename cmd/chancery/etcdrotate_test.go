@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -24,14 +25,18 @@ import (
 // binary) on one etcd, the root in a PKCS#11 token (SoftHSM2) that every
 // manager reaches, three workers joined through different managers. A root
 // rotation is started on the leader with `chancery ca --rotate`; in its
-// reissue phase the leader is killed with SIGKILL. Another manager takes
-// over the lead and the rotation's transitions, the workers fail over to
-// the survivors, and once the killed manager is started again (as its
-// supervisor would), the rotation finishes under the new leader. All the
-// while every node shakes hands with every other over mutual TLS from the
-// files it holds (the killed manager's files too): not one handshake may
-// fail. At the end every node holds a certificate from the new key and
-// trusts the new root, and `audit verify` passes.
+// reissue phase the leader is killed with SIGKILL, and stays down. Another
+// manager takes over the lead and the rotation's transitions, and the
+// workers fail over to the survivors. The managers run with a short
+// --straggler-grace: the killed manager, silent past it, is the only
+// straggler, and `chancery ca --force` on the new leader excludes it; the
+// two survivors then finish the rotation without it. All the while every
+// node shakes hands with every other over mutual TLS from the files it
+// holds (the killed manager's too, until it is excluded, since an excluded
+// node must join again): not one handshake may fail. At the end every
+// node but the killed manager holds a certificate from the new key and
+// trusts the new root, the rotation's later steps were made by another
+// manager, and `audit verify` passes.
 func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills manager processes")
@@ -59,8 +64,13 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 	}
 	bin := chanceryBinary(t)
 	procs := map[string]*managerProcess{}
+	// Short, so that the killed manager is soon a straggler; long enough
+	// for a worker's failover to a survivor (at once: the killed manager's
+	// port refuses) not to make it one.
+	const grace = 5 * time.Second
 	startManager := func(m string) {
-		p := &managerProcess{t: t, bin: bin, dataDir: l.dir(m)}
+		p := &managerProcess{t: t, bin: bin, dataDir: l.dir(m), args: []string{"run", "--data-dir", l.dir(m),
+			"--dispatcher-heartbeat", "200ms", "--log-level", "warn", "--straggler-grace", grace.String()}}
 		p.start()
 		procs[m] = p
 		t.Cleanup(func() {
@@ -107,6 +117,7 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 	nodes := append(append([]string{}, managers...), workers...)
 	var m mesh
 	stop := m.run(t, l, nodes)
+	rotateAt := time.Now()
 
 	l.cli(false, "ca", "--rotate", "--detach", "--data-dir", l.dir(leader))
 	// Killed as soon as the reissue phase is seen (or the switch of trust,
@@ -136,9 +147,22 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 			return err == nil && len(s.Managers) > 0 && s.Managers[0] != addrs[leader]
 		})
 	}
-	// The killed manager blocks the rotation until it holds a certificate
-	// from the new key: its supervisor starts it again.
-	startManager(leader)
+	// The killed manager blocks the rotation (it holds no certificate from
+	// the new key, or does not trust the new root): once silent past the
+	// grace it is a straggler, the only one, and the operator excludes it.
+	// It leaves the mesh first: excluded, it must join again, and the
+	// others will soon trust only the new root.
+	killedID := nodeID(t, l.dir(leader))
+	eventuallyFor(t, 30*time.Second, "the killed manager to be the only straggler", func() bool {
+		_, st := phase(t, l.dir(newLeader))
+		return st != nil && st.Rotation != nil && slices.Equal(st.Rotation.Stragglers, []string{killedID})
+	})
+	t.Logf("the killed manager is the only straggler %s after the kill", time.Since(killedAt).Round(time.Millisecond))
+	stop()
+	remaining := slices.DeleteFunc(slices.Clone(nodes), func(n string) bool { return n == leader })
+	stop = m.run(t, l, remaining)
+	_, errOut := l.cli(false, "ca", "--force", "--data-dir", l.dir(newLeader))
+	t.Logf("ca --force on %s: %s", newLeader, strings.TrimSpace(errOut))
 	var target []byte
 	eventuallyFor(t, 30*time.Second, "the rotation done", func() bool {
 		ph, st := phase(t, l.dir(survivor))
@@ -148,7 +172,8 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 		}
 		return false
 	})
-	for _, n := range nodes {
+	t.Logf("the rotation done %s after it started, %s after the kill", time.Since(rotateAt).Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
+	for _, n := range remaining {
 		eventually(t, n+" trusting the new root", func() bool {
 			_, raw, err := certdir.In(l.dir(n)).Root()
 			return err == nil && bytes.Equal(raw, target)
@@ -163,7 +188,7 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range nodes {
+	for _, n := range remaining {
 		chain, err := certdir.In(l.dir(n)).NodeChain()
 		if err != nil {
 			t.Fatal(err)
@@ -183,7 +208,7 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	killedID, steps := nodeID(t, l.dir(leader)), map[string]string{}
+	steps, excluded := map[string]string{}, []string{}
 	for _, r := range recs {
 		e, err := audit.Unmarshal(r.Data)
 		if err != nil {
@@ -191,7 +216,13 @@ func TestLeaderKilledMidRotationOnEtcd(t *testing.T) {
 		}
 		if e.Action == audit.ActionRootRotation {
 			steps[e.Details["step"]] = e.Actor
+			if e.Details["step"] == "exclude" {
+				excluded = append(excluded, e.NodeID)
+			}
 		}
+	}
+	if !slices.Equal(excluded, []string{killedID}) {
+		t.Errorf("the rotation excluded %v; want the killed manager %s alone", excluded, killedID)
 	}
 	t.Logf("the rotation's steps and who made them: %v (the killed leader: %s)", steps, killedID)
 	for _, step := range []string{"switch-trust", "done"} {
