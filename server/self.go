@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/store"
 )
@@ -30,7 +32,11 @@ func (m *Self) node(ctx context.Context) (store.Node, store.Cluster, error) {
 		return n, c, err
 	}
 	if n.State == store.StateRemoved {
-		return n, c, cluster.ErrNodeRemoved
+		// As the API refuses a removed node's call, so that this
+		// manager's agent stops, and with it the manager (agent.ErrRemoved):
+		// a manager removed while it ran (a rotation's straggler that
+		// 'ca --force' excluded) must join again.
+		return n, c, &client.APIError{Status: http.StatusForbidden, Code: api.CodeNodeRemoved, Message: cluster.ErrNodeRemoved.Error()}
 	}
 	return n, c, nil
 }
