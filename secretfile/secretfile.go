@@ -1,13 +1,15 @@
-// Package secretfile reads a secret (a join token) from a file the way ssh
-// reads a private key: only from a regular file that the running user owns
-// and that no one else may read or write. An error names the file and the
-// command that fixes it.
+// Package secretfile reads a secret (a join token, a PIN, a token, a
+// passphrase, a key) from a file the way ssh reads a private key: only from
+// a regular file that the running user owns and that no one else may read
+// or write. An error names the file and the command that fixes it, never
+// the file's content.
 package secretfile
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/user"
 	"strconv"
@@ -22,24 +24,46 @@ const MaxSize = 4 << 10
 // or own.
 var ErrUnsafe = errors.New("unsafe secret file")
 
-// Read returns the content of the file at path with surrounding white space
-// trimmed. The file must be a regular file of at most MaxSize bytes, owned
-// by the effective user, with no permission for group or others (0600 or
+// Open opens the file at path for reading, if it is a regular file owned by
+// the effective user with no permission for group or others (0600 or
 // 0400). The checks are made on the opened file, so the file cannot be
-// swapped between the check and the read.
-func Read(path string) (string, error) {
-	f, err := os.Open(path)
+// swapped between the check and the read; the caller reads the returned
+// file, with its own size bound, and closes it.
+//
+// The file is opened without blocking, so that a FIFO without a writer is
+// refused rather than waited on. An error from the system is returned as
+// is (an *fs.PathError, which names the file); a file that others may
+// read, write or own gives an error that wraps ErrUnsafe and says the chmod
+// or chown that fixes it.
+func Open(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return "", fmt.Errorf("secretfile: %w", err)
+		return nil, err
 	}
-	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("secretfile: %w", err)
+		f.Close()
+		return nil, err
 	}
 	if err := check(path, fi, os.Geteuid()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Read returns the content of the file at path with surrounding white space
+// trimmed. The file must pass Open's checks and hold at most MaxSize bytes.
+func Read(path string) (string, error) {
+	f, err := Open(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return "", fmt.Errorf("secretfile: %w", err)
+	}
+	if err != nil {
 		return "", err
 	}
+	defer f.Close()
 	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
 	if err != nil {
 		return "", fmt.Errorf("secretfile: failed to read %s: %w", path, err)
@@ -54,7 +78,7 @@ func Read(path string) (string, error) {
 	return s, nil
 }
 
-// check applies Read's rules to the file information fi of path, for the
+// check applies Open's rules to the file information fi of path, for the
 // user euid.
 func check(path string, fi os.FileInfo, euid int) error {
 	if !fi.Mode().IsRegular() {

@@ -2,9 +2,11 @@ package secretfile
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -72,5 +74,72 @@ func TestReadNotRegular(t *testing.T) {
 	}
 	if _, err := Read(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Read(missing) = %v", err)
+	}
+}
+
+// TestOpen checks that Open hands back the checked file itself, positioned
+// at its start, and refuses what Read refuses, with the same errors.
+func TestOpen(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		mode    os.FileMode // 0: no such file
+		path    string      // instead of a new file
+		wantErr string      // substring; "" means no error
+		unsafe  bool
+	}{
+		{name: "0600", mode: 0o600},
+		{name: "0400", mode: 0o400},
+		{name: "world readable", mode: 0o644, wantErr: "run 'chmod 600 ", unsafe: true},
+		{name: "group readable", mode: 0o640, wantErr: "mode 0640", unsafe: true},
+		{name: "world writable", mode: 0o602, wantErr: "chmod 600", unsafe: true},
+		// Opened without blocking: a FIFO with no writer is refused, not
+		// waited on.
+		{name: "fifo", path: fifo, wantErr: "not a regular file"},
+		{name: "directory", path: dir, wantErr: "not a regular file"},
+		{name: "missing", path: filepath.Join(dir, "missing"), wantErr: "no such file"},
+	}
+	const secret = "s3cr3t-value"
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.path
+			if p == "" {
+				p = filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
+				if err := os.WriteFile(p, []byte(secret), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, tc.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, err := Open(p)
+			if tc.wantErr != "" {
+				if f != nil {
+					f.Close()
+				}
+				if err == nil || f != nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), p) {
+					t.Fatalf("Open = %v, %v; want no file and an error naming %s and %q", f, err, p, tc.wantErr)
+				}
+				if errors.Is(err, ErrUnsafe) != tc.unsafe {
+					t.Errorf("errors.Is(%v, ErrUnsafe) = %v", err, !tc.unsafe)
+				}
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("the error shows the secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			b, err := io.ReadAll(f)
+			if err != nil || string(b) != secret {
+				t.Fatalf("reading the opened file = %q, %v; want %q", b, err, secret)
+			}
+		})
 	}
 }

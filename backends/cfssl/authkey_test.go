@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/chancery-pki/chancery/internal/cfsslwire"
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // secretHex is a distinctive auth key: the tests check it never shows.
@@ -23,6 +24,14 @@ func TestReadAuthKey(t *testing.T) {
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// loose writes a key file of mode mode, whatever the umask.
+	loose := func(name string, mode os.FileMode) string {
+		p := write(name, secretHex+"\n")
+		if err := os.Chmod(p, mode); err != nil {
 			t.Fatal(err)
 		}
 		return p
@@ -50,6 +59,12 @@ func TestReadAuthKey(t *testing.T) {
 		{"EnvEmpty", "", ptr(""), "", "is not set"},
 		{"EnvNotHex", "", ptr("x" + secretHex), "", "is not hex"},
 		{"TooShort", write("short", "00ff"), nil, "", "use at least 16"},
+		// A file that others may read or write is refused before it is
+		// read: the error says the fix.
+		{"WorldReadable", loose("world", 0o644), nil, "", "chmod 600"},
+		{"GroupReadable", loose("group", 0o640), nil, "", "chmod 600"},
+		{"ReadOnlyForAll", loose("readonly", 0o444), nil, "", "has mode 0444"},
+		{"Directory", dir, nil, "", "not a regular file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +84,9 @@ func TestReadAuthKey(t *testing.T) {
 					t.Errorf("error %q does not say %q", err, tc.wantErr)
 				}
 				assertNoSecret(t, err.Error())
+				if unsafe := strings.Contains(tc.wantErr, "mode") || strings.Contains(tc.wantErr, "chmod"); errors.Is(err, secretfile.ErrUnsafe) != unsafe {
+					t.Errorf("errors.Is(%v, secretfile.ErrUnsafe) = %v, want %v", err, !unsafe, unsafe)
+				}
 				return
 			}
 			if err != nil {

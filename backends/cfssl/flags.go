@@ -16,7 +16,7 @@ var _ backends.FlagDeclarer = Backend{}
 // as it is).
 func (Backend) Flags(fs *pflag.FlagSet) backends.FlagParser {
 	specs := fs.StringArray("external-ca", nil, "use an external CFSSL CA: protocol=cfssl,url=https://HOST:PORT/api/v1/cfssl/sign[,cacert=FILE] (repeatable: tried in order)")
-	authKeyFile := fs.String("external-ca-auth-key-file", "", "file holding the external CA's hex auth key, for authsign (else $"+AuthKeyEnv+")")
+	authKeyFile := fs.String("external-ca-auth-key-file", "", "file (mode 0600 or 0400) holding the external CA's hex auth key, for authsign (else $"+AuthKeyEnv+")")
 	return backends.FlagParserFunc(func(opts backends.RootOptions) (backends.Settings, error) {
 		if len(*specs) == 0 {
 			return nil, &backends.FlagError{Msg: "the " + Name + " backend needs --external-ca",

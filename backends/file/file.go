@@ -27,6 +27,7 @@ import (
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/internal/atomicfile"
+	"github.com/chancery-pki/chancery/secretfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -166,12 +167,42 @@ func ParseKey(data, passphrase []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-// LoadKey reads the key file at path.
-func LoadKey(path string, passphrase []byte) (crypto.Signer, error) {
-	data, err := os.ReadFile(path)
+// MaxKeyFileBytes bounds a key file's size: an RSA-3072 key, encrypted,
+// takes under 3 KiB.
+const MaxKeyFileBytes = 64 << 10
+
+// ReadKeyFile returns the content of the key file at path, of at most
+// MaxKeyFileBytes. As ssh with a private key, it refuses a key file that
+// others may read or write, or that another user owns: it must be a
+// regular file owned by the user running chancery, mode 0600 or 0400
+// (secretfile.Open; WriteKey writes 0600). An error about its mode or
+// owner matches secretfile.ErrUnsafe and says the chmod or chown that
+// fixes it. Errors name the file, never its content.
+func ReadKeyFile(path string) ([]byte, error) {
+	f, err := secretfile.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("file: failed to read the CA key: %w", err)
+		return nil, fmt.Errorf("file: failed to read the key file: %w", err)
 	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("file: failed to read the key file %s: %w", path, err)
+	}
+	if len(data) > MaxKeyFileBytes {
+		clear(data)
+		return nil, fmt.Errorf("file: the key file %s is larger than %d bytes", path, MaxKeyFileBytes)
+	}
+	return data, nil
+}
+
+// LoadKey reads the key file at path (ReadKeyFile) and decrypts it with
+// passphrase when it is encrypted.
+func LoadKey(path string, passphrase []byte) (crypto.Signer, error) {
+	data, err := ReadKeyFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(data)
 	key, err := ParseKey(data, passphrase)
 	if err != nil {
 		return nil, fmt.Errorf("%w (key file %s)", err, path)

@@ -14,12 +14,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/conformance"
+	"github.com/chancery-pki/chancery/secretfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -360,5 +362,75 @@ func TestNextRootSettingsKeepsEncryption(t *testing.T) {
 	}
 	if _, err := (Backend{}).NextRootSettings(nil, "../x"); err == nil {
 		t.Error("an id with a path in it was accepted")
+	}
+}
+
+// TestSecretFilesRefused checks that a passphrase file or key file that
+// others may read or write, or that is not a regular file, is refused
+// before it is read, with an error that names the file and the fix and
+// never shows its content.
+func TestSecretFilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	key, err := GenerateKey(P256, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := MarshalKey(key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A line of the key's base64, which no error may show.
+	keyLine := strings.Split(string(keyPEM), "\n")[1]
+	const passphrase = "correct-horse-battery-staple"
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	readPassphrase := func(p string) error { _, err := ReadPassphrase(p, ""); return err }
+	loadKey := func(p string) error { _, err := LoadKey(p, nil); return err }
+	for _, tc := range []struct {
+		name    string
+		read    func(string) error
+		content string
+		mode    os.FileMode
+		path    string // instead of a new file of mode mode
+		want    string
+		unsafe  bool
+	}{
+		{"PassphraseWorldReadable", readPassphrase, passphrase, 0o644, "", "chmod 600", true},
+		{"PassphraseGroupReadable", readPassphrase, passphrase, 0o640, "", "chmod 600", true},
+		{"PassphraseOthersWritable", readPassphrase, passphrase, 0o602, "", "mode 0602", true},
+		{"PassphraseFIFO", readPassphrase, "", 0, fifo, "not a regular file", false},
+		{"KeyWorldReadable", loadKey, string(keyPEM), 0o644, "", "chmod 600", true},
+		{"KeyGroupReadOnly", loadKey, string(keyPEM), 0o440, "", "mode 0440", true},
+		{"KeyFIFO", loadKey, "", 0, fifo, "not a regular file", false},
+		{"KeyTooLarge", loadKey, strings.Repeat("k", MaxKeyFileBytes+1), 0o600, "", "larger than", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.path
+			if p == "" {
+				p = filepath.Join(dir, tc.name)
+				if err := os.WriteFile(p, []byte(tc.content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, tc.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := tc.read(p)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if errors.Is(err, secretfile.ErrUnsafe) != tc.unsafe {
+				t.Errorf("errors.Is(%v, secretfile.ErrUnsafe) = %v, want %v", err, !tc.unsafe, tc.unsafe)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, p) {
+				t.Errorf("error %q: want it to name %s and say %q", msg, p, tc.want)
+			}
+			if strings.Contains(msg, passphrase) || strings.Contains(msg, keyLine) {
+				t.Errorf("error %q shows the file's content", msg)
+			}
+		})
 	}
 }

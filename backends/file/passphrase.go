@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // PassphraseEnv is the environment variable that holds a key file's
@@ -17,12 +19,14 @@ const MaxPassphraseBytes = 4096
 
 // ReadPassphrase returns the passphrase from the file at path when path is
 // not empty, else from the environment variable env when it is set, else
-// nil. A passphrase file's trailing newline is dropped; an empty or
-// oversized one is an error. Errors name the file or variable, never the
-// passphrase.
+// nil. A passphrase file must be a regular file owned by the user running
+// chancery, mode 0600 or 0400 (secretfile.Open): one that others may read
+// gives an error that matches secretfile.ErrUnsafe. Its trailing newline is
+// dropped; an empty or oversized one is an error. Errors name the file or
+// variable, never the passphrase.
 func ReadPassphrase(path, env string) ([]byte, error) {
 	if path != "" {
-		f, err := os.Open(path)
+		f, err := secretfile.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("file: failed to read the passphrase file: %w", err)
 		}

@@ -1,12 +1,15 @@
 package pkcs11
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // PINEnv is the environment variable that holds the user PIN when the URI
@@ -72,9 +75,16 @@ func pinSourcePath(src string) (string, error) {
 }
 
 // readPINFile reads a PIN file of at most MaxPINFileSize bytes and drops one
-// trailing line ending. Its errors name the file, never its contents.
+// trailing line ending. The file must be a regular file owned by the user
+// running chancery, mode 0600 or 0400 (secretfile.Open); a file others may
+// read gives an error that also matches secretfile.ErrUnsafe. Its errors
+// name the file, never its contents.
 func readPINFile(path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := secretfile.Open(path)
+	if errors.Is(err, secretfile.ErrUnsafe) {
+		return "", &Error{Kind: ErrNoPIN, Msg: "refusing the PIN file", Err: err,
+			Advice: "the PIN file must be owned by the user running chancery and readable by no one else (mode 0600 or 0400)"}
+	}
 	if err != nil {
 		return "", &Error{Kind: ErrNoPIN, Msg: "failed to read the PIN file", Err: err,
 			Advice: "pin-source must name a readable file that holds the token's user PIN"}

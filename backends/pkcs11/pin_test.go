@@ -5,7 +5,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 func TestResolvePIN(t *testing.T) {
@@ -105,5 +108,63 @@ func TestAbsPINSource(t *testing.T) {
 		if got.PINSource != tc.want {
 			t.Errorf("absPINSource(%q) = %q, want %q", tc.in, got.PINSource, tc.want)
 		}
+	}
+}
+
+// TestPINFileRefused checks that a pin-source file others may read or
+// write, or that is not a regular file, is refused before it is read, with
+// an error that names the file and the fix and never shows the PIN.
+func TestPINFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	const pin = "PIN-8675309-secret"
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		mode   os.FileMode
+		path   string // instead of a new file of mode mode
+		want   string
+		unsafe bool
+	}{
+		{name: "WorldReadable", mode: 0o644, want: "chmod 600", unsafe: true},
+		{name: "GroupReadable", mode: 0o640, want: "chmod 600", unsafe: true},
+		{name: "GroupWritable", mode: 0o620, want: "mode 0620", unsafe: true},
+		{name: "OthersOnly", mode: 0o604, want: "chmod 600", unsafe: true},
+		{name: "FIFO", path: fifo, want: "not a regular file"},
+		{name: "Directory", path: dir, want: "not a regular file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.path
+			if p == "" {
+				p = filepath.Join(dir, tc.name)
+				if err := os.WriteFile(p, []byte(pin+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chmod(p, tc.mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			u, err := ParseURI("pkcs11:token=T?pin-source=" + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _, err := resolvePIN(u, func(string) (string, bool) { return "", false })
+			if err == nil {
+				t.Fatalf("resolvePIN = %q, want an error", got)
+			}
+			if !errors.Is(err, ErrNoPIN) || errors.Is(err, secretfile.ErrUnsafe) != tc.unsafe {
+				t.Errorf("errors.Is(%v, ErrNoPIN) = %v, errors.Is(ErrUnsafe) = %v; want true, %v",
+					err, errors.Is(err, ErrNoPIN), errors.Is(err, secretfile.ErrUnsafe), tc.unsafe)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || !strings.Contains(msg, p) || strings.Contains(msg, pin) {
+				t.Errorf("error %q: want it to name %s and say %q, and not show the PIN", msg, p, tc.want)
+			}
+			var e *Error
+			if !errors.As(err, &e) || e.Hint() == "" {
+				t.Errorf("error %v: want a *Error with advice", err)
+			}
+		})
 	}
 }

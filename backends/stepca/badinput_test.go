@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	. "github.com/chancery-pki/chancery/backends/stepca"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/internal/stepcadev"
+	"github.com/chancery-pki/chancery/secretfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -57,6 +59,15 @@ func open(t *testing.T, settings backends.Settings, chain []*x509.Certificate) (
 	return s, err
 }
 
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
 func writeFile(t *testing.T, data string, mode os.FileMode) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "f")
@@ -85,7 +96,12 @@ func TestBadSettings(t *testing.T) {
 		{"WrongRootFingerprint", func(s backends.Settings) { s[SettingRootFingerprint] = otherFP }, "has no root with the fingerprint " + otherFP, new(*FingerprintError)},
 		{"BadFingerprint", func(s backends.Settings) { s[SettingRootFingerprint] = "sha1:abcd" }, "is not a SHA-256 fingerprint", nil},
 		{"WrongPassword", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, "not the password\n", 0o600) }, "cannot be decrypted with the password from file", new(*PasswordError)},
-		{"PasswordFileReadableByOthers", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, "x", 0o644) }, "is readable by others", nil},
+		// The right password, in files that others may read: refused
+		// before they are read, saying the fix, not showing the password.
+		{"PasswordFileReadableByOthers", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, readFile(t, srv.PasswordFile), 0o644) }, "chmod 600", secretfile.ErrUnsafe},
+		{"PasswordFileGroupReadable", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, readFile(t, srv.PasswordFile), 0o640) }, "chmod 600", secretfile.ErrUnsafe},
+		{"PasswordFileGroupReadOnly", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, readFile(t, srv.PasswordFile), 0o440) }, "has mode 0440", secretfile.ErrUnsafe},
+		{"PasswordFileDirectory", func(s backends.Settings) { s[SettingPasswordFile] = t.TempDir() }, "not a regular file", nil},
 		{"NoPasswordFile", func(s backends.Settings) { s[SettingPasswordFile] = filepath.Join(t.TempDir(), "missing") }, "password file", nil},
 		{"UnknownProvisioner", func(s backends.Settings) { s[SettingProvisioner] = "other" }, `has no provisioner named "other"`, nil},
 		{"PlainHTTP", func(s backends.Settings) { s[SettingURL] = strings.Replace(srv.URL, "https", "http", 1) }, "is not https://HOST:PORT", nil},
@@ -119,6 +135,10 @@ func TestBadSettings(t *testing.T) {
 			case **PasswordError:
 				if !errors.As(err, target) {
 					t.Errorf("error %T is not a *PasswordError", err)
+				}
+			case error:
+				if !errors.Is(err, target) {
+					t.Errorf("error %q does not match %q", err, target)
 				}
 			}
 		})
@@ -162,13 +182,15 @@ func TestBadX5C(t *testing.T) {
 		}, "is not the key of the certificate"},
 		{"WrongPassword", func(s backends.Settings) { s[SettingPasswordFile] = writeFile(t, "wrong", 0o600) }, "cannot be decrypted with the password from file"},
 		{"NoPassword", func(s backends.Settings) { delete(s, SettingPasswordFile) }, "is encrypted: give its password"},
-		{"KeyReadableByOthers", func(s backends.Settings) {
-			data, err := os.ReadFile(srv.X5CKeyFile)
-			if err != nil {
+		{"KeyReadableByOthers", func(s backends.Settings) { s[SettingX5CKeyFile] = writeFile(t, readFile(t, srv.X5CKeyFile), 0o644) }, "chmod 600"},
+		{"KeyGroupReadable", func(s backends.Settings) { s[SettingX5CKeyFile] = writeFile(t, readFile(t, srv.X5CKeyFile), 0o640) }, "chmod 600"},
+		{"KeyFIFO", func(s backends.Settings) {
+			p := filepath.Join(t.TempDir(), "fifo")
+			if err := syscall.Mkfifo(p, 0o600); err != nil {
 				t.Fatal(err)
 			}
-			s[SettingX5CKeyFile] = writeFile(t, string(data), 0o644)
-		}, "is readable by others"},
+			s[SettingX5CKeyFile] = p
+		}, "not a regular file"},
 		{"NoKey", func(s backends.Settings) { delete(s, SettingX5CKeyFile) }, "setting x5c_key_file is missing"},
 		{"JWKProvisioner", func(s backends.Settings) { s[SettingProvisioner] = stepcadev.Provisioner }, "is of type JWK"},
 	} {
@@ -177,7 +199,10 @@ func TestBadX5C(t *testing.T) {
 			tt.mod(settings)
 			_, err := open(t, settings, chain)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Open: %v, want an error saying %q", err, tt.want)
+				t.Fatalf("Open: %v, want an error saying %q", err, tt.want)
+			}
+			if keyLine := strings.Split(readFile(t, srv.X5CKeyFile), "\n")[1]; strings.Contains(err.Error(), keyLine) {
+				t.Errorf("error %q shows the X5C key", err)
 			}
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // This file holds the JWK provisioner's key and the one-time tokens it
@@ -57,21 +59,17 @@ type provisionerKey struct {
 // Format prints the key's ID only, for every verb.
 func (k *provisionerKey) Format(f fmt.State, _ rune) { io.WriteString(f, "provisioner key "+k.kid) }
 
-// readPassword reads a provisioner password file: at most 4 KiB, not
-// readable by others, its trailing newline dropped.
+// readPassword reads a provisioner password file: at most 4 KiB, its
+// trailing newline dropped, and only from a file that secretfile.Open
+// accepts (a regular file of the user running chancery, mode 0600 or 0400;
+// otherwise an error that matches secretfile.ErrUnsafe).
 func readPassword(path string) ([]byte, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("stepca: the provisioner password file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("stepca: the provisioner password file %s is readable by others (mode %#o): make it 0600", path, st.Mode().Perm())
-	}
-	data, err := readLimited(path, maxPasswordFileSize)
+	data, err := readSecretFile(path, maxPasswordFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: the provisioner password file: %w", err)
 	}
 	pw := []byte(strings.TrimRight(string(data), "\r\n"))
+	clear(data)
 	if len(pw) == 0 {
 		return nil, fmt.Errorf("stepca: the provisioner password file %s is empty", path)
 	}
@@ -85,11 +83,29 @@ func readLimited(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readAllLimited(f, path, limit)
+}
+
+// readSecretFile reads a secret file of at most limit bytes, after
+// secretfile.Open's checks on the opened file: a regular file owned by the
+// user running chancery, with no permission for group or others.
+func readSecretFile(path string, limit int64) ([]byte, error) {
+	f, err := secretfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllLimited(f, path, limit)
+}
+
+// readAllLimited reads f, the file at path, refusing more than limit bytes.
+func readAllLimited(f *os.File, path string, limit int64) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(data)) > limit {
+		clear(data)
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
 	}
 	return data, nil

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -42,14 +41,7 @@ func loadX5C(name, certFile, keyFile string, password []byte, passwordSource str
 		return nil, fmt.Errorf("stepca: the X5C certificate file %s: %w", certFile, err)
 	}
 	leaf := chain[0]
-	st, err := os.Stat(keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("stepca: the X5C key file: %w", err)
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("stepca: the X5C key file %s is readable by others (mode %#o): make it 0600", keyFile, st.Mode().Perm())
-	}
-	keyPEM, err := readLimited(keyFile, maxKeyFileSize)
+	keyPEM, err := readSecretFile(keyFile, maxKeyFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("stepca: the X5C key file: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // authenticator obtains the Vault token (from a file, the environment, or an
@@ -76,12 +77,22 @@ func (a *authenticator) remember(s ...string) {
 // maxSecretFileBytes bounds a token or secret ID file.
 const maxSecretFileBytes = 16 << 10
 
-// readSecret reads a secret from a file, trimmed. Errors name the file,
-// never its content.
+// readSecret reads a secret from a file, trimmed. The file must be a
+// regular file owned by the user running chancery, mode 0600 or 0400
+// (secretfile.Open); a file others may read gives an ErrConfig error that
+// also matches secretfile.ErrUnsafe. Errors name the file, never its
+// content.
 func readSecret(what, path string) (string, error) {
-	f, err := os.Open(path)
+	f, err := secretfile.Open(path)
+	if errors.Is(err, secretfile.ErrUnsafe) {
+		advice := fmt.Sprintf("the %s file must be owned by the user running chancery and readable by no one else (mode 0600 or 0400)", what)
+		if what == "Vault token" {
+			advice += "; a Vault Agent file sink writes 0640 unless its mode is set to 0600"
+		}
+		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("refusing the %s file: %v", what, err), Err: err, Advice: advice}
+	}
 	if err != nil {
-		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("failed to read the %s file %s: %v", what, path, unwrapPathError(err))}
+		return "", &Error{Kind: ErrConfig, Detail: fmt.Sprintf("failed to read the %s file %s: %v", what, path, unwrapPathError(err)), Err: err}
 	}
 	defer f.Close()
 	// Bounded, also for a file whose size says nothing (a FIFO, a device).

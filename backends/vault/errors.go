@@ -69,6 +69,10 @@ type Error struct {
 	Detail string
 	// Advice says what to do about it; it may be empty.
 	Advice string
+	// Err is the underlying error, for errors.Is and errors.As (such as
+	// secretfile.ErrUnsafe for a secret file others may read), or nil. Its
+	// text is already in Detail.
+	Err error
 }
 
 func (e *Error) Error() string {
@@ -101,6 +105,9 @@ var _ hint.Hinter = (*Error)(nil)
 func (e *Error) Is(target error) bool {
 	return target == e.Kind || (e.Kind == ErrTokenInvalid && target == ErrPermissionDenied)
 }
+
+// Unwrap returns the underlying error, if any.
+func (e *Error) Unwrap() error { return e.Err }
 
 // hints for each kind, saying what to do.
 var hints = map[error]string{

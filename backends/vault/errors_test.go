@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/hint"
 	"github.com/chancery-pki/chancery/internal/vaultdev"
+	"github.com/chancery-pki/chancery/secretfile"
 	"github.com/chancery-pki/chancery/signer"
 )
 
@@ -581,5 +583,63 @@ func TestRoleDeletedUnderUs(t *testing.T) {
 	}
 	if roles := e.srv.list(t, e.mount+"/roles"); len(roles) != 1 {
 		t.Errorf("roles %v", roles)
+	}
+}
+
+// TestSecretFileRefused checks that a token, role ID or secret ID file that
+// others may read or write, or that is not a regular file, is refused
+// before it is read and before Vault is called (the address answers
+// nothing: a call would fail as ErrUnreachable), with an error that names
+// the file and the fix and never shows the secret.
+func TestSecretFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	const secret = "hvs.CHANCERYSECRETFILETOKEN0123"
+	write := func(name string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(secret+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good", 0o600)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	for _, tc := range []struct {
+		name   string
+		cfg    func(bad string) Config
+		mode   os.FileMode
+		path   string // instead of a new file of mode mode
+		want   string
+		unsafe bool
+	}{
+		{"TokenWorldReadable", func(p string) Config { return Config{TokenFile: p} }, 0o644, "", "chmod 600", true},
+		{"TokenGroupReadable", func(p string) Config { return Config{TokenFile: p} }, 0o640, "", "chmod 600", true},
+		{"TokenReadOnlyGroup", func(p string) Config { return Config{TokenFile: p} }, 0o440, "", "mode 0440", true},
+		{"RoleIDWorldReadable", func(p string) Config { return Config{AppRoleRoleIDFile: p, AppRoleSecretIDFile: good} }, 0o644, "", "chmod 600", true},
+		{"SecretIDOthersWritable", func(p string) Config { return Config{AppRoleRoleIDFile: good, AppRoleSecretIDFile: p} }, 0o602, "", "chmod 600", true},
+		{"TokenFIFO", func(p string) Config { return Config{TokenFile: p} }, 0, fifo, "not a regular file", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := tc.path
+			if p == "" {
+				p = write(tc.name, tc.mode)
+			}
+			cfg := tc.cfg(p)
+			cfg.Address, cfg.Mount, cfg.Issuer, cfg.Retry = addr, "pki", "x", fastRetry
+			_, err := Open(context.Background(), cfg, nil, nil)
+			wantError(t, err, ErrConfig, secret)
+			if errors.Is(err, secretfile.ErrUnsafe) != tc.unsafe {
+				t.Errorf("errors.Is(%v, secretfile.ErrUnsafe) = %v, want %v", err, !tc.unsafe, tc.unsafe)
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.want) || !strings.Contains(msg, p) {
+				t.Errorf("error %q: want it to name %s and say %q", msg, p, tc.want)
+			}
+		})
 	}
 }

@@ -30,11 +30,11 @@ var flagSettings = []struct{ flag, setting, help string }{
 	{"vault-client-cert", SettingClientCert, "client certificate for TLS to Vault"},
 	{"vault-client-key", SettingClientKey, "client key for TLS to Vault"},
 	{"vault-tls-server-name", SettingTLSServerName, "name to check Vault's TLS certificate against"},
-	{"vault-token-file", SettingTokenFile, "file holding a Vault token (else $VAULT_TOKEN)"},
+	{"vault-token-file", SettingTokenFile, "file (mode 0600 or 0400) holding a Vault token (else $VAULT_TOKEN)"},
 	{"vault-token-env", SettingTokenEnv, "environment variable holding the Vault token (default VAULT_TOKEN)"},
 	{"vault-approle-mount", SettingAppRoleMount, "AppRole auth mount (default " + DefaultAppRoleMount + ")"},
-	{"vault-approle-role-id-file", SettingAppRoleRoleIDFile, "file holding the AppRole role ID"},
-	{"vault-approle-secret-id-file", SettingAppRoleSecretIDFile, "file holding the AppRole secret ID"},
+	{"vault-approle-role-id-file", SettingAppRoleRoleIDFile, "file (mode 0600 or 0400) holding the AppRole role ID"},
+	{"vault-approle-secret-id-file", SettingAppRoleSecretIDFile, "file (mode 0600 or 0400) holding the AppRole secret ID"},
 }
 
 var _ backends.FlagDeclarer = Backend{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -9,6 +10,8 @@ import (
 	"github.com/chancery-pki/chancery/backends"
 	"github.com/chancery-pki/chancery/backends/file"
 	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // rootFlags are the flags of a command that makes a root: where it lives
@@ -24,8 +27,8 @@ type rootFlags struct {
 func addRootFlags(f *pflag.FlagSet) *rootFlags {
 	r := &rootFlags{fs: f, backends: backends.DeclareFlags(f)}
 	f.StringVar(&r.cert, "ca-cert", "", "import this root CA certificate (PEM) instead of creating one; needs --ca-key")
-	f.StringVar(&r.key, "ca-key", "", "the private key (PEM) of the --ca-cert root")
-	f.StringVar(&r.keyPassFile, "ca-key-passphrase-file", "", "file holding the passphrase of an encrypted --ca-key")
+	f.StringVar(&r.key, "ca-key", "", "the private key (PEM) of the --ca-cert root, in a file of mode 0600 or 0400")
+	f.StringVar(&r.keyPassFile, "ca-key-passphrase-file", "", "file (mode 0600 or 0400) holding the passphrase of an encrypted --ca-key")
 	f.StringVar(&r.alg, "ca-key-algorithm", string(backends.DefaultKeyAlgorithm), "key algorithm of a new root: P-256, P-384 or RSA-3072")
 	f.StringVar(&r.cn, "ca-common-name", ca.DefaultRootCN, "common name of a new root")
 	return r
@@ -54,11 +57,17 @@ func (r *rootFlags) request() (backend string, req backends.CreateRootRequest, e
 		}
 	}
 	if r.key != "" {
-		if req.ImportKeyPEM, err = os.ReadFile(r.key); err != nil {
-			return "", req, fmt.Errorf("failed to read --ca-key: %w", err)
+		// Read as every key file is: a root key that others may read is
+		// refused, not copied into the cluster with a warning.
+		if req.ImportKeyPEM, err = file.ReadKeyFile(r.key); err != nil {
+			err = fmt.Errorf("--ca-key: %w", err)
+			if errors.Is(err, secretfile.ErrUnsafe) {
+				err = hint.With(err, "chancery imports a root key only from a file that no other user can read or change, as ssh uses a private key; if others could read it, it may already be copied: make a new root rather than import it")
+			}
+			return "", req, err
 		}
 		if req.ImportKeyPassphrase, err = file.ReadPassphrase(r.keyPassFile, ""); err != nil {
-			return "", req, err
+			return "", req, fmt.Errorf("--ca-key-passphrase-file: %w", err)
 		}
 	}
 	return backend, req, nil

@@ -30,6 +30,17 @@ func TestRootFlags(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The key and a passphrase file that others may read: refused, before
+	// anything is made, saying the fix.
+	looseKey, loosePass := filepath.Join(dir, "loose.key"), filepath.Join(dir, "loose.pass")
+	for _, f := range []string{looseKey, loosePass} {
+		if err := os.WriteFile(f, []byte("SECRET-CONTENT"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	const (
 		ext  = "protocol=cfssl,url=https://ca:8888/api/v1/cfssl/sign"
 		ext2 = "protocol=cfssl,url=https://ca2:8888/api/v1/cfssl/sign"
@@ -70,6 +81,10 @@ func TestRootFlags(t *testing.T) {
 		{name: "ExternalCACommonName", args: []string{"--external-ca", ext, "--ca-common-name", "x"}, err: "--ca-common-name does not apply to an external CA"},
 		{name: "ExternalCAAlgorithm", args: []string{"--external-ca", ext, "--ca-key-algorithm", "P-384"}, err: "--ca-key-algorithm does not apply to an external CA"},
 		{name: "ExternalCAAuthKeyAlone", args: []string{"--external-ca-auth-key-file", "k"}, err: "the cfssl backend needs --external-ca", hint: "for example --external-ca"},
+		{name: "KeyReadableByOthers", args: []string{"--ca-cert", certFile, "--ca-key", looseKey}, err: "run 'chmod 600 " + looseKey + "'", hint: "make a new root rather than import it"},
+		{name: "KeyPassphraseReadableByOthers", args: []string{"--ca-cert", certFile, "--ca-key", keyFile, "--ca-key-passphrase-file", loosePass},
+			err: "--ca-key-passphrase-file: file: failed to read the passphrase file: unsafe secret file: " + loosePass},
+		{name: "MissingKey", args: []string{"--ca-cert", certFile, "--ca-key", filepath.Join(dir, "none")}, err: "no such file"},
 		{name: "MissingCert", args: []string{"--ca-cert", filepath.Join(dir, "none"), "--ca-key", keyFile}, err: "failed to read --ca-cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -85,6 +100,9 @@ func TestRootFlags(t *testing.T) {
 				_, hint, _ := strings.Cut(out.String(), "\nhint: ")
 				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(hint, tc.hint) || (hint == "") != (tc.hint == "") {
 					t.Fatalf("request: %v\n%s\nwant %q, hint %q", err, out.String(), tc.err, tc.hint)
+				}
+				if strings.Contains(out.String(), "SECRET-CONTENT") {
+					t.Errorf("the error shows a file's content:\n%s", out.String())
 				}
 				return
 			}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // MaxAuthKeyFileSize bounds an auth key file. CFSSL's keys are 16 or 32
@@ -45,12 +47,14 @@ func ParseAuthKey(hexKey []byte) (*AuthKey, error) {
 const MinAuthKeyBytes = 16
 
 // ReadAuthKey reads a hex auth key from the file at path when path is not
-// empty, else from the environment variable env. Errors name the file or
-// variable, never the key.
+// empty, else from the environment variable env. The file must be a
+// regular file owned by the user running chancery, mode 0600 or 0400
+// (secretfile.Open); one that others may read gives an error that matches
+// secretfile.ErrUnsafe. Errors name the file or variable, never the key.
 func ReadAuthKey(path, env string) (*AuthKey, error) {
 	switch {
 	case path != "":
-		f, err := os.Open(path)
+		f, err := secretfile.Open(path)
 		if err != nil {
 			return nil, fmt.Errorf("cfssl: failed to read the auth key file: %w", err)
 		}
