@@ -18,6 +18,8 @@ import (
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/api"
 	"github.com/chancery-pki/chancery/ca"
@@ -25,6 +27,7 @@ import (
 	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/cluster"
 	"github.com/chancery-pki/chancery/datadir"
+	"github.com/chancery-pki/chancery/election"
 	"github.com/chancery-pki/chancery/server"
 )
 
@@ -72,7 +75,18 @@ func direct(ctx context.Context, dataDir string) (*client.Client, func(), error)
 		st.Close()
 		return nil, nil, err
 	}
-	srv, err := server.New(server.Config{DataDir: dataDir, Store: st, NodeID: c.LeaderID})
+	cfg := server.Config{DataDir: dataDir, Store: st, NodeID: c.LeaderID}
+	if eb, ok := st.(interface {
+		Client() *clientv3.Client
+		Prefix() string
+	}); ok {
+		// A store in etcd: the leader is the manager its election names
+		// (none while every manager is stopped), not the one that ran init.
+		cfg.Leader = func(ctx context.Context) (string, error) {
+			return election.LeaderOf(ctx, eb.Client(), eb.Prefix()+election.StoreKey)
+		}
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		st.Close()
 		return nil, nil, err

@@ -447,7 +447,7 @@ func TestNextBackoff(t *testing.T) {
 
 func TestRoleChangeRenewsAtOnce(t *testing.T) {
 	f := newFixture(t, 4*time.Hour, time.Minute)
-	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleManager); err != nil {
+	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleManager, nil); err != nil {
 		t.Fatal(err)
 	}
 	a := f.agent(t, nil, nil, time.Minute)
@@ -480,7 +480,7 @@ func TestRoleChangeRenewsAtOnce(t *testing.T) {
 	}
 
 	// Demoted: back to a worker certificate, at once.
-	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleWorker); err != nil {
+	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleWorker, nil); err != nil {
 		t.Fatal(err)
 	}
 	f.clk.Advance(time.Minute)
@@ -536,7 +536,7 @@ func (m *serialManager) reported() []string {
 // later, since a root rotation waits for it.
 func TestReportsTheNewCertificateAtOnce(t *testing.T) {
 	f := newFixture(t, 4*time.Hour, time.Hour)
-	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleManager); err != nil {
+	if _, err := cluster.SetRole(context.Background(), f.st, f.nodeID, ca.RoleManager, nil); err != nil {
 		t.Fatal(err)
 	}
 	m := &serialManager{Manager: f.srv.Self(f.nodeID)}

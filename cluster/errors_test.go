@@ -55,7 +55,7 @@ func TestErrorsSayTheirOriginOnce(t *testing.T) {
 			"store: cluster not found", store.ErrNotFound, ""},
 		{"ExcludeNodesWithoutCluster", func() error { _, err := ExcludeNodes(ctx, empty, []string{"x"}, ""); return err },
 			"store: cluster not found", store.ErrNotFound, ""},
-		{"SetRoleWithoutCluster", func() error { _, err := SetRole(ctx, empty, "x", ca.RoleWorker); return err },
+		{"SetRoleWithoutCluster", func() error { _, err := SetRole(ctx, empty, "x", ca.RoleWorker, nil); return err },
 			`cluster: no such node: "x"`, ErrNodeNotFound, `no such node: "x"`},
 		{"OpenRootUnknownBackend", func() error {
 			root := clusterRecord(t, st).CurrentRoot()
@@ -65,9 +65,9 @@ func TestErrorsSayTheirOriginOnce(t *testing.T) {
 		}, `backends: unknown backend "nope" (available: ` + strings.Join(backends.Names(), ", ") + ")", nil, ""},
 		{"FindNodeMissing", func() error { _, err := FindNode(ctx, st, "nope"); return err },
 			`cluster: no such node: "nope"`, ErrNodeNotFound, `no such node: "nope"`},
-		{"DemoteLeader", func() error { _, err := SetRole(ctx, st, leader, ca.RoleWorker); return err },
+		{"DemoteLeader", func() error { _, err := SetRole(ctx, st, leader, ca.RoleWorker, nil); return err },
 			"cluster: the leader cannot be demoted or removed", ErrIsLeader, "the leader cannot be demoted or removed"},
-		{"RemoveLiveNode", func() error { _, err := RemoveNode(ctx, st, "w1", false, false); return err },
+		{"RemoveLiveNode", func() error { _, err := RemoveNode(ctx, st, "w1", false, false, nil); return err },
 			"cluster: the node is not down and can't be removed; stop it first, or use --force", ErrNodeNotDown,
 			"the node is not down and can't be removed; stop it first, or use --force"},
 	} {

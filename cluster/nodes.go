@@ -22,7 +22,46 @@ var (
 	ErrAmbiguousNode = &RefusalError{Reason: "the node name is ambiguous"}
 	ErrSoleManager   = &RefusalError{Reason: "this node is the cluster's leader, which holds its store and signs; it cannot leave (not even with --force), or the cluster would be lost"}
 	ErrManagerLeave  = &RefusalError{Reason: "this node is a manager: leaving lowers the number of managers; demote it first, or use --force"}
+	ErrLastManager   = &RefusalError{Reason: "the node is the cluster's last manager; promote another node first"}
 )
+
+// LeaderFunc names the manager that leads now, or "" when none does: with
+// a store that managers share (etcd), the election's answer. SetRole,
+// RemoveNode and LeaveNode never demote or remove the manager it names. A
+// nil LeaderFunc means the cluster record's LeaderID, as with the embedded
+// store, which that one manager holds.
+type LeaderFunc func(ctx context.Context) (string, error)
+
+// leaderNow returns the manager that leads now (see LeaderFunc), and the
+// refusal that protects it.
+func leaderNow(ctx context.Context, c store.Cluster, elected LeaderFunc, held *RefusalError) (string, *RefusalError, error) {
+	if elected == nil {
+		return c.LeaderID, held, nil
+	}
+	id, err := elected(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return id, ErrIsLeader.detail("%s leads the managers now; stop it ('chancery run' on its host) so that another manager is elected, then try again", id), nil
+}
+
+// lastManager reports whether n is the only manager of the cluster that is
+// not removed.
+func lastManager(ctx context.Context, st store.Store, n store.Node) (bool, error) {
+	if n.Role != string(ca.RoleManager) || n.State == store.StateRemoved {
+		return false, nil
+	}
+	nodes, err := st.Nodes(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, o := range nodes {
+		if o.ID != n.ID && o.Role == string(ca.RoleManager) && o.State != store.StateRemoved {
+			return false, nil
+		}
+	}
+	return true, nil
+}
 
 // RefusalError is a request that the cluster refuses, such as removing a
 // node that does not exist or demoting the leader. Its message is
@@ -107,8 +146,10 @@ func describe(nodes []store.Node) string {
 
 // SetRole promotes or demotes a node: the store's role changes now, and the
 // node renews its certificate with the new OU when it next reports. The
-// leader cannot be demoted; a removed node cannot change role.
-func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (store.Node, error) {
+// leader (see LeaderFunc) cannot be demoted; with a shared store and no
+// manager leading, nor can the last manager, as docker refuses; a removed
+// node cannot change role.
+func SetRole(ctx context.Context, st store.Store, id string, role ca.Role, leaderOf LeaderFunc) (store.Node, error) {
 	if !role.Valid() {
 		return store.Node{}, fmt.Errorf("cluster: unknown role %q", role)
 	}
@@ -120,8 +161,21 @@ func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (stor
 	if err != nil {
 		return store.Node{}, err
 	}
-	if n.ID == c.LeaderID && role != ca.RoleManager {
-		return store.Node{}, ErrIsLeader
+	if role != ca.RoleManager {
+		leader, refusal, err := leaderNow(ctx, c, leaderOf, ErrIsLeader)
+		if err != nil {
+			return store.Node{}, err
+		}
+		if n.ID == leader {
+			return store.Node{}, refusal
+		}
+		if leaderOf != nil && leader == "" {
+			if last, err := lastManager(ctx, st, n); err != nil {
+				return store.Node{}, err
+			} else if last {
+				return store.Node{}, ErrLastManager
+			}
+		}
 	}
 	if n.Role == string(role) && n.State != store.StateRemoved {
 		return n, nil // nothing changes, nothing is recorded
@@ -142,8 +196,8 @@ func SetRole(ctx context.Context, st store.Store, id string, role ca.Role) (stor
 // RemoveNode removes a node from the cluster: its certificates are refused
 // from then on, and it must join again with a token. Like docker, it
 // refuses a manager (demote it first), and a node that is not down unless
-// force is set.
-func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool) (store.Node, error) {
+// force is set; the leader (see LeaderFunc) is refused as such.
+func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool, leaderOf LeaderFunc) (store.Node, error) {
 	n, err := FindNode(ctx, st, id)
 	if err != nil {
 		return store.Node{}, err
@@ -152,11 +206,15 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 	if err != nil {
 		return store.Node{}, err
 	}
+	leader, refusal, err := leaderNow(ctx, c, leaderOf, ErrIsLeader)
+	if err != nil {
+		return store.Node{}, err
+	}
 	switch {
 	case n.State == store.StateRemoved:
 		return store.Node{}, ErrNodeNotFound.detail("%s was already removed", n.ID)
-	case n.ID == c.LeaderID:
-		return store.Node{}, ErrIsLeader
+	case n.ID == leader:
+		return store.Node{}, refusal
 	case n.Role == string(ca.RoleManager):
 		return store.Node{}, ErrNodeIsManager
 	case !down && !force:
@@ -171,9 +229,12 @@ func RemoveNode(ctx context.Context, st store.Store, id string, force, down bool
 
 // LeaveNode records that node id leaves the cluster on its own, as `docker
 // swarm leave`: it is marked removed, so its certificate is refused from
-// then on, with a node.left audit entry. The leader, which holds the store
-// and signs, never leaves; another manager leaves only with force.
-func LeaveNode(ctx context.Context, st store.Store, id string, force bool) (store.Node, error) {
+// then on, with a node.left audit entry. The leader never leaves: with the
+// embedded store it holds the store and signs; with a shared store (see
+// LeaderFunc) it leaves once another manager leads, and with no manager
+// leading, the last manager does not. Another manager leaves only with
+// force.
+func LeaveNode(ctx context.Context, st store.Store, id string, force bool, leaderOf LeaderFunc) (store.Node, error) {
 	n, err := st.Node(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Node{}, ErrNodeNotFound.detail("%q", id)
@@ -184,13 +245,24 @@ func LeaveNode(ctx context.Context, st store.Store, id string, force bool) (stor
 	if err != nil {
 		return store.Node{}, err
 	}
+	leader, refusal, err := leaderNow(ctx, c, leaderOf, ErrSoleManager)
+	if err != nil {
+		return store.Node{}, err
+	}
 	switch {
 	case n.State == store.StateRemoved:
 		return store.Node{}, ErrNodeRemoved
-	case n.ID == c.LeaderID:
-		return store.Node{}, ErrSoleManager
+	case n.ID == leader:
+		return store.Node{}, refusal
 	case n.Role == string(ca.RoleManager) && !force:
 		return store.Node{}, ErrManagerLeave
+	}
+	if leaderOf != nil && leader == "" {
+		if last, err := lastManager(ctx, st, n); err != nil {
+			return store.Node{}, err
+		} else if last {
+			return store.Node{}, ErrLastManager
+		}
 	}
 	return st.UpdateNode(ctx, n.ID, func(n *store.Node) error {
 		if n.State == store.StateRemoved {

@@ -215,7 +215,18 @@ func Cause(lctx context.Context) error {
 // Leader returns the ID of the candidate that leads now, or "" when none
 // does.
 func (e *Election) Leader(ctx context.Context) (string, error) {
-	resp, err := e.cfg.Client.Get(ctx, e.cfg.Prefix, clientv3.WithFirstCreate()...)
+	return LeaderOf(ctx, e.cfg.Client, e.cfg.Prefix)
+}
+
+// StoreKey is where, under the key prefix of a store in etcd, the managers
+// that share it campaign: their election's Prefix is the store's prefix
+// followed by StoreKey.
+const StoreKey = "leader/"
+
+// LeaderOf returns the ID of the candidate that leads the election under
+// prefix now, or "" when none does, without campaigning.
+func LeaderOf(ctx context.Context, client *clientv3.Client, prefix string) (string, error) {
+	resp, err := client.Get(ctx, prefix, clientv3.WithFirstCreate()...)
 	if err != nil {
 		return "", fmt.Errorf("election: reading the leader: %w", err)
 	}

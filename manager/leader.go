@@ -59,7 +59,7 @@ type etcdBacked interface {
 func electionFor(st store.Store, nodeID string, cfg Config) (election, etcdBacked, error) {
 	if eb, ok := st.(etcdBacked); ok {
 		el, err := chelection.New(chelection.Config{
-			Client: eb.Client(), Prefix: eb.Prefix() + "leader/", ID: nodeID, TTL: cfg.SessionTTL, Logger: cfg.Logger,
+			Client: eb.Client(), Prefix: eb.Prefix() + chelection.StoreKey, ID: nodeID, TTL: cfg.SessionTTL, Logger: cfg.Logger,
 		})
 		if err != nil {
 			return nil, nil, err

@@ -151,6 +151,15 @@ func (s *Server) leaderID(ctx context.Context, c store.Cluster) string {
 	return id
 }
 
+// elected is the election's answer (Config.Leader) for the refusals that
+// protect the leader, or nil, which means the cluster record's LeaderID.
+func (s *Server) elected() cluster.LeaderFunc {
+	if s.cfg.Leader == nil {
+		return nil
+	}
+	return s.cfg.Leader
+}
+
 func (s *Server) apiNode(n store.Node, leader string) api.Node {
 	now := s.clock.Now()
 	out := api.Node{
@@ -247,7 +256,7 @@ func (s *Server) handleNode(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleSetRole(role ca.Role) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		n, err := cluster.SetRole(r.Context(), s.cfg.Store, r.PathValue("id"), role)
+		n, err := cluster.SetRole(r.Context(), s.cfg.Store, r.PathValue("id"), role, s.elected())
 		if err != nil {
 			s.adminError(w, r, err)
 			return
@@ -269,7 +278,7 @@ func (s *Server) handleRemove(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	down := !s.live.ready(n.ID, s.clock.Now())
-	n, err = cluster.RemoveNode(r.Context(), s.cfg.Store, n.ID, r.URL.Query().Get("force") == "true", down)
+	n, err = cluster.RemoveNode(r.Context(), s.cfg.Store, n.ID, r.URL.Query().Get("force") == "true", down, s.elected())
 	if err != nil {
 		s.adminError(w, r, err)
 		return
@@ -286,7 +295,7 @@ func (s *Server) handleLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := peerOf(r)
-	n, err := cluster.LeaveNode(r.Context(), s.cfg.Store, p.node.ID, req.Force)
+	n, err := cluster.LeaveNode(r.Context(), s.cfg.Store, p.node.ID, req.Force, s.elected())
 	if err != nil {
 		s.adminError(w, r, err)
 		return
@@ -368,7 +377,7 @@ func (s *Server) adminError(w http.ResponseWriter, r *http.Request, err error) {
 		s.fail(w, r, http.StatusNotFound, api.CodeNotFound, "no_such_node", msg)
 	case errors.Is(err, cluster.ErrIsLeader), errors.Is(err, cluster.ErrNodeIsManager),
 		errors.Is(err, cluster.ErrNodeNotDown), errors.Is(err, cluster.ErrNodeRemoved),
-		errors.Is(err, cluster.ErrSoleManager), errors.Is(err, cluster.ErrManagerLeave):
+		errors.Is(err, cluster.ErrSoleManager), errors.Is(err, cluster.ErrManagerLeave), errors.Is(err, cluster.ErrLastManager):
 		s.fail(w, r, http.StatusConflict, api.CodeConflict, "conflict", msg)
 	case errors.Is(err, cluster.ErrAmbiguousNode):
 		// As fail answers, with the candidates besides.

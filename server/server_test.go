@@ -693,7 +693,7 @@ func TestRemovedNode(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	ctx := context.Background()
 	worker, out := e.join(t, e.init.WorkerToken)
-	if _, err := cluster.RemoveNode(ctx, e.st, out.NodeID, true, false); err != nil {
+	if _, err := cluster.RemoveNode(ctx, e.st, out.NodeID, true, false, nil); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client(t, worker)
@@ -766,7 +766,7 @@ func TestRenewTakesStoredRole(t *testing.T) {
 	if out.Role != string(ca.RoleWorker) {
 		t.Fatalf("joined as %s", out.Role)
 	}
-	if _, err := cluster.SetRole(ctx, e.st, out.NodeID, ca.RoleManager); err != nil {
+	if _, err := cluster.SetRole(ctx, e.st, out.NodeID, ca.RoleManager, nil); err != nil {
 		t.Fatal(err)
 	}
 	key := newKey(t)
