@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -58,15 +57,7 @@ func etcdDataDir(t testing.TB) (string, *cluster.InitResult, *faultproxy.Proxy, 
 // etcdDataDirAt is etcdDataDir on the etcd ec.
 func etcdDataDirAt(t testing.TB, ec *etcddev.Cluster) (string, *cluster.InitResult, *faultproxy.Proxy, string) {
 	t.Helper()
-	u, err := url.Parse(ec.Endpoints[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := faultproxy.For(t, ec.Endpoints[0])
 	b := make([]byte, 6)
 	rand.Read(b)
 	prefix := "/test-" + hex.EncodeToString(b) + "/"
@@ -74,7 +65,7 @@ func etcdDataDirAt(t testing.TB, ec *etcddev.Cluster) (string, *cluster.InitResu
 	res, err := cluster.Init(context.Background(), cluster.InitRequest{
 		DataDir: data, ListenAddr: "127.0.0.1:2378", AdvertiseAddr: "127.0.0.1:2378", Hostname: "m1",
 		Store: store.Settings{Type: etcdstore.Name, Options: map[string]string{
-			etcdstore.OptionEndpoints: "http://" + p.Addr(), etcdstore.OptionPrefix: prefix,
+			etcdstore.OptionEndpoints: p.URL(), etcdstore.OptionPrefix: prefix,
 		}},
 	})
 	if err != nil {

@@ -2,7 +2,6 @@ package manager
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -20,16 +19,8 @@ import (
 // the reconciler (which reads the record again) and goes on watching.
 func TestClusterWatchSurvivesCompaction(t *testing.T) {
 	ec := etcddev.Require(t)
-	u, err := url.Parse(ec.Endpoints[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
-	viaProxy, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + p.Addr()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	p := faultproxy.For(t, ec.Endpoints[0])
+	viaProxy, err := clientv3.New(clientv3.Config{Endpoints: []string{p.URL()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

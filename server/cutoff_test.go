@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,19 +24,11 @@ import (
 // the manager.
 func TestStoreCutOff(t *testing.T) {
 	c := etcddev.Require(t)
-	u, err := url.Parse(c.Endpoints[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := faultproxy.For(t, c.Endpoints[0])
 	b := make([]byte, 8)
 	rand.Read(b)
 	e := newEnv(t, envOptions{shared: true, storeOptions: map[string]string{
-		"endpoints": "http://" + p.Addr(), "prefix": "/cutoff-" + hex.EncodeToString(b) + "/", "call-timeout": "1s",
+		"endpoints": p.URL(), "prefix": "/cutoff-" + hex.EncodeToString(b) + "/", "call-timeout": "1s",
 	}})
 	nodeCert, _ := e.join(t, e.init.WorkerToken)
 	renew := func(ctx context.Context) error {

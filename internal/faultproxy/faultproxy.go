@@ -9,8 +9,10 @@ package faultproxy
 
 import (
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 )
 
@@ -36,6 +38,27 @@ func Start(target string) (*Proxy, error) {
 	go p.accept()
 	return p, nil
 }
+
+// For starts a proxy in front of endpoint, a server's URL (such as an
+// etcd client URL), and closes it when t ends. It fails t if the proxy
+// cannot start.
+func For(t testing.TB, endpoint string) *Proxy {
+	t.Helper()
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// URL returns the proxy's address as an http URL, as etcd clients take
+// their endpoints.
+func (p *Proxy) URL() string { return "http://" + p.Addr() }
 
 // Addr returns the proxy's HOST:PORT.
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,17 +26,9 @@ import (
 // partition heals, the same calls succeed.
 func TestCutOffCallsFail(t *testing.T) {
 	c := etcddev.Require(t)
-	u, err := url.Parse(c.Endpoints[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := faultproxy.For(t, c.Endpoints[0])
 	const callTimeout = time.Second
-	st, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{"http://" + p.Addr()}, Prefix: prefix(), CallTimeout: callTimeout}, nil)
+	st, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{p.URL()}, Prefix: prefix(), CallTimeout: callTimeout}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package etcdstore_test
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -25,19 +24,11 @@ import (
 // returning.
 func TestWatchSeenSurvivesCompaction(t *testing.T) {
 	c := etcddev.Require(t)
-	u, err := url.Parse(c.Endpoints[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := faultproxy.Start(u.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	p := faultproxy.For(t, c.Endpoints[0])
 	pfx := prefix()
 	writer := open(t, c, pfx)
 	defer writer.Close()
-	watcher, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{"http://" + p.Addr()}, Prefix: pfx}, nil)
+	watcher, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{p.URL()}, Prefix: pfx}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
