@@ -34,6 +34,7 @@ import (
 	"github.com/chancery-pki/chancery/extca"
 	"github.com/chancery-pki/chancery/issuer"
 	"github.com/chancery-pki/chancery/server"
+	"github.com/chancery-pki/chancery/store"
 )
 
 // DefaultListenAddr is where a manager serves its API unless told
@@ -169,6 +170,16 @@ func Run(ctx context.Context, cfg Config) error {
 	election, shared, err := electionFor(st, nodeID, cfg)
 	if err != nil {
 		return err
+	}
+	if shared != nil {
+		// A manager removed while it was stopped (excluded from a
+		// rotation, or removed with node rm) stops before it serves or
+		// campaigns, as its agent would at its first heartbeat.
+		if n, err := st.Node(ctx, nodeID); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		} else if err == nil && n.State == store.StateRemoved {
+			return fmt.Errorf("%w (node %s)", agent.ErrRemoved, nodeID)
+		}
 	}
 	issuers := &issuer.Holder{}
 	auth := cluster.NewAuthority(st, issuers, cfg.Clock.Now)

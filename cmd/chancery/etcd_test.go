@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -295,5 +297,30 @@ func TestJoinManagerOnEtcd(t *testing.T) {
 	out, _ := l.cli(false, "audit", "verify", "--data-dir", l.dir("m2"))
 	if !strings.Contains(out, "audit log OK") {
 		t.Errorf("audit verify on the joined manager: %s", out)
+	}
+
+	// A manager removed while it is stopped does not start again: 'chancery
+	// run' stops before it serves, says why, and says to join again.
+	p.kill()
+	l.cli(false, "node", "demote", "m2", "--data-dir", l.dir("m1"))
+	l.cli(false, "node", "rm", "--force", "m2", "--data-dir", l.dir("m1"))
+	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
+	defer rcancel()
+	run := exec.CommandContext(rctx, p.bin, "run", "--data-dir", l.dir("m2"), "--log-level", "warn")
+	run.SysProcAttr = childAttr()
+	runOut, err := run.CombinedOutput()
+	if rctx.Err() != nil {
+		t.Fatalf("the removed manager ran on:\n%s", runOut)
+	}
+	if err == nil {
+		t.Fatalf("the removed manager's run exited 0:\n%s", runOut)
+	}
+	for _, want := range []string{"this node was removed from the cluster", "join it again with a manager token"} {
+		if !strings.Contains(string(runOut), want) {
+			t.Errorf("the removed manager's run lacks %q:\n%s", want, runOut)
+		}
+	}
+	if ls, _ := l.cli(false, "node", "ls", "-q", "--data-dir", l.dir("m1")); strings.Contains(ls, m2ID) {
+		t.Errorf("node ls still lists the removed manager:\n%s", ls)
 	}
 }

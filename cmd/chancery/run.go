@@ -121,7 +121,7 @@ func (a *app) runManager(ctx context.Context, listen, advertise, metricsAddr str
 	case errors.Is(err, agent.ErrExpired):
 		return hint.With(err, "the manager's own certificate expired while it was stopped; see the README's recovery section")
 	case errors.Is(err, agent.ErrRemoved):
-		return hint.With(err, "this manager was removed from the cluster (excluded from a root rotation by 'chancery ca --force', or it left); join it again with a manager token")
+		return hint.With(err, "this manager was removed from the cluster (excluded from a root rotation by 'chancery ca --force', removed with 'chancery node rm', or it left); join it again with a manager token")
 	}
 	return err
 }
