@@ -55,21 +55,9 @@ func Open(path string) (*os.File, error) {
 // Read returns the content of the file at path with surrounding white space
 // trimmed. The file must pass Open's checks and hold at most MaxSize bytes.
 func Read(path string) (string, error) {
-	f, err := Open(path)
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return "", fmt.Errorf("secretfile: %w", err)
-	}
+	b, err := ReadFile(path, MaxSize)
 	if err != nil {
 		return "", err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxSize+1))
-	if err != nil {
-		return "", fmt.Errorf("secretfile: failed to read %s: %w", path, err)
-	}
-	if len(b) > MaxSize {
-		return "", fmt.Errorf("secretfile: %s is larger than %d bytes: it holds no secret of ours", path, MaxSize)
 	}
 	s := strings.TrimSpace(string(b))
 	if s == "" {
@@ -101,4 +89,29 @@ func userName(uid int) string {
 		return u.Username
 	}
 	return strconv.Itoa(uid)
+}
+
+// ReadFile returns the content of the file at path (a private key, say),
+// which must pass Open's checks and hold at most max bytes. What it read
+// of a file that is too large is cleared.
+func ReadFile(path string, max int) ([]byte, error) {
+	f, err := Open(path)
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, fmt.Errorf("secretfile: %w", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		clear(b)
+		return nil, fmt.Errorf("secretfile: failed to read %s: %w", path, err)
+	}
+	if len(b) > max {
+		clear(b)
+		return nil, fmt.Errorf("secretfile: %s is larger than %d bytes: it holds no secret of ours", path, max)
+	}
+	return b, nil
 }

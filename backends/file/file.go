@@ -179,18 +179,9 @@ const MaxKeyFileBytes = 64 << 10
 // owner matches secretfile.ErrUnsafe and says the chmod or chown that
 // fixes it. Errors name the file, never its content.
 func ReadKeyFile(path string) ([]byte, error) {
-	f, err := secretfile.Open(path)
+	data, err := secretfile.ReadFile(path, MaxKeyFileBytes)
 	if err != nil {
 		return nil, fmt.Errorf("file: failed to read the key file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxKeyFileBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("file: failed to read the key file %s: %w", path, err)
-	}
-	if len(data) > MaxKeyFileBytes {
-		clear(data)
-		return nil, fmt.Errorf("file: the key file %s is larger than %d bytes", path, MaxKeyFileBytes)
 	}
 	return data, nil
 }

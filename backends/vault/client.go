@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/vault/api"
 
 	"github.com/chancery-pki/chancery/hint"
+	"github.com/chancery-pki/chancery/secretfile"
 )
 
 // conn is an authenticated connection to Vault: the API client, the
@@ -49,6 +50,15 @@ func dial(ctx context.Context, cfg Config) (*conn, error) {
 	}
 	ac.HttpClient.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	if cfg.CACert != "" || cfg.ClientCert != "" || cfg.TLSServerName != "" {
+		if cfg.ClientKey != "" {
+			// As every secret file: the user's own, 0600 or 0400. The
+			// Vault client reads it next.
+			f, err := secretfile.Open(cfg.ClientKey)
+			if err != nil {
+				return nil, &Error{Kind: ErrConfig, Detail: fmt.Sprintf("the TLS client key file: %v", err), Err: err}
+			}
+			f.Close()
+		}
 		if err := ac.ConfigureTLS(&api.TLSConfig{
 			CACert: cfg.CACert, ClientCert: cfg.ClientCert, ClientKey: cfg.ClientKey, TLSServerName: cfg.TLSServerName,
 		}); err != nil {

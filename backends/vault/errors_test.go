@@ -624,6 +624,7 @@ func TestSecretFileRefused(t *testing.T) {
 		{"RoleIDWorldReadable", func(p string) Config { return Config{AppRoleRoleIDFile: p, AppRoleSecretIDFile: good} }, 0o644, "", "chmod 600", true},
 		{"SecretIDOthersWritable", func(p string) Config { return Config{AppRoleRoleIDFile: good, AppRoleSecretIDFile: p} }, 0o602, "", "chmod 600", true},
 		{"TokenFIFO", func(p string) Config { return Config{TokenFile: p} }, 0, fifo, "not a regular file", false},
+		{"ClientKeyGroupReadable", func(p string) Config { return Config{TokenFile: good, ClientCert: good, ClientKey: p} }, 0o640, "", "chmod 600", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.path

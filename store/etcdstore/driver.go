@@ -16,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/chancery-pki/chancery/secretfile"
 	"github.com/chancery-pki/chancery/store"
 )
 
@@ -153,12 +154,18 @@ func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
 	case certPath == "" || keyPath == "":
 		return Config{}, fmt.Errorf("etcdstore: options %q and %q go together: a client certificate and its key", OptionCert, OptionKey)
 	default:
-		if fi, err := os.Stat(keyPath); err != nil {
+		// As every secret file: the user's own, 0600 or 0400.
+		keyPEM, err := secretfile.ReadFile(keyPath, maxKeyFileBytes)
+		if err != nil {
 			return Config{}, fmt.Errorf("etcdstore: the client key file: %w", err)
-		} else if fi.Mode().Perm()&0o077 != 0 {
-			return Config{}, fmt.Errorf("etcdstore: the client key file %s is readable by group or others (mode %v); make it 0600", keyPath, fi.Mode().Perm())
 		}
-		pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+		certPEM, err := os.ReadFile(certPath)
+		if err != nil {
+			clear(keyPEM)
+			return Config{}, fmt.Errorf("etcdstore: the client certificate: %w", err)
+		}
+		pair, err := tls.X509KeyPair(certPEM, keyPEM)
+		clear(keyPEM)
 		if err != nil {
 			// tls's errors name the problem, never the key's bytes.
 			return Config{}, fmt.Errorf("etcdstore: the client certificate %s and key %s: %w", certPath, keyPath, err)
@@ -167,6 +174,9 @@ func ParseOptions(dataDir string, opts map[string]string) (Config, error) {
 	}
 	return cfg, nil
 }
+
+// maxKeyFileBytes bounds the client key file read.
+const maxKeyFileBytes = 64 << 10
 
 // ParseCallTimeout parses a call timeout (OptionCallTimeout), a Go
 // duration between MinCallTimeout and MaxCallTimeout.

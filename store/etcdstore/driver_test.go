@@ -45,7 +45,7 @@ func TestParseOptions(t *testing.T) {
 		{"missing CA", map[string]string{"endpoints": "https://a:2379", "cacert": "nope.pem"}, nil, "", false, "the CA file", 0},
 		{"not a CA", map[string]string{"endpoints": "https://a:2379", "cacert": key}, nil, "", false, "holds no PEM certificate", 0},
 		{"cert without key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem"}, nil, "", false, "go together", 0},
-		{"loose key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem", "key": loose}, nil, "", false, "readable by group or others", 0},
+		{"loose key", map[string]string{"endpoints": "https://a:2379", "cert": "c.pem", "key": loose}, nil, "", false, "chmod 600", 0},
 		{"bad pair", map[string]string{"endpoints": "https://a:2379", "cert": key, "key": "client-key.pem"}, nil, "", false, "the client certificate", 0},
 		{"call timeout", map[string]string{"endpoints": "http://a:2379", "call-timeout": "3s"}, []string{"http://a:2379"}, etcdstore.DefaultPrefix, false, "", 3 * time.Second},
 		{"call timeout not a duration", map[string]string{"endpoints": "http://a:2379", "call-timeout": "3"}, nil, "", false, "not a duration", 0},
