@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/ca"
+	"github.com/chancery-pki/chancery/client"
 	"github.com/chancery-pki/chancery/internal/etcddev"
 	"github.com/chancery-pki/chancery/internal/faultproxy"
 )
@@ -78,5 +80,41 @@ func TestStoreCutOff(t *testing.T) {
 	}
 	if err := join(ctx); err != nil {
 		t.Errorf("join after the partition: %v", err)
+	}
+}
+
+// TestStoreWithoutQuorum: a manager whose etcd lost its quorum (two of
+// three members stopped) gets etcd's own refusal of a write ("request
+// timed out", gRPC Unavailable) well before the store's call timeout; the
+// API answers it 503 "unavailable" without the store's internals, not 500,
+// and counts it as store_unavailable.
+func TestStoreWithoutQuorum(t *testing.T) {
+	c := etcddev.StartForTest(t, etcddev.Options{Members: 3, NoFsync: true})
+	e := newEnv(t, envOptions{shared: true, storeOptions: map[string]string{
+		"endpoints": strings.Join(c.Endpoints, ","), "prefix": "/noquorum/", "call-timeout": "2m",
+	}})
+	adm := client.NewSocket(e.socket())
+	defer adm.Close()
+	if _, err := adm.JoinToken(context.Background(), ca.RoleWorker, true); err != nil {
+		t.Fatal(err)
+	}
+	c.Kill(0)
+	c.Kill(1)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := adm.JoinToken(ctx, ca.RoleWorker, true)
+	if ctx.Err() != nil {
+		t.Fatalf("answered only after the caller's deadline: %v", err)
+	}
+	aerr := apiError(t, err, http.StatusServiceUnavailable, api.CodeUnavailable)
+	if strings.Contains(aerr.Message, "etcd") || strings.Contains(aerr.Message, "127.0.0.1") {
+		t.Errorf("the caller is told the store's internals: %q", aerr.Message)
+	}
+	_, metrics := e.socketGet(t, "/metrics")
+	if !regexp.MustCompile(`(?m)^chancery_failures_total\{reason="store_unavailable"\} [1-9]`).MatchString(metrics) {
+		t.Errorf("the failure is not counted as store_unavailable:\n%s", metrics)
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "etcd is unavailable") {
+		t.Errorf("the log does not say etcd is unavailable:\n%s", logs)
 	}
 }

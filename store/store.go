@@ -47,7 +47,8 @@ var ErrExists = errors.New("store: already exists")
 
 // ErrUnavailable is matched by the error of a call the store could not
 // answer for now: a shared store did not answer within its call timeout
-// (etcdstore.ErrNoAnswer). Nothing is known of a change that failed so; the
+// (etcdstore.ErrNoAnswer), or answered that it cannot serve the call
+// (etcdstore.ErrUnavailable: etcd has no leader). Nothing is known of a change that failed so; the
 // caller may try again, here or through another manager.
 var ErrUnavailable = errors.New("store: the store did not answer")
 

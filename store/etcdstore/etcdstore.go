@@ -26,7 +26,10 @@
 // timeout (Options.CallTimeout), besides the caller's: a Store cut off from
 // etcd fails its calls with an error that wraps ErrNoAnswer (and matches
 // store.ErrUnavailable) within that timeout, rather than waiting for etcd
-// for as long as its caller would. Calls that read every page of a range
+// for as long as its caller would. A call that etcd or the client fails as
+// unavailable before that (no leader, a connection lost under a write)
+// fails with an error that wraps ErrUnavailable, which matches
+// store.ErrUnavailable too. Calls that read every page of a range
 // (Nodes, IssuedCertificates, AuditRecords, PruneSeen) and Import have the
 // timeout per round trip, so that a long read that goes on answering is
 // not cut short; watches (WatchSeen) and Destroy, whose single delete of a
@@ -56,7 +59,10 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/store"
@@ -93,6 +99,39 @@ type noAnswer struct{}
 
 func (noAnswer) Error() string        { return "etcdstore: etcd did not answer within the call timeout" }
 func (noAnswer) Is(target error) bool { return target == store.ErrUnavailable }
+
+// ErrUnavailable is matched by the error of a call that etcd, or the
+// client, failed as unavailable before the call timeout: etcd has no
+// leader (lost quorum) and timed the request out, a connection was lost
+// under a write, no endpoint can be reached, or the client's own context
+// ended. It matches store.ErrUnavailable too. The error says the
+// endpoints, without user information.
+var ErrUnavailable error = unavailable{}
+
+type unavailable struct{}
+
+func (unavailable) Error() string        { return "etcdstore: etcd is unavailable" }
+func (unavailable) Is(target error) bool { return target == store.ErrUnavailable }
+
+// isUnavailable reports whether err is etcd's or gRPC's unavailability
+// (codes.Unavailable: rpctypes.ErrNoLeader, ErrTimeout and their kind, a
+// connection refused or closed), or a context error that callerCtx, the
+// call's context, does not explain: the client's own.
+func isUnavailable(callerCtx context.Context, err error) bool {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable:
+			return true
+		case codes.Canceled, codes.DeadlineExceeded:
+			return callerCtx.Err() == nil
+		}
+	}
+	return (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && callerCtx.Err() == nil
+}
 
 // Options tune New.
 type Options struct {
@@ -254,14 +293,36 @@ func (s *Store) roundTrip(ctx context.Context, f func(context.Context) error) er
 
 // noAnswer returns err, or, when err is a failure because ctx's call
 // timeout passed, an error that wraps ErrNoAnswer and says the timeout and
-// the endpoints. An error that is not a deadline's (a record not found, a
-// conflict) stays as it is, whenever it came.
+// the endpoints, or, when etcd or the client failed it as unavailable
+// before (isUnavailable), one that wraps ErrUnavailable and says the
+// endpoints. Any other error (a record not found, a conflict, the caller's
+// own deadline) stays as it is, whenever it came.
 func (s *Store) noAnswer(ctx context.Context, err error) error {
-	if err == nil || errors.Is(err, ErrNoAnswer) || context.Cause(ctx) != ErrNoAnswer || !errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w (%s; endpoints %s): %s", ErrNoAnswer, s.callTimeout, strings.Join(s.endpoints(), ","),
-		strings.TrimPrefix(err.Error(), "etcdstore: "))
+	if context.Cause(ctx) == ErrNoAnswer && errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (%s; endpoints %s): %s", ErrNoAnswer, s.callTimeout, strings.Join(s.endpoints(), ","),
+			s.redact(strings.TrimPrefix(err.Error(), "etcdstore: ")))
+	}
+	if isUnavailable(ctx, err) {
+		return fmt.Errorf("%w (endpoints %s): %s", ErrUnavailable, strings.Join(s.endpoints(), ","),
+			s.redact(strings.TrimPrefix(err.Error(), "etcdstore: ")))
+	}
+	return err
+}
+
+// redact removes the endpoints' user information, if any, from msg.
+func (s *Store) redact(msg string) string {
+	for _, e := range s.c.Endpoints() {
+		if u, err := url.Parse(e); err == nil && u.User != nil {
+			msg = strings.ReplaceAll(msg, u.User.String()+"@", "")
+			if p, ok := u.User.Password(); ok && p != "" {
+				msg = strings.ReplaceAll(msg, p, "[redacted]")
+			}
+		}
+	}
+	return msg
 }
 
 // endpoints returns the client's endpoints, without any user information
