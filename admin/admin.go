@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/chancery-pki/chancery/agent"
 	"github.com/chancery-pki/chancery/api"
+	"github.com/chancery-pki/chancery/audit"
 	"github.com/chancery-pki/chancery/ca"
 	"github.com/chancery-pki/chancery/certdir"
 	"github.com/chancery-pki/chancery/client"
@@ -29,6 +31,7 @@ import (
 	"github.com/chancery-pki/chancery/datadir"
 	"github.com/chancery-pki/chancery/election"
 	"github.com/chancery-pki/chancery/server"
+	"github.com/chancery-pki/chancery/store"
 )
 
 // ErrWorker means the data directory is a worker's: administration needs a
@@ -75,23 +78,63 @@ func direct(ctx context.Context, dataDir string) (*client.Client, func(), error)
 		st.Close()
 		return nil, nil, err
 	}
-	cfg := server.Config{DataDir: dataDir, Store: st, NodeID: c.LeaderID}
-	if eb, ok := st.(interface {
-		Client() *clientv3.Client
-		Prefix() string
-	}); ok {
-		// A store in etcd: the leader is the manager its election names
-		// (none while every manager is stopped), not the one that ran init.
-		cfg.Leader = func(ctx context.Context) (string, error) {
-			return election.LeaderOf(ctx, eb.Client(), eb.Prefix()+election.StoreKey)
-		}
-	}
-	srv, err := server.New(cfg)
+	srv, err := server.New(server.Config{DataDir: dataDir, Store: st, NodeID: c.LeaderID, Leader: electedLeader(st)})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
 	return client.NewHandler(srv.AdminHandler()), func() { st.Close() }, nil
+}
+
+// electedLeader reads the election of a store in etcd: the leader is the
+// manager it names (none while every manager is stopped), not the one that
+// ran init. nil for the embedded store, whose leader is the cluster
+// record's.
+func electedLeader(st store.Store) cluster.LeaderFunc {
+	eb, ok := st.(interface {
+		Client() *clientv3.Client
+		Prefix() string
+	})
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context) (string, error) {
+		return election.LeaderOf(ctx, eb.Client(), eb.Prefix()+election.StoreKey)
+	}
+}
+
+// LeaveShared makes the manager of dataDir, whose store is in etcd, leave
+// the cluster, as 'chancery leave' does on a node: its record is marked
+// left in the store (a node.left entry), under cluster.LeaveNode's rules
+// (a manager only with force; never the elected leader), and then its
+// node files (node.json, certificates/) and its store settings are
+// removed, so that the data directory no longer names the cluster's store.
+// A manager still running there stops at its next heartbeat.
+func LeaveShared(ctx context.Context, dataDir string, force bool) (*agent.Left, error) {
+	chain, err := certdir.In(dataDir).NodeChain()
+	if err != nil {
+		return nil, fmt.Errorf("admin: %s holds no node to leave with: %w", dataDir, err)
+	}
+	id := chain[0].Subject.CommonName
+	st, err := cluster.OpenStore(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	leaderOf := electedLeader(st)
+	if leaderOf == nil {
+		return nil, fmt.Errorf("admin: the store of %s is not shared: its manager never leaves", dataDir)
+	}
+	n, err := cluster.LeaveNode(audit.WithActor(ctx, id), st, id, force, leaderOf)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []string{filepath.Join(dataDir, agent.StateFile), string(certdir.In(dataDir)), filepath.Join(dataDir, store.SettingsFile)} {
+		if err := os.RemoveAll(p); err != nil {
+			return nil, fmt.Errorf("admin: the node left, but removing %s failed: %w", p, err)
+		}
+	}
+	return &agent.Left{NodeID: id, Role: ca.Role(n.Role), Told: true}, nil
 }
 
 // overTLS calls the first manager the node knows, with its manager

@@ -323,4 +323,50 @@ func TestJoinManagerOnEtcd(t *testing.T) {
 	if ls, _ := l.cli(false, "node", "ls", "-q", "--data-dir", l.dir("m1")); strings.Contains(ls, m2ID) {
 		t.Errorf("node ls still lists the removed manager:\n%s", ls)
 	}
+
+	// On etcd a manager leaves as on bbolt, with --force, but the elected
+	// leader (m1, the only manager running) is refused; a third manager
+	// leaves, its store settings go with its files, and it stops.
+	if _, stderr := l.cli(true, "leave", "--force", "--data-dir", l.dir("m1")); !strings.Contains(stderr, "leads the managers now") {
+		t.Errorf("leave on the elected leader: %s", stderr)
+	}
+	if err := os.MkdirAll(filepath.Join(l.dir("m3"), "ca"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(l.dir("m3"), "ca", "root-ca.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln3, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr3 := ln3.Addr().String()
+	ln3.Close()
+	p3 := &managerProcess{t: t, bin: p.bin, dataDir: l.dir("m3"), args: append([]string{"join", "--token-file", managerToken,
+		"--hostname", "m3", "--data-dir", l.dir("m3"), "--listen-addr", addr3, "--advertise-addr", "127.0.0.1", "--log-level", "warn", l.addr}, etcdFlags("/c1/")...)}
+	p3.start()
+	t.Cleanup(func() {
+		if p3.cmd.ProcessState == nil {
+			p3.kill()
+		}
+	})
+	m3ID := nodeID(t, l.dir("m3"))
+	if _, stderr := l.cli(true, "leave", "--data-dir", l.dir("m3")); !strings.Contains(stderr, "demote it first, or use --force") {
+		t.Errorf("leave on a manager without --force: %s", stderr)
+	}
+	out, stderr := l.cli(false, "leave", "--force", "--data-dir", l.dir("m3"))
+	if !strings.Contains(out, m3ID+" (manager) left the cluster") || !strings.Contains(stderr, "still holds the root CA's files") {
+		t.Errorf("leave --force on a manager on etcd: %q %q", out, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(l.dir("m3"), store.SettingsFile)); !os.IsNotExist(err) {
+		t.Errorf("store.json after leave: %v", err)
+	}
+	if left, _ := l.cli(false, "audit", "show", "--action", "node.left", "--data-dir", l.dir("m1")); !strings.Contains(left, m3ID) {
+		t.Errorf("the audit log lacks m3's node.left:\n%s", left)
+	}
+	select {
+	case <-p3.done:
+	case <-time.After(30 * time.Second):
+		t.Errorf("the manager that left still runs 30 s later:\n%s", p3.output())
+	}
 }
