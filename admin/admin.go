@@ -88,18 +88,23 @@ func direct(ctx context.Context, dataDir string) (*client.Client, func(), error)
 
 // electedLeader reads the election of a store in etcd: the leader is the
 // manager it names (none while every manager is stopped), not the one that
-// ran init. nil for the embedded store, whose leader is the cluster
-// record's.
+// ran init; the read is bounded and its errors mapped as the store's calls
+// are. nil for the embedded store, whose leader is the cluster record's.
 func electedLeader(st store.Store) cluster.LeaderFunc {
 	eb, ok := st.(interface {
 		Client() *clientv3.Client
 		Prefix() string
+		Bounded(context.Context, func(context.Context) error) error
 	})
 	if !ok {
 		return nil
 	}
-	return func(ctx context.Context) (string, error) {
-		return election.LeaderOf(ctx, eb.Client(), eb.Prefix()+election.StoreKey)
+	return func(ctx context.Context) (leader string, err error) {
+		err = eb.Bounded(ctx, func(ctx context.Context) (err error) {
+			leader, err = election.LeaderOf(ctx, eb.Client(), eb.Prefix()+election.StoreKey)
+			return err
+		})
+		return leader, err
 	}
 }
 

@@ -188,8 +188,22 @@ func Run(ctx context.Context, cfg Config) error {
 	if el, ok := election.(interface {
 		Leader(context.Context) (string, error)
 	}); ok {
-		// node ls's MANAGER STATUS follows the election.
+		// node ls's MANAGER STATUS, info's leader and the refusals of
+		// node demote, rm and leave follow the election, read as the
+		// store's calls are: under its call timeout, etcd's
+		// unavailability answered 503.
 		leaderOf = el.Leader
+		if b, ok := st.(interface {
+			Bounded(context.Context, func(context.Context) error) error
+		}); ok {
+			leaderOf = func(ctx context.Context) (leader string, err error) {
+				err = b.Bounded(ctx, func(ctx context.Context) (err error) {
+					leader, err = el.Leader(ctx)
+					return err
+				})
+				return leader, err
+			}
+		}
 	}
 	var managers *liveManagers
 	var managersOf func() []string

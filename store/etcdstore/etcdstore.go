@@ -283,6 +283,20 @@ func (s *Store) call(ctx context.Context) (cctx context.Context, done func(*erro
 	}, nil
 }
 
+// Bounded runs f, a call to etcd that uses the store's client outside the
+// store (the election's read of the leader), as the store's own calls
+// run: under the call timeout, with an error that wraps ErrNoAnswer when
+// that passed, or ErrUnavailable when etcd or the client failed it as
+// unavailable (both match store.ErrUnavailable).
+func (s *Store) Bounded(ctx context.Context, f func(context.Context) error) (err error) {
+	ctx, done, err := s.call(ctx)
+	if err != nil {
+		return err
+	}
+	defer done(&err)
+	return f(ctx)
+}
+
 // roundTrip runs f, one round trip to etcd within a longer call, under
 // the call timeout: for calls whose length grows with what they read.
 func (s *Store) roundTrip(ctx context.Context, f func(context.Context) error) error {

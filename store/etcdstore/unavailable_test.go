@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/chancery-pki/chancery/audit"
+	"github.com/chancery-pki/chancery/election"
 	"github.com/chancery-pki/chancery/internal/etcddev"
+	"github.com/chancery-pki/chancery/internal/faultproxy"
 	"github.com/chancery-pki/chancery/store"
 	"github.com/chancery-pki/chancery/store/etcdstore"
 	"github.com/chancery-pki/chancery/store/storetest"
@@ -91,5 +93,45 @@ func testUnavailableWrites(t *testing.T, st *etcdstore.Store, endpoint string) {
 				t.Errorf("error %q shows an endpoint's user information", msg)
 			}
 		})
+	}
+}
+
+// TestBounded: a read that uses the store's client outside the store (the
+// election's read of the leader) runs under the store's call timeout with
+// its errors mapped as the store's: cut off, it fails with ErrNoAnswer
+// (store.ErrUnavailable) long before its caller's deadline; restored, it
+// reads; on a closed store it is refused.
+func TestBounded(t *testing.T) {
+	p := faultproxy.For(t, etcddev.Require(t).Endpoints[0])
+	st, err := etcdstore.Open(t.Context(), etcdstore.Config{Endpoints: []string{p.URL()}, Prefix: prefix(), CallTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := func(ctx context.Context) (string, error) {
+		var id string
+		err := st.Bounded(ctx, func(ctx context.Context) (err error) {
+			id, err = election.LeaderOf(ctx, st.Client(), st.Prefix()+election.StoreKey)
+			return err
+		})
+		return id, err
+	}
+	p.Cut()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = leader(ctx)
+	if ctx.Err() != nil {
+		t.Fatalf("the read returned only after its caller's deadline: %v", err)
+	}
+	if !errors.Is(err, etcdstore.ErrNoAnswer) || !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("cut off: %v, want ErrNoAnswer", err)
+	}
+	p.Restore()
+	p.Reset()
+	if id, err := leader(ctx); err != nil || id != "" {
+		t.Errorf("restored: %q, %v; want no leader and no error", id, err)
+	}
+	st.Close()
+	if _, err := leader(ctx); err == nil {
+		t.Error("a read on a closed store succeeded")
 	}
 }
